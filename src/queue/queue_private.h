@@ -1,0 +1,60 @@
+/*
+ * queue_private.h — shared by src/queue's files only: the handle, the
+ * LMDB databases, key layouts and the metadata record's byte layout.
+ *
+ * Key layouts (all integers big-endian so LMDB's byte order is numeric):
+ *   envs     id(32)                          -> envelope bytes
+ *   meta     id(32)                          -> meta record (META_BYTES)
+ *   outbox   (3-prio)(1) created(8) id(32)   -> ""
+ *   bytime   created(8) id(32)               -> ""
+ *   expiry   expires(8) id(32)               -> ""
+ *   inbox    seq(8)                          -> id(32)
+ *   inbox_id id(32)                          -> seq(8)
+ *   tombs    id(32)                          -> reason(1) at(8) until(8)
+ *   tombexp  until(8) id(32)                 -> ""
+ *   peers    pk(32)                          -> peer record
+ *   config   name                            -> value
+ */
+#ifndef AM_QUEUE_PRIVATE_H
+#define AM_QUEUE_PRIVATE_H
+
+#include "am_queue.h"
+
+#include <lmdb.h>
+
+struct am_queue {
+	MDB_env *env;
+	MDB_dbi envs, meta, outbox, bytime, expiry, inbox, inbox_id, tombs,
+	    tombexp, peers, config;
+	char *dir;
+};
+
+#define META_BYTES   (8 * 3 + 4 + 4 + 2 * AM_PK_BYTES)
+#define TOMB_BYTES   17
+#define OUTBOX_KEY   (1 + 8 + AM_ID_BYTES)
+#define TIME_KEY     (8 + AM_ID_BYTES)
+
+/* qerr: map an LMDB code to AM_E* with a detail naming the operation. */
+int am_q_err(int mdb_rc, const char *what);
+
+void am_q_put_be64(uint8_t *p, uint64_t v);
+uint64_t am_q_get_be64(const uint8_t *p);
+void am_q_meta_encode(uint8_t out[META_BYTES], const am_queue_meta *m);
+void am_q_meta_decode(am_queue_meta *m, const uint8_t in[META_BYTES]);
+void am_q_outbox_key(uint8_t k[OUTBOX_KEY], const am_queue_meta *m,
+    const uint8_t id[AM_ID_BYTES]);
+void am_q_time_key(uint8_t k[TIME_KEY], uint64_t t,
+    const uint8_t id[AM_ID_BYTES]);
+
+/* am_q_remove: inside txn, delete an envelope and every index entry and
+ * write its tombstone. MDB_NOTFOUND when not held. */
+int am_q_remove(am_queue *q, MDB_txn *txn, const uint8_t id[AM_ID_BYTES],
+    enum am_tomb_reason why, uint64_t expires_ms, uint64_t now_ms);
+
+/* am_q_config_get / put: small named values in the config database. */
+int am_q_config_get(am_queue *q, MDB_txn *txn, const char *name, void *out,
+    size_t cap, size_t *len);
+int am_q_config_put(am_queue *q, const char *name, const void *val,
+    size_t len);
+
+#endif

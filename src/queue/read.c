@@ -1,0 +1,160 @@
+/*
+ * read.c — look-ups, the two iteration orders, and statistics.
+ */
+#include "queue_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int
+am_queue_has(am_queue *q, const uint8_t id[static AM_ID_BYTES])
+{
+	MDB_txn *txn = NULL;
+	MDB_val k = {AM_ID_BYTES, (void *) id}, v;
+	int mrc, rc;
+
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return am_q_err(mrc, "looking up an envelope");
+	if (mdb_get(txn, q->envs, &k, &v) == 0)
+		rc = 0;
+	else if (mdb_get(txn, q->tombs, &k, &v) == 0)
+		rc = am_error_set(AM_ETOMBSTONE, "deleted, delivered or expired here before");
+	else
+		rc = am_error_set(AM_ENOTFOUND, "envelope not held");
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int
+am_queue_get(am_queue *q, const uint8_t id[static AM_ID_BYTES], uint8_t **raw, size_t *len, am_queue_meta *meta)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k = {AM_ID_BYTES, (void *) id}, v, mv;
+	int mrc, rc = 0;
+
+	*raw = NULL;
+	*len = 0;
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return am_q_err(mrc, "reading an envelope");
+	mrc = mdb_get(txn, q->envs, &k, &v);
+	if (mrc == MDB_NOTFOUND) {
+		rc = am_error_set(AM_ENOTFOUND, "envelope not held");
+		goto out;
+	}
+	if (mrc != 0) {
+		rc = am_q_err(mrc, "reading an envelope");
+		goto out;
+	}
+	if (meta != NULL) {
+		if (mdb_get(txn, q->meta, &k, &mv) != 0 || mv.mv_size != META_BYTES) {
+			rc = am_error_set(AM_ESTORE, "envelope has no metadata record (store damaged?)");
+			goto out;
+		}
+		am_q_meta_decode(meta, mv.mv_data);
+	}
+	*raw = malloc(v.mv_size ? v.mv_size : 1);
+	if (*raw == NULL) {
+		rc = am_error_set(AM_ENOMEM, "out of memory reading an envelope");
+		goto out;
+	}
+	memcpy(*raw, v.mv_data, v.mv_size);
+	*len = v.mv_size;
+out:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* Walk an index whose keys end in the 32-byte id, loading each meta. */
+static int
+walk(am_queue *q, MDB_dbi dbi, am_queue_visit_fn fn, void *ctx)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v, mk, mv;
+	int mrc, rc = 0;
+
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return am_q_err(mrc, "walking the store");
+	if ((mrc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
+		rc = am_q_err(mrc, "walking the store");
+		goto out;
+	}
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *id;
+		am_queue_meta m;
+		if (k.mv_size < AM_ID_BYTES)
+			continue;
+		id = (const uint8_t *) k.mv_data + k.mv_size - AM_ID_BYTES;
+		mk.mv_size = AM_ID_BYTES;
+		mk.mv_data = (void *) id;
+		if (mdb_get(txn, q->meta, &mk, &mv) != 0 || mv.mv_size != META_BYTES)
+			continue; /* index entry without envelope: skip, gc repairs */
+		am_q_meta_decode(&m, mv.mv_data);
+		if ((rc = fn(ctx, id, &m)) != 0)
+			goto out;
+	}
+	if (mrc != MDB_NOTFOUND)
+		rc = am_q_err(mrc, "walking the store");
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int
+am_queue_outbox_each(am_queue *q, am_queue_visit_fn fn, void *ctx)
+{
+	return walk(q, q->outbox, fn, ctx);
+}
+
+int
+am_queue_each(am_queue *q, am_queue_visit_fn fn, void *ctx)
+{
+	return walk(q, q->bytime, fn, ctx);
+}
+
+static int
+count_prio(void *ctx, const uint8_t id[AM_ID_BYTES], const am_queue_meta *m)
+{
+	am_queue_stats *st = ctx;
+
+	(void) id;
+	if (m->priority <= AM_PRIO_URGENT)
+		st->by_priority[m->priority]++;
+	st->bytes += m->size;
+	if (st->oldest_created_ms == 0 || m->created_ms < st->oldest_created_ms)
+		st->oldest_created_ms = m->created_ms;
+	if (m->created_ms > st->newest_created_ms)
+		st->newest_created_ms = m->created_ms;
+	return 0;
+}
+
+int
+am_queue_get_stats(am_queue *q, am_queue_stats *st)
+{
+	MDB_txn *txn = NULL;
+	MDB_stat s;
+	MDB_envinfo info;
+	int mrc;
+
+	memset(st, 0, sizeof(*st));
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return am_q_err(mrc, "reading statistics");
+	if (mdb_stat(txn, q->envs, &s) == 0)
+		st->envelopes = s.ms_entries;
+	if (mdb_stat(txn, q->outbox, &s) == 0)
+		st->outbox = s.ms_entries;
+	if (mdb_stat(txn, q->inbox, &s) == 0)
+		st->inbox_unacked = s.ms_entries;
+	if (mdb_stat(txn, q->tombs, &s) == 0)
+		st->tombstones = s.ms_entries;
+	if (mdb_stat(txn, q->peers, &s) == 0)
+		st->peers = s.ms_entries;
+	mdb_env_stat(q->env, &s);
+	mdb_env_info(q->env, &info);
+	st->map_size = info.me_mapsize;
+	st->map_used = (uint64_t) (info.me_last_pgno + 1) * s.ms_psize;
+	mdb_txn_abort(txn);
+	return walk(q, q->bytime, count_prio, st);
+}

@@ -68,5 +68,6 @@ int cmd_store_copy(int argc, char **argv);
 int cmd_store_set(int argc, char **argv);
 int cmd_store_get(int argc, char **argv);
 int cmd_envelope_inspect(int argc, char **argv);
+int cmd_envelope_import(int argc, char **argv);
 
 #endif

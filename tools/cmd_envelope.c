@@ -108,3 +108,59 @@ cmd_envelope_inspect(int argc, char **argv)
 	am_identity_free(me);
 	return 0;
 }
+
+int
+cmd_envelope_import(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"store", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'}, {0, 0, 0, 0}};
+	const char *dir = NULL;
+	bool as_json = false;
+	cli_node node;
+	unsigned stored = 0, inboxed = 0, known = 0, bad = 0;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":s:j", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': dir = optarg; break;
+		case 'j': as_json = true; break;
+		default: return cli_opt_error(c, argv);
+		}
+	}
+	if (dir == NULL)
+		return cli_usage_error("--store DIR is required");
+	if (optind >= argc)
+		return cli_usage_error("give one or more envelope FILEs (or - for stdin)");
+	if (cli_node_open(&node, dir, 0) != 0)
+		return 1;
+	for (int i = optind; i < argc; i++) {
+		char *raw = NULL;
+		size_t len = 0;
+		am_queue_result res;
+		if ((rc = am_file_read(&raw, &len, argv[i], AM_MAX_ENVELOPE + 1)) != 0) {
+			fprintf(stderr, "%s: %s\n", cli_prog, am_error_detail());
+			bad++;
+			continue;
+		}
+		rc = am_queue_put(node.q, (const uint8_t *) raw, len, am_now_ms(), &res);
+		free(raw);
+		if (rc == 0) {
+			stored++;
+			inboxed += res.inboxed;
+		} else if (rc == AM_EDUP || rc == AM_ETOMBSTONE) {
+			known++;
+		} else {
+			fprintf(stderr, "%s: %s: %s\n", cli_prog, argv[i], am_error_detail());
+			bad++;
+			if (rc == AM_EFULL || rc == AM_ESTORE || rc == AM_EIO)
+				break;
+		}
+	}
+	cli_node_close(&node);
+	if (as_json)
+		cli_json_print(json_pack("{s:i, s:i, s:i, s:i}", "stored", stored, "inboxed", inboxed, "known", known,
+		    "refused", bad));
+	else if (bad == 0 || stored + known > 0)
+		printf("stored %u (%u into the inbox), %u already known, %u refused\n", stored, inboxed, known, bad);
+	return bad ? 1 : 0;
+}

@@ -40,6 +40,8 @@ static const cli_cmd commands[] = {
         "agent-mesh store get --store DIR --id ID [--output FILE]"},
     {"envelope inspect", cmd_envelope_inspect, "decode, verify and print an envelope file",
         "agent-mesh envelope inspect [--json] [--identity PEM] FILE|-"},
+    {"envelope import", cmd_envelope_import, "verify envelope files and add them to a store",
+        "agent-mesh envelope import --store DIR [--json] FILE...|-"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

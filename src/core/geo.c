@@ -185,8 +185,9 @@ polygon_contains(const am_geo *g, double lat, double lon)
 	sweep = unwrap(g->points[0][1], ulon[n - 1]) - ulon[0];
 
 	if (fabs(sweep) > 180.0) {
-		/* Inside means between the ring and the pole along the point's
-		 * meridian: count ring crossings on that meridian segment. */
+		/* Inside means on the pole's side of the ring: the meridian
+		 * segment from the point to the pole crosses the ring an even
+		 * number of times (normally zero). */
 		bool north = mean_lat >= 0;
 		for (unsigned i = 0; i < n; i++) {
 			double a_lon = ulon[i];
@@ -202,9 +203,9 @@ polygon_contains(const am_geo *g, double lat, double lon)
 			t = (p - a_lon) / (b_lon - a_lon);
 			edge_lat = a_lat + t * (b_lat - a_lat);
 			if (north ? edge_lat > lat : edge_lat < lat)
-				inside = !inside;
+				inside = !inside; /* toggles per crossing: odd = outside */
 		}
-		return inside;
+		return !inside;
 	}
 
 	/* Ordinary ring: even-odd ray cast in unwrapped coordinates, with the

@@ -1,0 +1,244 @@
+/*
+ * test_envelope.c — envelope round trips, compression and sealing, every
+ * decode refusal (including each truncation point and every single-bit
+ * flip of a small envelope), the hop rewrite and the limits.
+ */
+#define _GNU_SOURCE
+#include "am_core.h"
+#include "../../check.h"
+
+#include <sodium.h>
+#include <string.h>
+
+static am_identity *alice, *bob;
+
+static void
+spec_init(am_envelope_spec *s, const void *payload, size_t n)
+{
+	memset(s, 0, sizeof(*s));
+	s->dest_kind = AM_DEST_NODE;
+	memcpy(s->dest_node, am_identity_pk(bob), AM_PK_BYTES);
+	s->created_ms = 1767225600000ull;
+	s->expires_ms = s->created_ms + 3600000;
+	s->priority = AM_PRIO_NORMAL;
+	s->payload = payload;
+	s->payload_len = n;
+}
+
+static void
+test_roundtrip(void)
+{
+	am_envelope_spec s;
+	am_envelope e;
+	uint8_t *raw = NULL, *p = NULL, id[32];
+	size_t len, plen;
+	char text[2000];
+
+	memset(text, 'a', sizeof(text));
+	spec_init(&s, text, sizeof(text));
+	s.workflow_id = "wf-1";
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), 0);
+	CHECK(len < sizeof(text)); /* 2000 equal bytes compress */
+	CHECK_RC(am_envelope_decode(&e, raw, len), 0);
+	CHECK(memcmp(e.id, id, 32) == 0);
+	CHECK(e.body.compressed);
+	CHECK(strcmp(e.body.workflow_id, "wf-1") == 0);
+	CHECK(strcmp(e.body.type, "message") == 0);
+	CHECK(e.hops_left == AM_DEFAULT_HOPS);
+	CHECK_RC(am_envelope_payload(&p, &plen, &e, NULL), 0);
+	CHECK(plen == sizeof(text) && memcmp(p, text, plen) == 0);
+	free(p);
+	/* peek gives the same id without verifying */
+	{
+		uint8_t pid[32], hops;
+		CHECK_RC(am_envelope_peek(pid, &hops, raw, len), 0);
+		CHECK(memcmp(pid, id, 32) == 0 && hops == AM_DEFAULT_HOPS);
+	}
+	/* hop rewrite keeps the signature valid and the id stable */
+	CHECK_RC(am_envelope_set_hops(raw, len, 3), 0);
+	am_envelope_clear(&e);
+	CHECK_RC(am_envelope_decode(&e, raw, len), 0);
+	CHECK(e.hops_left == 3 && memcmp(e.id, id, 32) == 0);
+	am_envelope_clear(&e);
+	free(raw);
+
+	/* random bytes do not shrink: sent as they are */
+	randombytes_buf(text, sizeof(text));
+	spec_init(&s, text, sizeof(text));
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), 0);
+	CHECK_RC(am_envelope_decode(&e, raw, len), 0);
+	CHECK(!e.body.compressed);
+	am_envelope_clear(&e);
+	free(raw);
+
+	/* two sends of the same thing are distinct envelopes (nonce) */
+	{
+		uint8_t *r2 = NULL, id2[32];
+		size_t l2;
+		spec_init(&s, "x", 1);
+		CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), 0);
+		CHECK_RC(am_envelope_create(&r2, &l2, id2, &s, alice), 0);
+		CHECK(memcmp(id, id2, 32) != 0);
+		free(raw);
+		free(r2);
+	}
+}
+
+static void
+test_sealed(void)
+{
+	am_envelope_spec s;
+	am_envelope e;
+	uint8_t *raw = NULL, *p = NULL, id[32];
+	size_t len, plen;
+	const char *secret = "the gate code is 4711, repeated: the gate code is 4711, repeated: 4711";
+
+	spec_init(&s, secret, strlen(secret));
+	s.seal = true;
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), 0);
+	CHECK(memmem(raw, len, "4711", 4) == NULL);
+	CHECK_RC(am_envelope_decode(&e, raw, len), 0);
+	CHECK(e.body.sealed);
+	CHECK_RC(am_envelope_payload(&p, &plen, &e, NULL), AM_ESEAL);
+	CHECK_RC(am_envelope_payload(&p, &plen, &e, alice), AM_ESEAL);
+	CHECK(p == NULL);
+	CHECK_RC(am_envelope_payload(&p, &plen, &e, bob), 0);
+	CHECK(plen == strlen(secret) && memcmp(p, secret, plen) == 0);
+	free(p);
+	am_envelope_clear(&e);
+	free(raw);
+	/* sealing needs a single node */
+	s.dest_kind = AM_DEST_BROADCAST;
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), AM_EFIELD);
+}
+
+static void
+test_refusals(void)
+{
+	am_envelope_spec s;
+	am_envelope e;
+	uint8_t *raw = NULL, id[32];
+	size_t len;
+	int bad_sig = 0, other = 0;
+
+	spec_init(&s, "hello there", 11);
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), 0);
+	/* every truncation point is refused, none crashes */
+	for (size_t cut = 0; cut < len; cut++) {
+		int rc = am_envelope_decode(&e, raw, cut);
+		CHECK(rc != 0);
+		CHECK(e.raw == NULL);
+	}
+	/* every single-bit flip is refused */
+	for (size_t i = 0; i < len; i++) {
+		for (int b = 0; b < 8; b++) {
+			int rc;
+			raw[i] ^= (uint8_t) (1 << b);
+			rc = am_envelope_decode(&e, raw, len);
+			/* flipping hops_left is allowed: it is outside the signature */
+			if (i == len - 1) {
+				CHECK(rc == 0);
+				am_envelope_clear(&e);
+			} else {
+				CHECK(rc != 0);
+				CHECK(e.body.payload == NULL);
+				if (rc == AM_EBADSIG)
+					bad_sig++;
+				else
+					other++;
+			}
+			raw[i] ^= (uint8_t) (1 << b);
+		}
+	}
+	CHECK(bad_sig > 0 && other > 0);
+	free(raw);
+
+	/* limits on create */
+	{
+		uint8_t *big = calloc(1, AM_MAX_PAYLOAD + 1);
+		spec_init(&s, big, AM_MAX_PAYLOAD + 1);
+		CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), AM_ETOOBIG);
+		spec_init(&s, big, AM_MAX_PAYLOAD);
+		s.no_compress = true;
+		CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), 0);
+		CHECK_RC(am_envelope_decode(&e, raw, len), 0);
+		am_envelope_clear(&e);
+		free(raw);
+		free(big);
+	}
+	spec_init(&s, "x", 1);
+	s.priority = 4;
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), AM_EFIELD);
+	spec_init(&s, "x", 1);
+	s.expires_ms = s.created_ms;
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), AM_EFIELD);
+	spec_init(&s, "x", 1);
+	s.dest_kind = AM_DEST_GROUP;
+	s.dest_group = "bad group!";
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), AM_EFIELD);
+
+	/* an oversize envelope is refused before anything else */
+	{
+		size_t n = AM_MAX_ENVELOPE + 1;
+		uint8_t *junk = calloc(1, n);
+		junk[0] = 0x94;
+		CHECK_RC(am_envelope_decode(&e, junk, n), AM_ETOOBIG);
+		free(junk);
+	}
+	/* a decompression bomb is refused by am_envelope_payload */
+	{
+		uint8_t *zeros = calloc(1, AM_MAX_PAYLOAD);
+		uint8_t *p = NULL;
+		size_t plen;
+		spec_init(&s, zeros, AM_MAX_PAYLOAD);
+		CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), 0);
+		CHECK(len < 8192);
+		CHECK_RC(am_envelope_decode(&e, raw, len), 0);
+		CHECK_RC(am_envelope_payload(&p, &plen, &e, NULL), 0);
+		CHECK(plen == AM_MAX_PAYLOAD);
+		free(p);
+		am_envelope_clear(&e);
+		free(raw);
+		free(zeros);
+	}
+}
+
+static void
+test_text(void)
+{
+	uint64_t ms;
+	uint8_t pk[32];
+
+	CHECK_RC(am_duration_parse(&ms, "2h"), 0);
+	CHECK(ms == 7200000);
+	CHECK_RC(am_duration_parse(&ms, "500ms"), 0);
+	CHECK(ms == 500);
+	CHECK_RC(am_duration_parse(&ms, "7d"), 0);
+	CHECK_RC(am_duration_parse(&ms, "90"), 0);
+	CHECK(ms == 90000);
+	CHECK_RC(am_duration_parse(&ms, "2 h"), AM_EFIELD);
+	CHECK_RC(am_duration_parse(&ms, "-1h"), AM_EFIELD);
+	CHECK_RC(am_duration_parse(&ms, "0s"), AM_EFIELD);
+	CHECK_RC(am_node_id_parse(pk, "zz"), AM_EFIELD);
+	CHECK_RC(am_node_id_parse(pk, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeefg"), AM_EFIELD);
+	CHECK_RC(am_node_id_parse(pk, "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff"), 0);
+	CHECK(pk[10] == 0xaa);
+}
+
+int
+main(void)
+{
+	uint8_t seed[32] = {1};
+
+	REQUIRE(am_core_init() == 0);
+	REQUIRE(am_identity_from_seed(&alice, seed) == 0);
+	seed[0] = 2;
+	REQUIRE(am_identity_from_seed(&bob, seed) == 0);
+	test_roundtrip();
+	test_sealed();
+	test_refusals();
+	test_text();
+	am_identity_free(alice);
+	am_identity_free(bob);
+	return check_done("test_envelope");
+}

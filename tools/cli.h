@@ -26,7 +26,7 @@ extern const char *cli_usage; /* that command's usage text */
 
 /* cli_fail: print "agent-mesh CMD: <what>: <detail>" and return 1. */
 int cli_fail(int rc, const char *what);
-/* cli_usage_error: print a usage problem and the usage line; return 2. */
+/* cli_usage_error: print a usage problem on one line; return 2. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* cli_help_requested: true (after printing usage) when argv has --help/-h */
 int cli_help(int argc, char **argv, const char *usage);

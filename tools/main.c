@@ -65,7 +65,8 @@ cli_usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: %s\n", cli_usage);
+	/* one line: scripts and people both read the first line of stderr */
+	fprintf(stderr, " (usage: %s --help)\n", cli_prog);
 	return EXIT_USAGE;
 }
 
@@ -167,7 +168,7 @@ cli_node_close(cli_node *n)
 void
 cli_json_print(json_t *j)
 {
-	char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12));
 
 	if (s != NULL) {
 		puts(s);

@@ -26,12 +26,11 @@ cmd_send(int argc, char **argv)
 	const char *dir = NULL, *to = NULL, *group = NULL, *geo_text = NULL, *text = NULL, *file = NULL;
 	am_envelope_spec spec = {0};
 	am_geo geo = {0};
-	uint8_t ref[AM_ID_BYTES], id[AM_ID_BYTES];
+	uint8_t ref[AM_ID_BYTES];
 	uint64_t ttl = DEFAULT_TTL_MS, now;
 	char *data = NULL, idhex[AM_ID_HEX_LEN + 1];
 	size_t data_len = 0, nzones = 0;
-	uint8_t *env = NULL;
-	size_t env_len = 0;
+	am_envelope env = {0};
 	cli_node node = {0};
 	am_queue_result res;
 	int c, rc, ndest = 0, ret = 1;
@@ -136,19 +135,19 @@ cmd_send(int argc, char **argv)
 	now = am_now_ms();
 	spec.created_ms = now;
 	spec.expires_ms = now + ttl;
-	if ((rc = am_envelope_create(&env, &env_len, id, &spec, node.id)) != 0) {
+	if ((rc = am_envelope_create_decoded(&env, &spec, node.id)) != 0) {
 		cli_fail(rc, "building the envelope");
 		goto out;
 	}
-	if ((rc = am_queue_put(node.q, env, env_len, now, &res)) != 0) {
+	if ((rc = am_queue_put_own(node.q, &env, 1, now, &res)) != 0 || (rc = res.rc) != 0) {
 		cli_fail(rc, "storing the envelope");
 		goto out;
 	}
-	am_id_format(idhex, id);
+	am_id_format(idhex, env.id);
 	printf("%s\n", idhex);
 	ret = 0;
 out:
-	free(env);
+	am_envelope_clear(&env);
 	free(data);
 	cli_node_close(&node);
 	return ret;

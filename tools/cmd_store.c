@@ -144,7 +144,7 @@ copy_flush(struct copy_ctx *c)
 		} else {
 			char idhex[AM_ID_HEX_LEN + 1];
 			am_id_format(idhex, res[i].id);
-			fprintf(stderr, "%s: %s refused: %s\n", cli_prog, idhex, am_strerror(res[i].rc));
+			fprintf(stderr, "%s: %s refused: %s\n", cli_prog, idhex, res[i].detail);
 			c->refused++;
 		}
 		free((void *) c->items[i].raw);

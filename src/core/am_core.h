@@ -312,6 +312,13 @@ int am_envelope_create(uint8_t **out, size_t *out_len,
     uint8_t id[static AM_ID_BYTES], const am_envelope_spec *spec,
     const am_identity *from) AM_MUST_CHECK;
 
+/* am_envelope_create_decoded: am_envelope_create, returning the envelope
+ * decoded in *env (free with am_envelope_clear) for callers that store or
+ * send what they just signed. Its signature is not re-checked: this
+ * process made it. Errors as am_envelope_create. */
+int am_envelope_create_decoded(am_envelope *env, const am_envelope_spec *spec,
+    const am_identity *from) AM_MUST_CHECK;
+
 /* am_envelope_decode: parse an encoded envelope, enforce every limit,
  * compute its id and verify its signature. On success *env holds a copy of
  * the bytes (free with am_envelope_clear). On failure *env is zeroed: a

@@ -754,6 +754,32 @@ fail:
 	return rc;
 }
 
+int
+am_envelope_create_decoded(am_envelope *env, const am_envelope_spec *spec, const am_identity *from)
+{
+	struct outer o;
+	uint8_t id[AM_ID_BYTES];
+	int rc;
+
+	memset(env, 0, sizeof(*env));
+	if ((rc = am_envelope_create(&env->raw, &env->raw_len, id, spec, from)) != 0)
+		return rc;
+	if ((rc = parse_outer(&o, env->raw, env->raw_len)) != 0)
+		goto fail;
+	env->body_bytes = o.body;
+	env->body_len = o.body_len;
+	if ((rc = decode_body(&env->body, env->body_bytes, env->body_len)) != 0)
+		goto fail;
+	memcpy(env->id, id, AM_ID_BYTES);
+	memcpy(env->sig, o.sig, AM_SIG_BYTES);
+	env->version = (uint8_t) o.version;
+	env->hops_left = (uint8_t) o.hops;
+	return 0;
+fail:
+	am_envelope_clear(env);
+	return rc;
+}
+
 void
 am_envelope_clear(am_envelope *env)
 {

@@ -72,6 +72,7 @@ typedef struct am_queue_result {
 	int rc;                   /* 0 stored, or why not (AM_EDUP ...) */
 	uint8_t id[AM_ID_BYTES];  /* valid when the outer layer parsed */
 	bool inboxed;             /* entered the local inbox */
+	char detail[160];         /* why not, in words, when rc != 0 */
 } am_queue_result;
 
 /* am_queue_put_batch: verify and store n envelopes in one transaction
@@ -84,6 +85,13 @@ typedef struct am_queue_result {
  * on AM_EFULL the prefix that fits is committed and the rest get AM_EFULL.
  * `now_ms` decides expiry. */
 int am_queue_put_batch(am_queue *q, const am_queue_item *items, size_t n,
+    uint64_t now_ms, am_queue_result *res) AM_MUST_CHECK;
+
+/* am_queue_put_own: store envelopes this process just made and decoded
+ * (am_envelope_create_decoded): no parse, no signature check, one
+ * transaction. res[i].rc is 0 or AM_EDUP / AM_ETOMBSTONE. Returns as
+ * am_queue_put_batch. The envelopes stay the caller's. */
+int am_queue_put_own(am_queue *q, const am_envelope *envs, size_t n,
     uint64_t now_ms, am_queue_result *res) AM_MUST_CHECK;
 
 /* am_queue_put: one envelope; returns res.rc (0 when stored). */
@@ -100,8 +108,7 @@ typedef struct am_queue_meta {
 	uint8_t hops_left;
 	uint8_t dest_kind;           /* enum am_dest_kind */
 	uint8_t flags;               /* AM_QF_* */
-	uint8_t dest_node[AM_PK_BYTES];
-	uint8_t src[AM_PK_BYTES];
+	uint64_t inbox_seq;          /* its unacked inbox entry, 0 if none */
 } am_queue_meta;
 
 #define AM_QF_OUTBOX   0x01 /* carried onward */

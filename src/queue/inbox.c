@@ -45,40 +45,42 @@ int
 am_queue_inbox_ack(am_queue *q, const uint8_t id[static AM_ID_BYTES], uint64_t now_ms)
 {
 	MDB_txn *txn = NULL;
-	MDB_val k = {AM_ID_BYTES, (void *) id}, v, mv;
-	uint8_t seq[8];
+	MDB_val k = {AM_ID_BYTES, (void *) id}, v;
+	uint8_t seq[8], mbuf[META_BYTES];
 	am_queue_meta m;
 	int mrc, rc = 0;
 
 	if ((mrc = mdb_txn_begin(q->env, NULL, 0, &txn)) != 0)
 		return am_q_err(mrc, "acking");
-	mrc = mdb_get(txn, q->inbox_id, &k, &v);
-	if (mrc == MDB_NOTFOUND) {
+	mrc = mdb_get(txn, q->meta, &k, &v);
+	if (mrc != 0 && mrc != MDB_NOTFOUND)
+		goto fail;
+	if (mrc == 0 && v.mv_size == META_BYTES)
+		am_q_meta_decode(&m, v.mv_data);
+	if (mrc == MDB_NOTFOUND || v.mv_size != META_BYTES || m.inbox_seq == 0) {
 		rc = am_error_set(AM_ENOTFOUND, "not in the inbox (already acked?)");
 		goto out;
 	}
-	if (mrc != 0 || v.mv_size != 8) {
-		rc = mrc ? am_q_err(mrc, "acking") : am_error_set(AM_ESTORE, "inbox index damaged");
-		goto out;
-	}
-	memcpy(seq, v.mv_data, 8);
-	if ((mrc = mdb_del(txn, q->inbox_id, &k, NULL)) != 0)
-		goto fail;
+	am_q_put_be64(seq, m.inbox_seq);
 	k.mv_size = 8;
 	k.mv_data = seq;
 	if ((mrc = mdb_del(txn, q->inbox, &k, NULL)) != 0 && mrc != MDB_NOTFOUND)
 		goto fail;
-	/* The one final recipient is done with it: drop and tombstone. */
 	k.mv_size = AM_ID_BYTES;
 	k.mv_data = (void *) id;
-	if (mdb_get(txn, q->meta, &k, &mv) == 0 && mv.mv_size == META_BYTES) {
-		am_q_meta_decode(&m, mv.mv_data);
-		if (m.dest_kind == AM_DEST_NODE && !(m.flags & AM_QF_OUTBOX)) {
-			mrc = am_q_remove(q, txn, id, AM_TOMB_DELIVERED, m.expires_ms, now_ms);
-			if (mrc != 0 && mrc != MDB_NOTFOUND)
-				goto fail;
-		}
+	if (m.dest_kind == AM_DEST_NODE && !(m.flags & AM_QF_OUTBOX)) {
+		/* The one final recipient is done with it: drop and tombstone. */
+		mrc = am_q_remove(q, txn, id, AM_TOMB_DELIVERED, m.expires_ms, now_ms);
+	} else {
+		/* Still carried for others; never listed here again. */
+		m.inbox_seq = 0;
+		am_q_meta_encode(mbuf, &m);
+		v.mv_size = META_BYTES;
+		v.mv_data = mbuf;
+		mrc = mdb_put(txn, q->meta, &k, &v, 0);
 	}
+	if (mrc != 0)
+		goto fail;
 	mrc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (mrc != 0)

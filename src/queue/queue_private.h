@@ -3,13 +3,21 @@
  * LMDB databases, key layouts and the metadata record's byte layout.
  *
  * Key layouts (all integers big-endian so LMDB's byte order is numeric):
- *   envs     id(32)                          -> envelope bytes
  *   meta     id(32)                          -> meta record (META_BYTES)
+ *   envs     created(8) id(32)               -> envelope bytes
+ *
+ * Envelope bytes are keyed by time, not by id: live traffic then appends
+ * at the right edge of the B-tree instead of touching a random leaf per
+ * insert, which keeps the mapped pages a writer touches (its RSS) close to
+ * the size of the small id-keyed tables, not of the whole store. meta is
+ * the id index (dedup, look-ups) and holds created, so an id finds its
+ * bytes in two probes. It is the one table written at a random place per
+ * envelope, so it is kept small (40-byte records) and also carries the
+ * inbox sequence number, instead of a second id-keyed table for acks.
  *   outbox   (3-prio)(1) created(8) id(32)   -> ""
  *   bytime   created(8) id(32)               -> ""
  *   expiry   expires(8) id(32)               -> ""
  *   inbox    seq(8)                          -> id(32)
- *   inbox_id id(32)                          -> seq(8)
  *   tombs    id(32)                          -> reason(1) at(8) until(8)
  *   tombexp  until(8) id(32)                 -> ""
  *   peers    pk(32)                          -> peer record
@@ -24,12 +32,12 @@
 
 struct am_queue {
 	MDB_env *env;
-	MDB_dbi envs, meta, outbox, bytime, expiry, inbox, inbox_id, tombs,
+	MDB_dbi envs, meta, outbox, bytime, expiry, inbox, tombs,
 	    tombexp, peers, config;
 	char *dir;
 };
 
-#define META_BYTES   (8 * 3 + 4 + 4 + 2 * AM_PK_BYTES)
+#define META_BYTES   (8 * 4 + 4 + 4)
 #define TOMB_BYTES   17
 #define OUTBOX_KEY   (1 + 8 + AM_ID_BYTES)
 #define TIME_KEY     (8 + AM_ID_BYTES)

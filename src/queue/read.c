@@ -15,7 +15,7 @@ am_queue_has(am_queue *q, const uint8_t id[static AM_ID_BYTES])
 
 	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
 		return am_q_err(mrc, "looking up an envelope");
-	if (mdb_get(txn, q->envs, &k, &v) == 0)
+	if (mdb_get(txn, q->meta, &k, &v) == 0)
 		rc = 0;
 	else if (mdb_get(txn, q->tombs, &k, &v) == 0)
 		rc = am_error_set(AM_ETOMBSTONE, "deleted, delivered or expired here before");
@@ -30,27 +30,33 @@ am_queue_get(am_queue *q, const uint8_t id[static AM_ID_BYTES], uint8_t **raw, s
 {
 	MDB_txn *txn = NULL;
 	MDB_val k = {AM_ID_BYTES, (void *) id}, v, mv;
+	uint8_t tkey[TIME_KEY];
+	am_queue_meta m;
 	int mrc, rc = 0;
 
 	*raw = NULL;
 	*len = 0;
 	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
 		return am_q_err(mrc, "reading an envelope");
-	mrc = mdb_get(txn, q->envs, &k, &v);
+	mrc = mdb_get(txn, q->meta, &k, &mv);
 	if (mrc == MDB_NOTFOUND) {
 		rc = am_error_set(AM_ENOTFOUND, "envelope not held");
 		goto out;
 	}
-	if (mrc != 0) {
-		rc = am_q_err(mrc, "reading an envelope");
+	if (mrc != 0 || mv.mv_size != META_BYTES) {
+		rc = mrc ? am_q_err(mrc, "reading an envelope") : am_error_set(AM_ESTORE, "metadata record damaged");
 		goto out;
 	}
-	if (meta != NULL) {
-		if (mdb_get(txn, q->meta, &k, &mv) != 0 || mv.mv_size != META_BYTES) {
-			rc = am_error_set(AM_ESTORE, "envelope has no metadata record (store damaged?)");
-			goto out;
-		}
-		am_q_meta_decode(meta, mv.mv_data);
+	am_q_meta_decode(&m, mv.mv_data);
+	if (meta != NULL)
+		*meta = m;
+	am_q_time_key(tkey, m.created_ms, id);
+	k.mv_size = TIME_KEY;
+	k.mv_data = tkey;
+	if ((mrc = mdb_get(txn, q->envs, &k, &v)) != 0) {
+		rc = mrc == MDB_NOTFOUND ? am_error_set(AM_ESTORE, "envelope bytes missing for a held id (store damaged?)")
+		                         : am_q_err(mrc, "reading an envelope");
+		goto out;
 	}
 	*raw = malloc(v.mv_size ? v.mv_size : 1);
 	if (*raw == NULL) {

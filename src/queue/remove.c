@@ -61,6 +61,8 @@ am_q_remove(am_queue *q, MDB_txn *txn, const uint8_t id[AM_ID_BYTES], enum am_to
 		k.mv_data = tkey;
 		if ((mrc = del_ok(mdb_del(txn, q->bytime, &k, NULL))) != 0)
 			return mrc;
+		if ((mrc = del_ok(mdb_del(txn, q->envs, &k, NULL))) != 0)
+			return mrc;
 		am_q_time_key(tkey, m.expires_ms, id);
 		if ((mrc = del_ok(mdb_del(txn, q->expiry, &k, NULL))) != 0)
 			return mrc;
@@ -68,11 +70,9 @@ am_q_remove(am_queue *q, MDB_txn *txn, const uint8_t id[AM_ID_BYTES], enum am_to
 		k.mv_data = (void *) id;
 		if ((mrc = del_ok(mdb_del(txn, q->meta, &k, NULL))) != 0)
 			return mrc;
-		if (mdb_get(txn, q->inbox_id, &k, &v) == 0 && v.mv_size == 8) {
+		if (m.inbox_seq != 0) {
 			uint8_t seq[8];
-			memcpy(seq, v.mv_data, 8);
-			if ((mrc = del_ok(mdb_del(txn, q->inbox_id, &k, NULL))) != 0)
-				return mrc;
+			am_q_put_be64(seq, m.inbox_seq);
 			k.mv_size = 8;
 			k.mv_data = seq;
 			if ((mrc = del_ok(mdb_del(txn, q->inbox, &k, NULL))) != 0)
@@ -83,8 +83,6 @@ am_q_remove(am_queue *q, MDB_txn *txn, const uint8_t id[AM_ID_BYTES], enum am_to
 	} else if (mrc != 0 && mrc != MDB_NOTFOUND) {
 		return mrc;
 	}
-	if ((mrc = del_ok(mdb_del(txn, q->envs, &k, NULL))) != 0)
-		return mrc;
 	return put_tomb(q, txn, id, why, expires_ms, now_ms);
 }
 

@@ -77,8 +77,7 @@ am_q_meta_encode(uint8_t out[META_BYTES], const am_queue_meta *m)
 	out[29] = m->hops_left;
 	out[30] = m->dest_kind;
 	out[31] = m->flags;
-	memcpy(out + 32, m->dest_node, AM_PK_BYTES);
-	memcpy(out + 32 + AM_PK_BYTES, m->src, AM_PK_BYTES);
+	am_q_put_be64(out + 32, m->inbox_seq);
 }
 
 void
@@ -92,8 +91,7 @@ am_q_meta_decode(am_queue_meta *m, const uint8_t in[META_BYTES])
 	m->hops_left = in[29];
 	m->dest_kind = in[30];
 	m->flags = in[31];
-	memcpy(m->dest_node, in + 32, AM_PK_BYTES);
-	memcpy(m->src, in + 32 + AM_PK_BYTES, AM_PK_BYTES);
+	m->inbox_seq = am_q_get_be64(in + 32);
 }
 
 void
@@ -140,7 +138,7 @@ am_queue_open(am_queue **out, const char *dir, const am_queue_options *opt)
 	    {"envs", offsetof(am_queue, envs)}, {"meta", offsetof(am_queue, meta)},
 	    {"outbox", offsetof(am_queue, outbox)}, {"bytime", offsetof(am_queue, bytime)},
 	    {"expiry", offsetof(am_queue, expiry)}, {"inbox", offsetof(am_queue, inbox)},
-	    {"inbox_id", offsetof(am_queue, inbox_id)}, {"tombs", offsetof(am_queue, tombs)},
+	    {"tombs", offsetof(am_queue, tombs)},
 	    {"tombexp", offsetof(am_queue, tombexp)}, {"peers", offsetof(am_queue, peers)},
 	    {"config", offsetof(am_queue, config)},
 	};

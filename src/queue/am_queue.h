@@ -34,6 +34,7 @@
 #define AM_QUEUE_VERSION        1
 #define AM_QUEUE_MAX_GROUPS     32
 #define AM_QUEUE_TOMB_GRACE_MS  (24ull * 3600 * 1000) /* clock skew margin */
+#define AM_QUEUE_TRIM_BYTES     (8u << 20) /* see am_queue_trim */
 
 typedef struct am_queue am_queue;
 
@@ -178,6 +179,13 @@ typedef struct am_queue_gc_stats {
 /* am_queue_gc: remove expired envelopes (tombstoning them) and forget
  * tombstones whose keep time has passed, in bounded transactions. */
 int am_queue_gc(am_queue *q, uint64_t now_ms, am_queue_gc_stats *st);
+
+/* am_queue_trim: release this process's mapping of store pages it has
+ * touched (they remain in the page cache). Called by the store itself
+ * after every AM_QUEUE_TRIM_BYTES written; long readers (walks over the
+ * whole outbox) may call it too. Linux only; a no-op elsewhere. The MDB
+ * map must not be in use by a write through MDB_WRITEMAP (it never is). */
+void am_queue_trim(am_queue *q);
 
 /* ---- statistics ---- */
 

@@ -2,9 +2,14 @@
  * put.c — accepting envelopes: dedup before verification, verification
  * outside the write lock, one write transaction per batch (group commit),
  * and the inbox admission rule.
+ *
+ * Each accepted envelope is reduced to a `pending` record (its bytes, id,
+ * metadata and where it goes) as soon as it has been verified, so a batch
+ * of thousands holds little more than the bytes the caller already has.
  */
 #include "queue_private.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +21,15 @@ struct self_view {
 	am_position pos;
 	char groups[AM_QUEUE_MAX_GROUPS][AM_TAG_MAX + 1];
 	size_t ngroups;
+};
+
+/* What the write phase needs of one envelope. */
+struct pending {
+	const uint8_t *raw; /* borrowed from the caller for the call */
+	size_t len;
+	uint8_t id[AM_ID_BYTES];
+	am_queue_meta m;    /* inbox_seq is assigned in the transaction */
+	bool inbox;
 };
 
 static int
@@ -69,156 +83,212 @@ carries(const struct self_view *s, const am_envelope *e)
 	    memcmp(e->body.dest_node, s->pk, AM_PK_BYTES) == 0);
 }
 
-/* Pre-check: outer parse, then dedup against held and tombstoned ids. */
 static void
-precheck(am_queue *q, MDB_txn *rtxn, const am_queue_item *it, am_queue_result *r)
+pending_from(struct pending *p, const struct self_view *s, const am_envelope *e, const uint8_t *raw,
+    uint64_t now_ms)
 {
-	MDB_val k, v;
+	bool out = carries(s, e), local = s->has_self && memcmp(e->body.src, s->pk, AM_PK_BYTES) == 0;
 
-	r->rc = am_envelope_peek(r->id, NULL, it->raw, it->len);
-	if (r->rc != 0)
-		return;
-	k.mv_size = AM_ID_BYTES;
-	k.mv_data = r->id;
-	if (mdb_get(rtxn, q->meta, &k, &v) == 0)
-		r->rc = am_error_set(AM_EDUP, "already held");
-	else if (mdb_get(rtxn, q->tombs, &k, &v) == 0)
-		r->rc = am_error_set(AM_ETOMBSTONE, "deleted, delivered or expired here before");
+	p->raw = raw;
+	p->len = e->raw_len;
+	memcpy(p->id, e->id, AM_ID_BYTES);
+	memset(&p->m, 0, sizeof(p->m));
+	p->m.created_ms = e->body.created_ms;
+	p->m.expires_ms = e->body.expires_ms;
+	p->m.received_ms = now_ms;
+	p->m.size = (uint32_t) e->raw_len;
+	p->m.priority = e->body.priority;
+	p->m.hops_left = e->hops_left;
+	p->m.dest_kind = (uint8_t) e->body.dest_kind;
+	p->inbox = admits(s, &e->body);
+	p->m.flags = (out ? AM_QF_OUTBOX : 0) | (p->inbox ? AM_QF_INBOX : 0) | (local ? AM_QF_LOCAL : 0);
+}
+
+static void
+refuse(am_queue_result *r, int rc, const char *why)
+{
+	r->rc = rc;
+	r->inboxed = false;
+	snprintf(r->detail, sizeof(r->detail), "%s", why);
+}
+
+/* One cursor per table for a whole batch: LMDB skips the root-to-leaf
+ * search when the next key lands on the page the cursor is already on,
+ * which sorted inserts make the common case. */
+enum { C_META, C_ENVS, C_BYTIME, C_EXPIRY, C_OUTBOX, C_INBOX, C_COUNT };
+
+struct cursors {
+	MDB_cursor *c[C_COUNT];
+};
+
+static int
+cursors_open(struct cursors *cs, am_queue *q, MDB_txn *txn)
+{
+	MDB_dbi dbis[C_COUNT] = {q->meta, q->envs, q->bytime, q->expiry, q->outbox, q->inbox};
+	int mrc;
+
+	memset(cs, 0, sizeof(*cs));
+	for (int i = 0; i < C_COUNT; i++)
+		if ((mrc = mdb_cursor_open(txn, dbis[i], &cs->c[i])) != 0)
+			return mrc;
+	return 0;
+}
+
+static void
+cursors_close(struct cursors *cs)
+{
+	for (int i = 0; i < C_COUNT; i++)
+		if (cs->c[i] != NULL)
+			mdb_cursor_close(cs->c[i]);
 }
 
 static int
-store_one(am_queue *q, MDB_txn *txn, const am_envelope *e, uint64_t now_ms, uint64_t inbox_seq, bool outbox,
-    bool local)
+store_one(struct cursors *cs, const struct pending *p)
 {
 	uint8_t mbuf[META_BYTES], okey[OUTBOX_KEY], tkey[TIME_KEY], seqb[8];
-	am_queue_meta m = {0};
-	MDB_val k = {AM_ID_BYTES, (void *) e->id}, v, empty = {0, ""};
+	MDB_val k = {AM_ID_BYTES, (void *) p->id}, v = {META_BYTES, mbuf}, empty = {0, ""};
 	int mrc;
 
-	m.created_ms = e->body.created_ms;
-	m.expires_ms = e->body.expires_ms;
-	m.received_ms = now_ms;
-	m.size = (uint32_t) e->raw_len;
-	m.priority = e->body.priority;
-	m.hops_left = e->hops_left;
-	m.dest_kind = (uint8_t) e->body.dest_kind;
-	m.flags = (outbox ? AM_QF_OUTBOX : 0) | (inbox_seq ? AM_QF_INBOX : 0) | (local ? AM_QF_LOCAL : 0);
-	m.inbox_seq = inbox_seq;
-	am_q_meta_encode(mbuf, &m);
-	v.mv_size = META_BYTES;
-	v.mv_data = mbuf;
+	am_q_meta_encode(mbuf, &p->m);
 	/* meta is the id index: NOOVERWRITE makes it the dedup point */
-	if ((mrc = mdb_put(txn, q->meta, &k, &v, MDB_NOOVERWRITE)) != 0)
+	if ((mrc = mdb_cursor_put(cs->c[C_META], &k, &v, MDB_NOOVERWRITE)) != 0)
 		return mrc;
-	am_q_time_key(tkey, m.created_ms, e->id);
+	am_q_time_key(tkey, p->m.created_ms, p->id);
 	k.mv_size = TIME_KEY;
 	k.mv_data = tkey;
-	v.mv_size = e->raw_len;
-	v.mv_data = e->raw;
-	if ((mrc = mdb_put(txn, q->envs, &k, &v, 0)) != 0)
+	v.mv_size = p->len;
+	v.mv_data = (void *) p->raw;
+	if ((mrc = mdb_cursor_put(cs->c[C_ENVS], &k, &v, 0)) != 0)
 		return mrc;
-	if ((mrc = mdb_put(txn, q->bytime, &k, &empty, 0)) != 0)
+	if ((mrc = mdb_cursor_put(cs->c[C_BYTIME], &k, &empty, 0)) != 0)
 		return mrc;
-	am_q_time_key(tkey, m.expires_ms, e->id);
-	if ((mrc = mdb_put(txn, q->expiry, &k, &empty, 0)) != 0)
+	am_q_time_key(tkey, p->m.expires_ms, p->id);
+	if ((mrc = mdb_cursor_put(cs->c[C_EXPIRY], &k, &empty, 0)) != 0)
 		return mrc;
-	if (outbox) {
-		am_q_outbox_key(okey, &m, e->id);
+	if (p->m.flags & AM_QF_OUTBOX) {
+		am_q_outbox_key(okey, &p->m, p->id);
 		k.mv_size = OUTBOX_KEY;
 		k.mv_data = okey;
-		if ((mrc = mdb_put(txn, q->outbox, &k, &empty, 0)) != 0)
+		if ((mrc = mdb_cursor_put(cs->c[C_OUTBOX], &k, &empty, 0)) != 0)
 			return mrc;
 	}
-	if (inbox_seq) {
-		am_q_put_be64(seqb, inbox_seq);
+	if (p->m.inbox_seq) {
+		am_q_put_be64(seqb, p->m.inbox_seq);
 		k.mv_size = 8;
 		k.mv_data = seqb;
 		v.mv_size = AM_ID_BYTES;
-		v.mv_data = (void *) e->id;
-		if ((mrc = mdb_put(txn, q->inbox, &k, &v, MDB_APPEND)) != 0)
+		v.mv_data = (void *) p->id;
+		if ((mrc = mdb_cursor_put(cs->c[C_INBOX], &k, &v, MDB_APPEND)) != 0)
 			return mrc;
 	}
 	return 0;
 }
 
-/* Write decoded envelopes [0, n) whose res rc is 0; returns an LMDB code.
- * *stored_upto tells how many items were processed before a failure. */
 static int
-write_batch(am_queue *q, const struct self_view *s, const am_envelope *envs, size_t n, uint64_t now_ms,
-    am_queue_result *res, size_t *stored_upto)
+by_id(const void *a, const void *b)
+{
+	return memcmp((*(const struct pending *const *) a)->id, (*(const struct pending *const *) b)->id,
+	    AM_ID_BYTES);
+}
+
+/* Write the pendings whose res rc is 0, in one transaction; returns an
+ * LMDB code. On a full map the ones that did not fit are marked AM_EFULL
+ * and *fitted says how many did, so a retry writes exactly those. */
+static int
+write_batch(am_queue *q, struct pending *pend, size_t n, am_queue_result *res, size_t *fitted)
 {
 	MDB_txn *txn = NULL;
+	struct pending **order = NULL;
+	struct cursors cs = {{0}};
 	uint64_t seq = 0, seq0;
 	uint8_t seqb[8];
 	size_t len = 0;
 	int mrc;
 
-	*stored_upto = 0;
+	*fitted = 0;
+	if ((order = malloc((n ? n : 1) * sizeof(*order))) == NULL)
+		return ENOMEM;
 	if ((mrc = mdb_txn_begin(q->env, NULL, 0, &txn)) != 0)
-		return mrc;
+		goto out;
+	if ((mrc = cursors_open(&cs, q, txn)) != 0)
+		goto out;
 	/* the inbox counter is read and written once per transaction */
 	if (am_q_config_get(q, txn, "inbox_seq", seqb, 8, &len) == 0 && len == 8)
 		seq = am_q_get_be64(seqb);
 	seq0 = seq;
-	for (size_t i = 0; i < n; i++) {
-		bool in, out, local;
-		if (res[i].rc != 0)
+	/* Insert in id order: the random-keyed id index then fills leaf by
+	 * leaf instead of jumping across the tree for every envelope. */
+	for (size_t i = 0; i < n; i++)
+		order[i] = &pend[i];
+	qsort(order, n, sizeof(*order), by_id);
+	for (size_t j = 0; j < n; j++) {
+		struct pending *p = order[j];
+		am_queue_result *r = &res[p - pend];
+		if (r->rc != 0)
 			continue;
-		in = admits(s, &envs[i].body);
-		out = carries(s, &envs[i]);
-		local = s->has_self && memcmp(envs[i].body.src, s->pk, AM_PK_BYTES) == 0;
-		mrc = store_one(q, txn, &envs[i], now_ms, in ? seq + 1 : 0, out, local);
+		p->m.inbox_seq = p->inbox ? seq + 1 : 0;
+		mrc = store_one(&cs, p);
 		if (mrc == MDB_KEYEXIST) {
-			/* the same envelope twice in one batch */
-			res[i].rc = AM_EDUP;
-			snprintf(res[i].detail, sizeof(res[i].detail), "already held");
+			refuse(r, AM_EDUP, "already held (twice in one batch)");
+			mrc = 0;
 			continue;
 		}
 		if (mrc != 0) {
-			*stored_upto = i;
-			mdb_txn_abort(txn);
-			return mrc;
+			*fitted = j;
+			for (size_t f = j; mrc == MDB_MAP_FULL && f < n; f++)
+				if (res[order[f] - pend].rc == 0)
+					refuse(&res[order[f] - pend], AM_EFULL, "store full");
+			goto out;
 		}
-		res[i].inboxed = in;
-		seq += in;
+		r->inboxed = p->inbox;
+		seq += p->inbox;
+		if ((j + 1) % AM_QUEUE_TRIM_BATCH == 0)
+			am_queue_trim(q); /* bounds pages mapped by this batch */
 	}
 	if (seq != seq0) {
 		MDB_val k = {9, "inbox_seq"}, v = {8, seqb};
 		am_q_put_be64(seqb, seq);
-		if ((mrc = mdb_put(txn, q->config, &k, &v, 0)) != 0) {
-			mdb_txn_abort(txn);
-			return mrc;
-		}
+		if ((mrc = mdb_put(txn, q->config, &k, &v, 0)) != 0)
+			goto out;
 	}
+	cursors_close(&cs);
+	memset(&cs, 0, sizeof(cs));
 	mrc = mdb_txn_commit(txn);
-	if (mrc == 0)
-		*stored_upto = n;
+	txn = NULL;
+	if (mrc == 0) {
+		*fitted = n;
+		for (size_t i = 0; i < n; i++)
+			if (res[i].rc == 0)
+				q->written_since_trim += pend[i].len;
+	}
+out:
+	cursors_close(&cs);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	free(order);
 	return mrc;
 }
 
-/* Write, and on a full map keep the prefix that fits. */
+/* Write; on a full map keep what fits. */
 static int
-commit_batch(am_queue *q, const struct self_view *self, const am_envelope *envs, size_t n, uint64_t now_ms,
-    am_queue_result *res)
+commit_batch(am_queue *q, struct pending *pend, size_t n, am_queue_result *res)
 {
-	size_t upto = 0, fit = n;
-	int mrc = write_batch(q, self, envs, n, now_ms, res, &upto);
+	size_t fitted = 0, refused = 0;
+	int mrc = write_batch(q, pend, n, res, &fitted), rc;
 
-	if (mrc == MDB_MAP_FULL && upto > 0) {
-		fit = upto;
-		mrc = write_batch(q, self, envs, fit, now_ms, res, &upto);
+	if (mrc == MDB_MAP_FULL && fitted > 0)
+		mrc = write_batch(q, pend, n, res, &fitted);
+	rc = mrc ? am_q_err(mrc, "storing envelopes") : 0;
+	for (size_t i = 0; i < n; i++) {
+		if (mrc != 0 && res[i].rc == 0)
+			refuse(&res[i], rc, am_error_detail());
+		refused += res[i].rc == AM_EFULL;
 	}
-	if (mrc != 0)
-		fit = 0;
-	for (size_t i = fit; i < n; i++)
-		if (res[i].rc == 0) {
-			res[i].rc = mrc == 0 ? AM_EFULL : am_q_err(mrc, "storing envelopes");
-			res[i].inboxed = false;
-		}
-	if (mrc != 0)
+	am_q_maybe_trim(q, n);
+	if (rc != 0)
 		return am_q_err(mrc, "storing envelopes");
-	if (fit < n)
-		return am_error_set(AM_EFULL, "store full: only the first %zu of %zu envelopes fit", fit, n);
+	if (refused > 0)
+		return am_error_set(AM_EFULL, "store full: %zu of %zu envelopes did not fit", refused, n);
 	return 0;
 }
 
@@ -226,6 +296,7 @@ int
 am_queue_put_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms, am_queue_result *res)
 {
 	struct self_view self;
+	struct pending *pend = NULL;
 	MDB_txn *rtxn = NULL;
 	int mrc, rc;
 
@@ -234,70 +305,81 @@ am_queue_put_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms
 	memset(res, 0, n * sizeof(*res));
 	if ((rc = load_self(q, &self)) != 0)
 		return rc;
+	if ((pend = calloc(n, sizeof(*pend))) == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
 	/* tombstones still win: an id deleted here is not stored again */
-	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &rtxn)) != 0)
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &rtxn)) != 0) {
+		free(pend);
 		return am_q_err(mrc, "checking tombstones");
+	}
 	for (size_t i = 0; i < n; i++) {
 		MDB_val k = {AM_ID_BYTES, (void *) envs[i].id}, v;
 		memcpy(res[i].id, envs[i].id, AM_ID_BYTES);
-		if (mdb_get(rtxn, q->tombs, &k, &v) == 0) {
-			res[i].rc = AM_ETOMBSTONE;
-			snprintf(res[i].detail, sizeof(res[i].detail), "deleted, delivered or expired here before");
-		}
+		pending_from(&pend[i], &self, &envs[i], envs[i].raw, now_ms);
+		if (mdb_get(rtxn, q->tombs, &k, &v) == 0)
+			refuse(&res[i], AM_ETOMBSTONE, "deleted, delivered or expired here before");
 	}
 	mdb_txn_abort(rtxn);
-	return commit_batch(q, &self, envs, n, now_ms, res);
+	rc = commit_batch(q, pend, n, res);
+	free(pend);
+	return rc;
 }
 
 int
 am_queue_put_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t now_ms, am_queue_result *res)
 {
 	struct self_view self;
-	am_envelope *envs = NULL;
+	struct pending *pend = NULL;
 	MDB_txn *rtxn = NULL;
-	int mrc, rc = 0;
+	am_envelope env;
+	int mrc, rc;
 
 	if (n == 0)
 		return 0;
 	memset(res, 0, n * sizeof(*res));
-	envs = calloc(n, sizeof(*envs));
-	if (envs == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
 	if ((rc = load_self(q, &self)) != 0)
-		goto out;
+		return rc;
+	if ((pend = calloc(n, sizeof(*pend))) == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
+	/* Duplicates and tombstoned ids cost a hash and a look-up, never a
+	 * signature check. */
 	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &rtxn)) != 0) {
-		rc = am_q_err(mrc, "checking for duplicates");
-		goto out;
+		free(pend);
+		return am_q_err(mrc, "checking for duplicates");
 	}
 	for (size_t i = 0; i < n; i++) {
-		precheck(q, rtxn, &items[i], &res[i]);
-		if (res[i].rc != 0)
-			snprintf(res[i].detail, sizeof(res[i].detail), "%s", am_error_detail());
+		MDB_val k = {AM_ID_BYTES, res[i].id}, v;
+		if ((res[i].rc = am_envelope_peek(res[i].id, NULL, items[i].raw, items[i].len)) != 0)
+			refuse(&res[i], res[i].rc, am_error_detail());
+		else if (mdb_get(rtxn, q->meta, &k, &v) == 0)
+			refuse(&res[i], AM_EDUP, "already held");
+		else if (mdb_get(rtxn, q->tombs, &k, &v) == 0)
+			refuse(&res[i], AM_ETOMBSTONE, "deleted, delivered or expired here before");
+		if ((i + 1) % AM_QUEUE_TRIM_BATCH == 0)
+			am_queue_trim(q); /* bounds pages mapped by the look-ups */
 	}
 	mdb_txn_abort(rtxn);
-	rtxn = NULL;
 
 	/* Signatures are checked with no lock held. */
 	for (size_t i = 0; i < n; i++) {
 		if (res[i].rc != 0)
 			continue;
-		res[i].rc = am_envelope_decode(&envs[i], items[i].raw, items[i].len);
-		if (res[i].rc == 0 && envs[i].body.expires_ms <= now_ms) {
-			res[i].rc = am_error_set(AM_EEXPIRED, "expired %llu ms ago",
-			    (unsigned long long) (now_ms - envs[i].body.expires_ms));
-			am_envelope_clear(&envs[i]);
+		if ((rc = am_envelope_decode(&env, items[i].raw, items[i].len)) != 0) {
+			refuse(&res[i], rc, am_error_detail());
+			continue;
 		}
-		if (res[i].rc != 0)
-			snprintf(res[i].detail, sizeof(res[i].detail), "%s", am_error_detail());
+		if (env.body.expires_ms <= now_ms) {
+			char why[64];
+			snprintf(why, sizeof(why), "expired %llu ms ago",
+			    (unsigned long long) (now_ms - env.body.expires_ms));
+			refuse(&res[i], AM_EEXPIRED, why);
+		} else {
+			pending_from(&pend[i], &self, &env, items[i].raw, now_ms);
+		}
+		am_envelope_clear(&env);
 	}
-
-	rc = commit_batch(q, &self, envs, n, now_ms, res);
-out:
-	if (rtxn != NULL)
-		mdb_txn_abort(rtxn);
-	for (size_t i = 0; i < n; i++)
-		am_envelope_clear(&envs[i]);
-	free(envs);
+	rc = commit_batch(q, pend, n, res);
+	free(pend);
 	return rc;
 }
 

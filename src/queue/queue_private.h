@@ -35,7 +35,18 @@ struct am_queue {
 	MDB_dbi envs, meta, outbox, bytime, expiry, inbox, tombs,
 	    tombexp, peers, config;
 	char *dir;
+	uint64_t written_since_trim; /* bytes committed since the last trim */
+	uintptr_t map_start;         /* LMDB's map, found by am_q_find_map */
+	size_t map_len;
 };
+
+void am_q_find_map(am_queue *q);
+
+/* am_q_maybe_trim: after a batch of at least AM_QUEUE_TRIM_BATCH, or once
+ * enough has been written, drop this process's mapping of store pages
+ * (they stay in the page cache); see trim.c. */
+#define AM_QUEUE_TRIM_BATCH 256
+void am_q_maybe_trim(am_queue *q, size_t batch);
 
 #define META_BYTES   (8 * 4 + 4 + 4)
 #define TOMB_BYTES   17

@@ -146,7 +146,9 @@ am_queue_open(am_queue **out, const char *dir, const am_queue_options *opt)
 	am_queue *q = NULL;
 	MDB_txn *txn = NULL;
 	struct stat st;
-	unsigned env_flags = MDB_NOTLS;
+	/* NORDAHEAD (MADV_RANDOM): a fault maps one page, not the 16 around it,
+	 * so random id look-ups do not drag neighbours into our RSS */
+	unsigned env_flags = MDB_NOTLS | MDB_NORDAHEAD;
 	uint8_t ver = 0;
 	size_t vlen = 0;
 	int rc = 0, mrc;
@@ -219,6 +221,7 @@ am_queue_open(am_queue **out, const char *dir, const am_queue_options *opt)
 		goto out;
 	}
 	txn = NULL;
+	am_q_find_map(q);
 	*out = q;
 	q = NULL;
 out:

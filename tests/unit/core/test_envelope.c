@@ -84,6 +84,45 @@ test_roundtrip(void)
 	}
 }
 
+/* create_decoded fills its view from the spec: it must equal what a
+ * decoder reads from the bytes */
+static void
+test_create_decoded(void)
+{
+	const char *texts[] = {"short", "a longer text that repeats, a longer text that repeats, a longer text that repeats"};
+	am_geo g;
+
+	REQUIRE(am_geo_parse(&g, "polygon:1,1;1,2;2,2") == 0);
+	for (int t = 0; t < 2; t++)
+		for (int seal = 0; seal < 2; seal++) {
+			am_envelope_spec s;
+			am_envelope a, b;
+			uint8_t ref[32] = {5};
+			spec_init(&s, texts[t], strlen(texts[t]));
+			s.seal = seal;
+			s.ref = ref;
+			s.workflow_id = "wf";
+			s.geo = &g;
+			s.type = "tool_call";
+			CHECK_RC(am_envelope_create_decoded(&a, &s, alice), 0);
+			CHECK_RC(am_envelope_decode(&b, a.raw, a.raw_len), 0);
+			CHECK(memcmp(a.id, b.id, 32) == 0 && memcmp(a.sig, b.sig, 64) == 0);
+			CHECK(a.hops_left == b.hops_left && a.body_len == b.body_len);
+			CHECK(a.body.payload_len == b.body.payload_len &&
+			    memcmp(a.body.payload, b.body.payload, a.body.payload_len) == 0);
+			CHECK(a.body.payload - a.raw == b.body.payload - b.raw);
+			CHECK(a.body.compressed == b.body.compressed && a.body.sealed == b.body.sealed);
+			CHECK(strcmp(a.body.type, b.body.type) == 0 && strcmp(a.body.content_type, b.body.content_type) == 0);
+			CHECK(strcmp(a.body.workflow_id, b.body.workflow_id) == 0 && a.body.has_ref == b.body.has_ref);
+			CHECK(memcmp(a.body.nonce, b.body.nonce, 8) == 0 && memcmp(a.body.src, b.body.src, 32) == 0);
+			CHECK(a.body.geo.kind == b.body.geo.kind && a.body.geo.npoints == b.body.geo.npoints);
+			CHECK(a.body.created_ms == b.body.created_ms && a.body.expires_ms == b.body.expires_ms);
+			CHECK(memcmp(a.body.dest_node, b.body.dest_node, 32) == 0 && a.body.dest_kind == b.body.dest_kind);
+			am_envelope_clear(&a);
+			am_envelope_clear(&b);
+		}
+}
+
 static void
 test_sealed(void)
 {
@@ -235,6 +274,7 @@ main(void)
 	seed[0] = 2;
 	REQUIRE(am_identity_from_seed(&bob, seed) == 0);
 	test_roundtrip();
+	test_create_decoded();
 	test_sealed();
 	test_refusals();
 	test_text();

@@ -277,7 +277,7 @@ typedef struct am_envelope {
 	uint8_t version;
 	uint8_t hops_left;
 	am_body body;
-	uint8_t *raw;          /* whole encoded envelope (owned) */
+	uint8_t *raw;          /* whole encoded envelope (owned; NULL for a view) */
 	size_t raw_len;
 	const uint8_t *body_bytes; /* into raw: the signed bytes */
 	size_t body_len;
@@ -327,6 +327,15 @@ int am_envelope_create_decoded(am_envelope *env, const am_envelope_spec *spec,
  * AM_ELIMIT, AM_EFIELD, AM_EGEO, AM_EBADSIG, AM_ENOMEM. */
 int am_envelope_decode(am_envelope *env, const uint8_t *buf,
     size_t len) AM_MUST_CHECK;
+
+/* am_envelope_decode_view: am_envelope_decode without copying: env's
+ * pointers go into buf, which the caller keeps alive and unchanged while
+ * env is used (env->raw stays NULL; am_envelope_clear is still safe).
+ * When known_id is not NULL it must be what am_envelope_peek returned for
+ * these same bytes, and the body is not hashed again. Same checks and
+ * errors as am_envelope_decode. */
+int am_envelope_decode_view(am_envelope *env, const uint8_t *buf, size_t len,
+    const uint8_t *known_id) AM_MUST_CHECK;
 
 /* am_envelope_peek: the cheap path used before any signature check (dedup):
  * parse only the outer array and hash the body. Nothing is verified; use

@@ -799,36 +799,56 @@ out:
 	return rc;
 }
 
-int
-am_envelope_decode(am_envelope *env, const uint8_t *buf, size_t len)
+static int
+decode_into(am_envelope *env, const uint8_t *buf, size_t len, const uint8_t *base, const uint8_t *known_id)
 {
 	struct outer o;
 	int rc;
 
-	memset(env, 0, sizeof(*env));
 	if ((rc = parse_outer(&o, buf, len)) != 0)
 		return rc;
-	env->raw = malloc(len ? len : 1);
-	if (env->raw == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory decoding an envelope");
-	memcpy(env->raw, buf, len);
-	env->raw_len = len;
-	env->body_bytes = env->raw + (o.body - buf);
+	env->body_bytes = base + (o.body - buf);
 	env->body_len = o.body_len;
 	if ((rc = decode_body(&env->body, env->body_bytes, env->body_len)) != 0)
-		goto fail;
-	if (crypto_sign_verify_detached(o.sig, env->body_bytes, env->body_len, env->body.src) != 0) {
-		rc = am_error_set(AM_EBADSIG, "signature does not verify for source key");
-		goto fail;
-	}
-	/* payload pointed into msgpack's view of our copy; it stays valid */
-	crypto_generichash(env->id, AM_ID_BYTES, env->body_bytes, env->body_len, NULL, 0);
+		return rc;
+	if (crypto_sign_verify_detached(o.sig, env->body_bytes, env->body_len, env->body.src) != 0)
+		return am_error_set(AM_EBADSIG, "signature does not verify for source key");
+	if (known_id != NULL)
+		memcpy(env->id, known_id, AM_ID_BYTES);
+	else
+		crypto_generichash(env->id, AM_ID_BYTES, env->body_bytes, env->body_len, NULL, 0);
 	memcpy(env->sig, o.sig, AM_SIG_BYTES);
 	env->version = (uint8_t) o.version;
 	env->hops_left = (uint8_t) o.hops;
+	env->raw_len = len;
 	return 0;
-fail:
-	am_envelope_clear(env);
+}
+
+int
+am_envelope_decode(am_envelope *env, const uint8_t *buf, size_t len)
+{
+	int rc;
+
+	memset(env, 0, sizeof(*env));
+	if (len > AM_MAX_ENVELOPE)
+		return am_error_set(AM_ETOOBIG, "envelope is %zu bytes, limit %u", len, AM_MAX_ENVELOPE);
+	if ((env->raw = malloc(len ? len : 1)) == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory decoding an envelope");
+	memcpy(env->raw, buf, len);
+	/* payload and body point into our copy */
+	if ((rc = decode_into(env, env->raw, len, env->raw, NULL)) != 0)
+		am_envelope_clear(env);
+	return rc;
+}
+
+int
+am_envelope_decode_view(am_envelope *env, const uint8_t *buf, size_t len, const uint8_t *known_id)
+{
+	int rc;
+
+	memset(env, 0, sizeof(*env));
+	if ((rc = decode_into(env, buf, len, buf, known_id)) != 0)
+		memset(env, 0, sizeof(*env)); /* never hand out an unverified view */
 	return rc;
 }
 
@@ -969,7 +989,7 @@ am_envelope_payload(uint8_t **out, size_t *out_len, const am_envelope *env, cons
 
 	*out = NULL;
 	*out_len = 0;
-	if (env->raw == NULL)
+	if (env->body_bytes == NULL)
 		return am_error_set(AM_EINVAL, "envelope was not decoded");
 	if (env->body.sealed) {
 		if (me == NULL)

@@ -364,7 +364,7 @@ am_queue_put_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t n
 	for (size_t i = 0; i < n; i++) {
 		if (res[i].rc != 0)
 			continue;
-		if ((rc = am_envelope_decode(&env, items[i].raw, items[i].len)) != 0) {
+		if ((rc = am_envelope_decode_view(&env, items[i].raw, items[i].len, res[i].id)) != 0) {
 			refuse(&res[i], rc, am_error_detail());
 			continue;
 		}

@@ -30,6 +30,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort(); /* decode must refuse what peek refuses */
 		return 0;
 	}
+	{
+		/* the zero-copy view must agree with the copying decoder */
+		am_envelope view;
+		int a = am_envelope_decode_view(&view, data, size, id);
+		int b = am_envelope_decode(&env, data, size);
+		if (a != b)
+			abort();
+		if (b != 0 && (view.body.payload != NULL || view.body_bytes != NULL))
+			abort();
+		am_envelope_clear(&env);
+	}
 	if (am_envelope_decode(&env, data, size) == 0) {
 		uint8_t *p = NULL, *copy;
 		size_t plen = 0;

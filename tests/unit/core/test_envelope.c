@@ -54,6 +54,22 @@ test_roundtrip(void)
 		CHECK_RC(am_envelope_peek(pid, &hops, raw, len), 0);
 		CHECK(memcmp(pid, id, 32) == 0 && hops == AM_DEFAULT_HOPS);
 	}
+	/* a view decodes the same without copying, and refuses the same */
+	{
+		am_envelope v;
+		uint8_t pid[32];
+		CHECK_RC(am_envelope_peek(pid, NULL, raw, len), 0);
+		CHECK_RC(am_envelope_decode_view(&v, raw, len, pid), 0);
+		CHECK(v.raw == NULL && v.body_bytes > raw && v.body_bytes < raw + len);
+		CHECK(memcmp(v.id, id, 32) == 0 && v.body.payload_len == e.body.payload_len);
+		CHECK_RC(am_envelope_decode_view(&v, raw, len, NULL), 0);
+		CHECK(memcmp(v.id, id, 32) == 0);
+		raw[len / 2] ^= 1;
+		CHECK(am_envelope_decode_view(&v, raw, len, pid) != 0);
+		CHECK(v.body.payload == NULL && v.body_bytes == NULL);
+		raw[len / 2] ^= 1;
+		am_envelope_clear(&v);
+	}
 	/* hop rewrite keeps the signature valid and the id stable */
 	CHECK_RC(am_envelope_set_hops(raw, len, 3), 0);
 	am_envelope_clear(&e);

@@ -95,6 +95,33 @@ int am_queue_put_batch(am_queue *q, const am_queue_item *items, size_t n,
 int am_queue_put_own(am_queue *q, const am_envelope *envs, size_t n,
     uint64_t now_ms, am_queue_result *res) AM_MUST_CHECK;
 
+/* ---- pipelined puts ---- */
+
+/* A write pipe overlaps the caller's work (verifying received envelopes,
+ * or signing its own) with the commit of the previous batch, which runs
+ * on one writer thread. Results are the same as the plain calls'.
+ *
+ * am_queue_pipe_put_batch / _put_own: prepare this batch on the calling
+ * thread (parse, dedup, verify), wait for the previous batch to commit,
+ * hand this one to the writer, and return. The return value is the
+ * commit result of the *previous* batch (0 if none), or this batch's
+ * preparation error. items/envs and res must stay untouched until the next
+ * put, flush or close on the pipe returns: res is filled by the writer.
+ * Only one thread may use a pipe; the store may be used by others.
+ *
+ * am_queue_pipe_flush: wait for the batch in flight; returns its result.
+ * am_queue_pipe_close: flush, stop the thread, free; returns the last
+ * result. Errors: as am_queue_put_batch, and AM_ENOMEM when the thread
+ * cannot start. */
+typedef struct am_queue_pipe am_queue_pipe;
+int am_queue_pipe_open(am_queue_pipe **out, am_queue *q) AM_MUST_CHECK;
+int am_queue_pipe_put_batch(am_queue_pipe *p, const am_queue_item *items,
+    size_t n, uint64_t now_ms, am_queue_result *res);
+int am_queue_pipe_put_own(am_queue_pipe *p, const am_envelope *envs, size_t n,
+    uint64_t now_ms, am_queue_result *res);
+int am_queue_pipe_flush(am_queue_pipe *p);
+int am_queue_pipe_close(am_queue_pipe *p);
+
 /* am_queue_put: one envelope; returns res.rc (0 when stored). */
 int am_queue_put(am_queue *q, const uint8_t *raw, size_t len,
     uint64_t now_ms, am_queue_result *res) AM_MUST_CHECK;

@@ -23,14 +23,6 @@ struct self_view {
 	size_t ngroups;
 };
 
-/* What the write phase needs of one envelope. */
-struct pending {
-	const uint8_t *raw; /* borrowed from the caller for the call */
-	size_t len;
-	uint8_t id[AM_ID_BYTES];
-	am_queue_meta m;    /* inbox_seq is assigned in the transaction */
-	bool inbox;
-};
 
 static int
 load_self(am_queue *q, struct self_view *s)
@@ -191,11 +183,13 @@ by_id(const void *a, const void *b)
 	    AM_ID_BYTES);
 }
 
-/* Write the pendings whose res rc is 0, in one transaction; returns an
- * LMDB code. On a full map the ones that did not fit are marked AM_EFULL
- * and *fitted says how many did, so a retry writes exactly those. */
+/* Write the pendings whose res rc is 0, in one transaction, taking at
+ * most the first `limit` in id order (the rest are refused as AM_EFULL);
+ * returns an LMDB code. On a full map *fitted says how many were written
+ * before the map filled (all of them when it was the commit that failed),
+ * so the caller can retry with less. */
 static int
-write_batch(am_queue *q, struct pending *pend, size_t n, am_queue_result *res, size_t *fitted)
+write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_result *res, size_t *fitted)
 {
 	MDB_txn *txn = NULL;
 	struct pending **order = NULL;
@@ -226,6 +220,10 @@ write_batch(am_queue *q, struct pending *pend, size_t n, am_queue_result *res, s
 		am_queue_result *r = &res[p - pend];
 		if (r->rc != 0)
 			continue;
+		if (j >= limit) {
+			refuse(r, AM_EFULL, "store full");
+			continue;
+		}
 		p->m.inbox_seq = p->inbox ? seq + 1 : 0;
 		mrc = store_one(&cs, p);
 		if (mrc == MDB_KEYEXIST) {
@@ -235,9 +233,6 @@ write_batch(am_queue *q, struct pending *pend, size_t n, am_queue_result *res, s
 		}
 		if (mrc != 0) {
 			*fitted = j;
-			for (size_t f = j; mrc == MDB_MAP_FULL && f < n; f++)
-				if (res[order[f] - pend].rc == 0)
-					refuse(&res[order[f] - pend], AM_EFULL, "store full");
 			goto out;
 		}
 		r->inboxed = p->inbox;
@@ -255,8 +250,8 @@ write_batch(am_queue *q, struct pending *pend, size_t n, am_queue_result *res, s
 	memset(&cs, 0, sizeof(cs));
 	mrc = mdb_txn_commit(txn);
 	txn = NULL;
+	*fitted = limit < n ? limit : n;
 	if (mrc == 0) {
-		*fitted = n;
 		for (size_t i = 0; i < n; i++)
 			if (res[i].rc == 0)
 				q->written_since_trim += pend[i].len;
@@ -269,15 +264,24 @@ out:
 	return mrc;
 }
 
-/* Write; on a full map keep what fits. */
-static int
-commit_batch(am_queue *q, struct pending *pend, size_t n, am_queue_result *res)
+/* Write; on a full map keep what fits: retry with fewer (in id order)
+ * until a transaction commits or nothing is left. The rest are refused
+ * with AM_EFULL and nothing already stored changes. */
+int
+am_q_commit_batch(am_queue *q, struct pending *pend, size_t n, am_queue_result *res)
 {
-	size_t fitted = 0, refused = 0;
-	int mrc = write_batch(q, pend, n, res, &fitted), rc;
+	size_t limit = n, fitted = 0, refused = 0;
+	int mrc, rc;
 
-	if (mrc == MDB_MAP_FULL && fitted > 0)
-		mrc = write_batch(q, pend, n, res, &fitted);
+	for (int tries = 0;; tries++) {
+		mrc = write_batch(q, pend, n, limit, res, &fitted);
+		if (mrc != MDB_MAP_FULL || fitted == 0 || tries == 16)
+			break;
+		/* commits need pages of their own: leave some room */
+		limit = fitted - 1 - fitted / 8;
+		for (size_t i = 0; i < n; i++)
+			res[i].inboxed = false;
+	}
 	rc = mrc ? am_q_err(mrc, "storing envelopes") : 0;
 	for (size_t i = 0; i < n; i++) {
 		if (mrc != 0 && res[i].rc == 0)
@@ -292,26 +296,21 @@ commit_batch(am_queue *q, struct pending *pend, size_t n, am_queue_result *res)
 	return 0;
 }
 
+/* Phase 1 for own envelopes: tombstone check, pendings. */
 int
-am_queue_put_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms, am_queue_result *res)
+am_q_prepare_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms, am_queue_result *res,
+    struct pending *pend)
 {
 	struct self_view self;
-	struct pending *pend = NULL;
 	MDB_txn *rtxn = NULL;
 	int mrc, rc;
 
-	if (n == 0)
-		return 0;
 	memset(res, 0, n * sizeof(*res));
 	if ((rc = load_self(q, &self)) != 0)
 		return rc;
-	if ((pend = calloc(n, sizeof(*pend))) == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
 	/* tombstones still win: an id deleted here is not stored again */
-	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &rtxn)) != 0) {
-		free(pend);
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &rtxn)) != 0)
 		return am_q_err(mrc, "checking tombstones");
-	}
 	for (size_t i = 0; i < n; i++) {
 		MDB_val k = {AM_ID_BYTES, (void *) envs[i].id}, v;
 		memcpy(res[i].id, envs[i].id, AM_ID_BYTES);
@@ -320,33 +319,27 @@ am_queue_put_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms
 			refuse(&res[i], AM_ETOMBSTONE, "deleted, delivered or expired here before");
 	}
 	mdb_txn_abort(rtxn);
-	rc = commit_batch(q, pend, n, res);
-	free(pend);
-	return rc;
+	return 0;
 }
 
+/* Phase 1 for received envelopes: parse, dedup, verify, pendings. No
+ * write lock is taken. */
 int
-am_queue_put_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t now_ms, am_queue_result *res)
+am_q_prepare_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t now_ms, am_queue_result *res,
+    struct pending *pend)
 {
 	struct self_view self;
-	struct pending *pend = NULL;
 	MDB_txn *rtxn = NULL;
 	am_envelope env;
 	int mrc, rc;
 
-	if (n == 0)
-		return 0;
 	memset(res, 0, n * sizeof(*res));
 	if ((rc = load_self(q, &self)) != 0)
 		return rc;
-	if ((pend = calloc(n, sizeof(*pend))) == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
 	/* Duplicates and tombstoned ids cost a hash and a look-up, never a
 	 * signature check. */
-	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &rtxn)) != 0) {
-		free(pend);
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &rtxn)) != 0)
 		return am_q_err(mrc, "checking for duplicates");
-	}
 	for (size_t i = 0; i < n; i++) {
 		MDB_val k = {AM_ID_BYTES, res[i].id}, v;
 		if ((res[i].rc = am_envelope_peek(res[i].id, NULL, items[i].raw, items[i].len)) != 0)
@@ -360,7 +353,6 @@ am_queue_put_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t n
 	}
 	mdb_txn_abort(rtxn);
 
-	/* Signatures are checked with no lock held. */
 	for (size_t i = 0; i < n; i++) {
 		if (res[i].rc != 0)
 			continue;
@@ -376,9 +368,38 @@ am_queue_put_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t n
 		} else {
 			pending_from(&pend[i], &self, &env, items[i].raw, now_ms);
 		}
-		am_envelope_clear(&env);
 	}
-	rc = commit_batch(q, pend, n, res);
+	return 0;
+}
+
+int
+am_queue_put_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms, am_queue_result *res)
+{
+	struct pending *pend;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if ((pend = calloc(n, sizeof(*pend))) == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
+	if ((rc = am_q_prepare_own(q, envs, n, now_ms, res, pend)) == 0)
+		rc = am_q_commit_batch(q, pend, n, res);
+	free(pend);
+	return rc;
+}
+
+int
+am_queue_put_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t now_ms, am_queue_result *res)
+{
+	struct pending *pend;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if ((pend = calloc(n, sizeof(*pend))) == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
+	if ((rc = am_q_prepare_batch(q, items, n, now_ms, res, pend)) == 0)
+		rc = am_q_commit_batch(q, pend, n, res);
 	free(pend);
 	return rc;
 }

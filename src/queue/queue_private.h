@@ -42,6 +42,25 @@ struct am_queue {
 
 void am_q_find_map(am_queue *q);
 
+/* What the write phase needs of one envelope (put.c). */
+struct pending {
+	const uint8_t *raw; /* borrowed from the caller until committed */
+	size_t len;
+	uint8_t id[AM_ID_BYTES];
+	am_queue_meta m;    /* inbox_seq is assigned in the transaction */
+	bool inbox;
+};
+
+/* The two phases of a put, so pipe.c can run them on two threads:
+ * prepare (parse, dedup, verify; no write lock) fills pend[] and res[];
+ * commit writes the pendings whose res rc is 0 in one transaction. */
+int am_q_prepare_batch(am_queue *q, const am_queue_item *items, size_t n,
+    uint64_t now_ms, am_queue_result *res, struct pending *pend);
+int am_q_prepare_own(am_queue *q, const am_envelope *envs, size_t n,
+    uint64_t now_ms, am_queue_result *res, struct pending *pend);
+int am_q_commit_batch(am_queue *q, struct pending *pend, size_t n,
+    am_queue_result *res);
+
 /* am_q_maybe_trim: after a batch of at least AM_QUEUE_TRIM_BATCH, or once
  * enough has been written, drop this process's mapping of store pages
  * (they stay in the page cache); see trim.c. */

@@ -2,13 +2,15 @@
  * bench_core.c — the core figures, each against a baseline measured in the
  * same run:
  *   raw libsodium Ed25519 sign and verify of a 1 KiB body (the baselines)
- *   send path   = build + sign + commit in batches      vs raw sign
+ *   send path   = build + sign + commit in batches       vs raw sign
  *   import path = peek + dedup + decode + verify + commit vs raw verify
  *   duplicate path = the same envelopes again (refused before any verify)
  *   peak RSS of a process importing N envelopes (default 100 000)
- * Prints figures; asserts nothing (targets are printed beside them).
+ * Each path runs twice: with plain calls (one thread does everything) and
+ * through an am_queue_pipe (the caller signs or verifies while one writer
+ * thread commits the previous batch). Prints figures; asserts nothing.
  *
- * usage: bench_core [N] [BATCH]     (N envelopes, default 100000; batch 4096)
+ * usage: bench_core [N] [BATCH]     (N envelopes, default 100000; batch 2048)
  */
 #define _GNU_SOURCE
 #include "am_core.h"
@@ -18,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,7 +58,7 @@ status_kib(const char *field)
 	return v;
 }
 
-/* Rate of op over at least `secs` seconds. */
+/* Rate of raw sign or verify over at least `secs` seconds. */
 static double
 raw_rate(int verify, double secs)
 {
@@ -92,124 +93,40 @@ rm_rf(const char *p)
 		abort();
 }
 
-/* The importer: reads DIR/envelopes.bin in batches into a fresh store,
- * twice (the second pass is all duplicates), and writes its figures to fd. */
-static int
-importer(const char *dir, size_t batch, int fd)
+/* The send path into DIR/NAME; writes the envelopes to `out` when not NULL.
+ * Returns envelopes per second (wall). */
+static double
+send_path(const char *dir, const char *name, size_t n, size_t batch, int piped, am_identity *me, FILE *out)
 {
 	am_queue *q = NULL;
+	am_queue_pipe *p = NULL;
 	am_queue_options o = {.create = true, .map_size = 4ull << 30};
-	am_queue_item *items = calloc(batch, sizeof(*items));
-	am_queue_result *res = calloc(batch, sizeof(*res));
-	uint8_t *buf = malloc(batch * 2048), dst[32] = {0};
-	size_t cap = batch * 2048;
-	double t_imp = 0, c_imp = 0, t_dup = 0, t0;
-	size_t stored = 0, dups = 0;
+	am_envelope *envs[2];
+	am_queue_result *res[2];
+	uint8_t *payloads = malloc(batch * 1024), dst[32] = {1};
+	size_t k[2] = {0, 0};
+	double t = 0, t0;
 	char path[300];
-	FILE *f;
+	int cur = 0;
 
-	snprintf(path, sizeof(path), "%s/import", dir);
-	if (items == NULL || res == NULL || buf == NULL || am_queue_open(&q, path, &o) != 0 || am_queue_set_self(q, dst) != 0)
-		return 1;
-	for (int pass = 0; pass < 2; pass++) {
-		snprintf(path, sizeof(path), "%s/envelopes.bin", dir);
-		if ((f = fopen(path, "rb")) == NULL)
-			return 1;
-		for (;;) {
-			size_t k = 0, off = 0;
-			uint32_t len;
-			while (k < batch && fread(&len, 4, 1, f) == 1) {
-				if (off + len > cap || fread(buf + off, 1, len, f) != len)
-					return 1;
-				items[k].raw = buf + off;
-				items[k].len = len;
-				off += len;
-				k++;
-			}
-			if (k == 0)
-				break;
-			if (getenv("BENCH_DEBUG") && stored % 20480 == 0)
-				fprintf(stderr, "at %zu: HWM %ld anon %ld file %ld\n", stored, status_kib("VmHWM"), status_kib("RssAnon"), status_kib("RssFile"));
-			t0 = now_s();
-			double c0 = cpu_s();
-			if (am_queue_put_batch(q, items, k, am_now_ms(), res) != 0)
-				return 1;
-			if (pass == 0) {
-				t_imp += now_s() - t0;
-				c_imp += cpu_s() - c0;
-			} else {
-				t_dup += now_s() - t0;
-			}
-			for (size_t i = 0; i < k; i++) {
-				stored += pass == 0 && res[i].rc == 0;
-				dups += pass == 1 && res[i].rc == AM_EDUP;
-			}
-		}
-		fclose(f);
-		if (getenv("BENCH_DEBUG")) {
-			char cmd[128];
-			snprintf(cmd, sizeof(cmd), "grep -A4 -E 'data.mdb|heap|envelopes' /proc/%d/smaps | grep -E 'mdb|heap|envel|^Rss' 1>&2", (int) getpid());
-			if (system(cmd)) {}
-		}
-		if (getenv("BENCH_DEBUG"))
-			fprintf(stderr, "after pass %d: HWM %ld anon %ld file %ld\n", pass, status_kib("VmHWM"), status_kib("RssAnon"), status_kib("RssFile"));
-	}
-	am_queue_close(q);
-	dprintf(fd, "%f %f %f %zu %zu %ld %ld %ld\n", t_imp, c_imp, t_dup, stored, dups, status_kib("VmHWM"),
-	    status_kib("RssAnon"), status_kib("RssFile"));
-	return 0;
-}
-
-int
-main(int argc, char **argv)
-{
-	size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
-	size_t batch = argc > 2 ? strtoul(argv[2], NULL, 10) : 4096;
-	char dir[] = "/tmp/am-bench-XXXXXX", path[300];
-	am_identity *me = NULL;
-	am_queue *q = NULL;
-	am_queue_options o = {.create = true, .map_size = 4ull << 30};
-	am_envelope *envs;
-	am_queue_result *res;
-	uint8_t *payloads, dst[32];
-	FILE *f;
-	double sign_rate, verify_rate, t_send = 0, t0;
-
-	if (am_core_init() != 0)
-		return 2;
-	if (argc == 5 && strcmp(argv[1], "--import") == 0)
-		return importer(argv[2], strtoul(argv[3], NULL, 10), atoi(argv[4]));
-	if (mkdtemp(dir) == NULL || n == 0 || batch == 0)
-		return 2;
-	printf("agent_mesh core benchmark: %zu envelopes of 1 KiB, batches of %zu, %ld cores\n", n, batch,
-	    sysconf(_SC_NPROCESSORS_ONLN));
-	sign_rate = raw_rate(0, 1.0);
-	verify_rate = raw_rate(1, 1.0);
-	printf("%-44s %10.0f /s  (baseline)\n", "raw libsodium sign, 1 KiB body", sign_rate);
-	printf("%-44s %10.0f /s  (baseline)\n", "raw libsodium verify, 1 KiB body", verify_rate);
-
-	/* send path: a node creating and committing its own envelopes */
-	if (am_identity_generate(&me) != 0)
-		return 1;
-	randombytes_buf(dst, sizeof(dst));
-	snprintf(path, sizeof(path), "%s/send", dir);
-	if (am_queue_open(&q, path, &o) != 0 || am_queue_set_self(q, am_identity_pk(me)) != 0) {
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (am_queue_open(&q, path, &o) != 0 || am_queue_set_self(q, am_identity_pk(me)) != 0 ||
+	    (piped && am_queue_pipe_open(&p, q) != 0)) {
 		fprintf(stderr, "bench: %s\n", am_error_detail());
-		return 1;
+		exit(1);
 	}
-	envs = calloc(batch, sizeof(*envs));
-	payloads = malloc(batch * 1024);
-	res = calloc(batch, sizeof(*res));
-	snprintf(path, sizeof(path), "%s/envelopes.bin", dir);
-	f = fopen(path, "wb");
-	for (size_t done = 0; done < n;) {
-		size_t k = n - done < batch ? n - done : batch;
+	for (int b = 0; b < 2; b++) {
+		envs[b] = calloc(batch, sizeof(am_envelope));
+		res[b] = calloc(batch, sizeof(am_queue_result));
+	}
+	for (size_t done = 0; done < n; cur ^= 1) {
+		size_t m = n - done < batch ? n - done : batch;
 		uint64_t now = am_now_ms();
 		/* payloads made outside the timed part: random bytes (they do
 		 * not compress, so the compression probe is on the path too) */
-		randombytes_buf(payloads, k * 1024);
+		randombytes_buf(payloads, m * 1024);
 		t0 = now_s();
-		for (size_t i = 0; i < k; i++) {
+		for (size_t i = 0; i < m; i++) {
 			am_envelope_spec s = {0};
 			s.dest_kind = AM_DEST_NODE;
 			memcpy(s.dest_node, dst, 32);
@@ -218,70 +135,216 @@ main(int argc, char **argv)
 			s.priority = (uint8_t) (i % 4);
 			s.payload = payloads + i * 1024;
 			s.payload_len = 1024;
-			if (am_envelope_create_decoded(&envs[i], &s, me) != 0)
-				return 1;
-			done++;
+			if (am_envelope_create_decoded(&envs[cur][i], &s, me) != 0)
+				exit(1);
 		}
-		if (am_queue_put_own(q, envs, k, now, res) != 0)
-			return 1;
-		t_send += now_s() - t0;
-		for (size_t i = 0; i < k; i++) {
-			uint32_t len = (uint32_t) envs[i].raw_len;
-			fwrite(&len, 4, 1, f);
-			fwrite(envs[i].raw, 1, len, f);
-			am_envelope_clear(&envs[i]);
+		if ((piped ? am_queue_pipe_put_own(p, envs[cur], m, now, res[cur])
+		           : am_queue_put_own(q, envs[cur], m, now, res[cur])) != 0)
+			exit(1);
+		t += now_s() - t0;
+		k[cur] = m;
+		done += m;
+		/* the other buffer's batch has committed by now */
+		int other = piped ? cur ^ 1 : cur;
+		for (size_t i = 0; i < k[other]; i++) {
+			if (out != NULL) {
+				uint32_t len = (uint32_t) envs[other][i].raw_len;
+				fwrite(&len, 4, 1, out);
+				fwrite(envs[other][i].raw, 1, len, out);
+			}
+			am_envelope_clear(&envs[other][i]);
 		}
+		k[other] = 0;
 	}
-	fclose(f);
+	t0 = now_s();
+	if (p != NULL && am_queue_pipe_close(p) != 0)
+		exit(1);
+	t += now_s() - t0;
+	for (int b = 0; b < 2; b++) {
+		for (size_t i = 0; i < k[b]; i++) {
+			if (out != NULL) {
+				uint32_t len = (uint32_t) envs[b][i].raw_len;
+				fwrite(&len, 4, 1, out);
+				fwrite(envs[b][i].raw, 1, len, out);
+			}
+			am_envelope_clear(&envs[b][i]);
+		}
+		free(envs[b]);
+		free(res[b]);
+	}
+	free(payloads);
 	am_queue_close(q);
-	printf("%-44s %10.0f /s  = %.2f x raw sign   (target >= 0.70)\n", "send path: build+sign+commit", n / t_send,
-	    n / t_send / sign_rate);
+	return n / t;
+}
 
-	/* import path in a fresh process (exec), so its peak RSS is its own */
-	int pfd[2];
+/* The importer (a fresh process): reads DIR/envelopes.bin in batches into a
+ * fresh store, then once more (all duplicates), and writes its figures to
+ * fd. */
+static int
+importer(const char *dir, size_t batch, int piped, int fd)
+{
+	am_queue *q = NULL;
+	am_queue_pipe *p = NULL;
+	am_queue_options o = {.create = true, .map_size = 4ull << 30};
+	am_queue_item *items[2];
+	am_queue_result *res[2];
+	uint8_t *buf[2], dst[32] = {1};
+	size_t cap = batch * 2048, k[2] = {0, 0};
+	double t_imp = 0, c_imp = 0, t_dup = 0, t0, c0;
+	size_t stored = 0, dups = 0;
+	char path[300];
+	FILE *f;
+	int cur = 0;
+
+	snprintf(path, sizeof(path), "%s/import-%d", dir, piped);
+	if (am_queue_open(&q, path, &o) != 0 || am_queue_set_self(q, dst) != 0 || (piped && am_queue_pipe_open(&p, q) != 0))
+		return 1;
+	for (int b = 0; b < 2; b++) {
+		items[b] = calloc(batch, sizeof(am_queue_item));
+		res[b] = calloc(batch, sizeof(am_queue_result));
+		buf[b] = malloc(cap);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		snprintf(path, sizeof(path), "%s/envelopes.bin", dir);
+		if ((f = fopen(path, "rb")) == NULL)
+			return 1;
+		t0 = now_s();
+		c0 = cpu_s();
+		for (;; cur ^= 1) {
+			size_t m = 0, off = 0;
+			uint32_t len;
+			while (m < batch && fread(&len, 4, 1, f) == 1) {
+				if (off + len > cap || fread(buf[cur] + off, 1, len, f) != len)
+					return 1;
+				items[cur][m].raw = buf[cur] + off;
+				items[cur][m].len = len;
+				off += len;
+				m++;
+			}
+			if (m == 0)
+				break;
+			if ((piped ? am_queue_pipe_put_batch(p, items[cur], m, am_now_ms(), res[cur])
+			           : am_queue_put_batch(q, items[cur], m, am_now_ms(), res[cur])) != 0)
+				return 1;
+			k[cur] = m;
+			int other = piped ? cur ^ 1 : cur;
+			for (size_t i = 0; i < k[other]; i++) {
+				stored += pass == 0 && res[other][i].rc == 0;
+				dups += pass == 1 && res[other][i].rc == AM_EDUP;
+			}
+			k[other] = 0;
+		}
+		if (p != NULL && am_queue_pipe_flush(p) != 0)
+			return 1;
+		for (int b = 0; b < 2; b++) {
+			for (size_t i = 0; i < k[b]; i++) {
+				stored += pass == 0 && res[b][i].rc == 0;
+				dups += pass == 1 && res[b][i].rc == AM_EDUP;
+			}
+			k[b] = 0;
+		}
+		if (pass == 0) {
+			t_imp = now_s() - t0;
+			c_imp = cpu_s() - c0;
+		} else {
+			t_dup = now_s() - t0;
+		}
+		fclose(f);
+	}
+	if (am_queue_pipe_close(p) != 0)
+		return 1;
+	am_queue_close(q);
+	dprintf(fd, "%f %f %f %zu %zu %ld\n", t_imp, c_imp, t_dup, stored, dups, status_kib("VmHWM"));
+	return 0;
+}
+
+static int
+run_importer(const char *self, const char *dir, size_t n, size_t batch, int piped, double verify_rate)
+{
+	char bt[32], pt[8], fdt[16], line[256] = "";
+	int pfd[2], st;
+	pid_t pid;
+	ssize_t r;
+
 	if (pipe(pfd) != 0)
 		return 1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		char fdtext[16], ntext[32], btext[32];
-		snprintf(fdtext, sizeof(fdtext), "%d", pfd[1]);
-		snprintf(ntext, sizeof(ntext), "%zu", n);
-		snprintf(btext, sizeof(btext), "%zu", batch);
+	if ((pid = fork()) == 0) {
+		/* exec, so the importer's peak RSS is its own */
+		snprintf(bt, sizeof(bt), "%zu", batch);
+		snprintf(pt, sizeof(pt), "%d", piped);
+		snprintf(fdt, sizeof(fdt), "%d", pfd[1]);
 		close(pfd[0]);
-		execl("/proc/self/exe", argv[0], "--import", dir, btext, fdtext, (char *) NULL);
+		execl("/proc/self/exe", self, "--import", dir, bt, pt, fdt, (char *) NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
-	char line[256] = "";
-	ssize_t r = read(pfd[0], line, sizeof(line) - 1);
-	int st;
+	r = read(pfd[0], line, sizeof(line) - 1);
+	close(pfd[0]);
 	waitpid(pid, &st, 0);
 	if (r <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		fprintf(stderr, "bench: import child failed\n");
+		fprintf(stderr, "bench: importer failed\n");
 		return 1;
 	}
 	line[r] = '\0';
 	double t_imp, c_imp, t_dup;
 	size_t stored, dups;
-	long hwm, anon, file;
-	if (sscanf(line, "%lf %lf %lf %zu %zu %ld %ld %ld", &t_imp, &c_imp, &t_dup, &stored, &dups, &hwm, &anon, &file) != 8)
+	long hwm;
+	if (sscanf(line, "%lf %lf %lf %zu %zu %ld", &t_imp, &c_imp, &t_dup, &stored, &dups, &hwm) != 6)
 		return 1;
-	printf("%-44s %10.0f /s  = %.2f x raw verify (target >= 0.80; wall clock incl. fsync)\n",
-	    "import path: peek+dedup+verify+commit", stored / t_imp, stored / t_imp / verify_rate);
-	printf("%-44s %10.0f /s  = %.2f x raw verify (CPU time of the importer)\n", "import path, per CPU second",
-	    stored / c_imp, stored / c_imp / verify_rate);
-	printf("%-44s %10.0f /s  = %.1f x raw verify (no signature checked)\n", "duplicates refused", dups / t_dup,
+	printf("%-44s %8.0f /s  = %.2f x raw verify (target >= 0.80)\n",
+	    piped ? "import path (piped): verify | commit" : "import path (plain): peek+dedup+verify+commit",
+	    stored / t_imp, stored / t_imp / verify_rate);
+	printf("%-44s %8.1f us  (raw verify %.1f us)\n", "  CPU per envelope, all threads", c_imp / stored * 1e6,
+	    1e6 / verify_rate);
+	printf("%-44s %8.0f /s  = %.1f x raw verify (no signature checked)\n", "  duplicates refused", dups / t_dup,
 	    dups / t_dup / verify_rate);
-	printf("%-44s %10.1f MiB (target < 64 MiB) for %zu imported\n", "importer peak RSS (VmHWM)", hwm / 1024.0,
+	printf("%-44s %8.1f MiB (target < 64 MiB) for %zu envelopes\n", "  importer peak RSS (VmHWM)", hwm / 1024.0,
 	    stored);
-	printf("%-44s %10.1f MiB anonymous + %.1f MiB mapped store pages\n", "importer RSS at the end", anon / 1024.0,
-	    file / 1024.0);
-	if (stored != n || dups != n)
-		printf("WARNING: stored %zu and refused %zu duplicates of %zu\n", stored, dups, n);
+	if (stored != n || dups != n) {
+		printf("ERROR: stored %zu and refused %zu duplicates of %zu\n", stored, dups, n);
+		return 1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t n, batch;
+	char dir[] = "/tmp/am-bench-XXXXXX", path[300];
+	am_identity *me = NULL;
+	double sign_rate, verify_rate, plain, piped;
+	FILE *f;
+	int rc = 0;
+
+	if (am_core_init() != 0)
+		return 2;
+	if (argc == 6 && strcmp(argv[1], "--import") == 0)
+		return importer(argv[2], strtoul(argv[3], NULL, 10), atoi(argv[4]), atoi(argv[5]));
+	n = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
+	batch = argc > 2 ? strtoul(argv[2], NULL, 10) : 2048;
+	if (mkdtemp(dir) == NULL || n == 0 || batch == 0 || am_identity_generate(&me) != 0)
+		return 2;
+	printf("agent_mesh core benchmark: %zu envelopes of 1 KiB payload, batches of %zu, %ld cores\n", n, batch,
+	    sysconf(_SC_NPROCESSORS_ONLN));
+	sign_rate = raw_rate(0, 1.0);
+	verify_rate = raw_rate(1, 1.0);
+	printf("%-44s %8.0f /s  (baseline)\n", "raw libsodium sign, 1 KiB body", sign_rate);
+	printf("%-44s %8.0f /s  (baseline)\n", "raw libsodium verify, 1 KiB body", verify_rate);
+
+	snprintf(path, sizeof(path), "%s/envelopes.bin", dir);
+	if ((f = fopen(path, "wb")) == NULL)
+		return 1;
+	plain = send_path(dir, "send-plain", n, batch, 0, me, f);
+	fclose(f);
+	piped = send_path(dir, "send-piped", n, batch, 1, me, NULL);
+	printf("%-44s %8.0f /s  = %.2f x raw sign (target >= 0.70)\n", "send path (plain): build+sign+commit", plain,
+	    plain / sign_rate);
+	printf("%-44s %8.0f /s  = %.2f x raw sign (target >= 0.70)\n", "send path (piped): build+sign | commit", piped,
+	    piped / sign_rate);
+	rc |= run_importer(argv[0], dir, n, batch, 0, verify_rate);
+	rc |= run_importer(argv[0], dir, n, batch, 1, verify_rate);
 	am_identity_free(me);
-	free(payloads);
-	free(envs);
-	free(res);
 	rm_rf(dir);
-	return stored == n && dups == n ? 0 : 1;
+	return rc;
 }

@@ -258,6 +258,50 @@ test_order_batch(void)
 	am_queue_close(q);
 }
 
+/* A pipe gives the same results as plain puts, with a batch in flight. */
+static void
+test_pipe(void)
+{
+	am_queue *q = open_store("pipe", 0);
+	am_queue_pipe *p = NULL;
+	enum { B = 50 };
+	am_queue_item items[3][B];
+	am_queue_result res[3][B];
+	uint8_t id[32];
+	am_queue_stats st;
+
+	for (int b = 0; b < 3; b++)
+		for (int i = 0; i < B; i++) {
+			size_t len;
+			items[b][i].raw = make(&len, id, other, AM_DEST_NODE, am_identity_pk(me), NULL, 1,
+			    T0 + (uint64_t) (b * B + i), 3600000, "piped");
+			items[b][i].len = len;
+		}
+	/* batch 1 repeats one envelope of batch 0, which may still be in flight */
+	free((void *) items[1][7].raw);
+	items[1][7] = items[0][3];
+	CHECK_RC(am_queue_pipe_open(&p, q), 0);
+	CHECK_RC(am_queue_pipe_put_batch(p, items[0], B, T0, res[0]), 0);
+	CHECK_RC(am_queue_pipe_put_batch(p, items[1], B, T0, res[1]), 0);
+	CHECK_RC(am_queue_pipe_put_batch(p, items[2], B, T0, res[2]), 0);
+	CHECK_RC(am_queue_pipe_close(p), 0);
+	for (int b = 0; b < 3; b++)
+		for (int i = 0; i < B; i++) {
+			if (b == 1 && i == 7) {
+				CHECK(res[b][i].rc == AM_EDUP);
+				continue;
+			}
+			CHECK(res[b][i].rc == 0 && res[b][i].inboxed);
+		}
+	CHECK_RC(am_queue_get_stats(q, &st), 0);
+	CHECK(st.envelopes == 3 * B - 1 && st.inbox_unacked == 3 * B - 1);
+	for (int b = 0; b < 3; b++)
+		for (int i = 0; i < B; i++)
+			if (!(b == 1 && i == 7))
+				free((void *) items[b][i].raw);
+	am_queue_close(q);
+}
+
 static void
 test_full(void)
 {
@@ -284,6 +328,39 @@ test_full(void)
 	CHECK(rc == AM_EFULL);
 	CHECK(stored > 10);
 	am_queue_close(q);
+	/* a batch into a full map keeps the part that fits, refuses the rest */
+	{
+		am_queue *q2 = open_store("fullbatch", 256 * 1024);
+		enum { NB = 400 };
+		am_queue_item it[NB];
+		am_queue_result rs[NB];
+		uint8_t bid[32];
+		size_t ok = 0, full = 0;
+		am_queue_stats st;
+		for (size_t i = 0; i < NB; i++) {
+			size_t len;
+			text[0] = (char) ('a' + i % 26);
+			text[1] = (char) ('a' + i / 26 % 26);
+			it[i].raw = make(&len, bid, other, AM_DEST_BROADCAST, NULL, NULL, 1, T0 + i, 3600000, text);
+			it[i].len = len;
+		}
+		CHECK_RC(am_queue_put_batch(q2, it, NB, T0, rs), AM_EFULL);
+		for (size_t i = 0; i < NB; i++) {
+			ok += rs[i].rc == 0;
+			full += rs[i].rc == AM_EFULL;
+			if (rs[i].rc == 0)
+				CHECK_RC(am_queue_has(q2, rs[i].id), 0);
+			else
+				CHECK_RC(am_queue_has(q2, rs[i].id), AM_ENOTFOUND);
+			free((void *) it[i].raw);
+		}
+		if (!(ok > 10 && full > 0 && ok + full == NB))
+			fprintf(stderr, "fullbatch: ok %zu full %zu rc[0] %d %s\n", ok, full, rs[0].rc, rs[0].detail);
+		CHECK(ok > 10 && full > 0 && ok + full == NB);
+		CHECK_RC(am_queue_get_stats(q2, &st), 0);
+		CHECK(st.envelopes == ok);
+		am_queue_close(q2);
+	}
 	/* everything committed before the full map is intact after reopening */
 	q = open_store("full", 256 * 1024);
 	for (size_t i = 0; i < stored; i++)
@@ -345,6 +422,7 @@ main(void)
 	test_admission();
 	test_dedup_ack_tomb();
 	test_order_batch();
+	test_pipe();
 	test_full();
 	test_peers_and_open();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);

@@ -69,5 +69,9 @@ int cmd_store_set(int argc, char **argv);
 int cmd_store_get(int argc, char **argv);
 int cmd_envelope_inspect(int argc, char **argv);
 int cmd_envelope_import(int argc, char **argv);
+int cmd_bundle_sync(int argc, char **argv);
+int cmd_bundle_export(int argc, char **argv);
+int cmd_bundle_import(int argc, char **argv);
+int cmd_bundle_inspect(int argc, char **argv);
 
 #endif

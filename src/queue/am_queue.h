@@ -12,6 +12,13 @@
  * clock (callers pass now_ms), or exposing LMDB types (no MDB_val leaves
  * this module).
  *
+ * Receipts: an envelope of type "receipt" whose ref names another
+ * envelope, signed by that envelope's one destination node, proves
+ * delivery. Storing it drops this store's copy of the original and
+ * tombstones it (AM_TOMB_DELIVERED); an original that arrives after its
+ * receipt is refused as delivered. A receipt from anyone else changes
+ * nothing but is still carried. Receipts are never put in an inbox.
+ *
  * Durability: every put/ack/delete returns only after its transaction has
  * committed with LMDB's default (synchronous) durability, so anything a
  * caller acknowledges onwards survives kill -9 and power loss.
@@ -73,6 +80,12 @@ typedef struct am_queue_result {
 	int rc;                   /* 0 stored, or why not (AM_EDUP ...) */
 	uint8_t id[AM_ID_BYTES];  /* valid when the outer layer parsed */
 	bool inboxed;             /* entered the local inbox */
+	/* Stored, and addressed to this node alone (not a receipt): the
+	 * caller, who holds the node's key, owes the sender a receipt
+	 * (am_sync_receipt_spec). src and expires_ms are the original's. */
+	bool receipt_due;
+	uint8_t src[AM_PK_BYTES];
+	uint64_t expires_ms;
 	char detail[160];         /* why not, in words, when rc != 0 */
 } am_queue_result;
 
@@ -163,6 +176,12 @@ int am_queue_outbox_each(am_queue *q, am_queue_visit_fn fn, void *ctx);
 /* reconciliation order: (created, id) ascending over every held envelope */
 int am_queue_each(am_queue *q, am_queue_visit_fn fn, void *ctx);
 
+/* am_queue_known_each: every id this store holds or refuses for good
+ * (held envelopes, then tombstones), in no useful order, in one read
+ * transaction: what a summary for a stick needs. */
+typedef int (*am_queue_id_fn)(void *ctx, const uint8_t id[AM_ID_BYTES]);
+int am_queue_known_each(am_queue *q, am_queue_id_fn fn, void *ctx);
+
 /* ---- the inbox ---- */
 
 typedef struct am_queue_inbox_entry {
@@ -213,6 +232,12 @@ int am_queue_gc(am_queue *q, uint64_t now_ms, am_queue_gc_stats *st);
  * whole outbox) may call it too. Linux only; a no-op elsewhere. The MDB
  * map must not be in use by a write through MDB_WRITEMAP (it never is). */
 void am_queue_trim(am_queue *q);
+
+/* am_queue_delivered: 0 when a valid receipt for id has been seen here
+ * (the original's destination signed it); *by gets its signer when not
+ * NULL. AM_ENOTFOUND otherwise. */
+int am_queue_delivered(am_queue *q, const uint8_t id[static AM_ID_BYTES],
+    uint8_t by[AM_PK_BYTES]);
 
 /* ---- statistics ---- */
 

@@ -94,6 +94,68 @@ pending_from(struct pending *p, const struct self_view *s, const am_envelope *e,
 	p->m.dest_kind = (uint8_t) e->body.dest_kind;
 	p->inbox = admits(s, &e->body);
 	p->m.flags = (out ? AM_QF_OUTBOX : 0) | (p->inbox ? AM_QF_INBOX : 0) | (local ? AM_QF_LOCAL : 0);
+	p->receipt = strcmp(e->body.type, "receipt") == 0 && e->body.has_ref;
+	p->for_me = !p->receipt && s->has_self && e->body.dest_kind == AM_DEST_NODE &&
+	    memcmp(e->body.dest_node, s->pk, AM_PK_BYTES) == 0 && memcmp(e->body.src, s->pk, AM_PK_BYTES) != 0;
+	memcpy(p->ref, e->body.ref, AM_ID_BYTES);
+	memcpy(p->src, e->body.src, AM_PK_BYTES);
+	memcpy(p->dest_node, e->body.dest_node, AM_PK_BYTES);
+}
+
+/* A receipt arrived: remember it, and drop our copy of the original when
+ * the receipt is signed by the original's one destination. */
+static int
+apply_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, uint64_t now_ms)
+{
+	uint8_t rec[AM_PK_BYTES + 8], tkey[TIME_KEY];
+	MDB_val k = {AM_ID_BYTES, (void *) p->ref}, v, ev;
+	am_queue_meta m;
+	am_envelope orig;
+	int mrc;
+
+	memcpy(rec, p->src, AM_PK_BYTES);
+	am_q_put_be64(rec + AM_PK_BYTES, p->m.expires_ms);
+	v.mv_size = sizeof(rec);
+	v.mv_data = rec;
+	if ((mrc = mdb_put(txn, q->rcpts, &k, &v, MDB_NOOVERWRITE)) != 0 && mrc != MDB_KEYEXIST)
+		return mrc;
+	/* our own receipt: the copy here is the delivered one, kept until
+	 * its consumer acks it */
+	if (p->m.flags & AM_QF_LOCAL)
+		return 0;
+	if (mdb_get(txn, q->meta, &k, &v) != 0 || v.mv_size != META_BYTES)
+		return 0;
+	am_q_meta_decode(&m, v.mv_data);
+	if (m.dest_kind != AM_DEST_NODE)
+		return 0; /* groups and broadcasts live until they expire */
+	am_q_time_key(tkey, m.created_ms, p->ref);
+	k.mv_size = TIME_KEY;
+	k.mv_data = tkey;
+	if (mdb_get(txn, q->envs, &k, &ev) != 0)
+		return 0;
+	/* The original was verified on entry; this re-reads its destination.
+	 * Copy first: the view must not outlive the transaction's page. */
+	uint8_t *copy = malloc(ev.mv_size);
+	if (copy == NULL)
+		return ENOMEM;
+	memcpy(copy, ev.mv_data, ev.mv_size);
+	bool match = am_envelope_decode_view(&orig, copy, ev.mv_size, p->ref) == 0 &&
+	    memcmp(orig.body.dest_node, p->src, AM_PK_BYTES) == 0;
+	free(copy);
+	if (!match)
+		return 0;
+	mrc = am_q_remove(q, txn, p->ref, AM_TOMB_DELIVERED, m.expires_ms, now_ms);
+	return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+/* An original whose receipt is already here is not stored again. */
+static bool
+receipt_seen(am_queue *q, MDB_txn *txn, const struct pending *p)
+{
+	MDB_val k = {AM_ID_BYTES, (void *) p->id}, v;
+
+	return p->m.dest_kind == AM_DEST_NODE && mdb_get(txn, q->rcpts, &k, &v) == 0 &&
+	    v.mv_size >= AM_PK_BYTES && memcmp(v.mv_data, p->dest_node, AM_PK_BYTES) == 0;
 }
 
 static void
@@ -101,6 +163,7 @@ refuse(am_queue_result *r, int rc, const char *why)
 {
 	r->rc = rc;
 	r->inboxed = false;
+	r->receipt_due = false;
 	snprintf(r->detail, sizeof(r->detail), "%s", why);
 }
 
@@ -224,6 +287,15 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 			refuse(r, AM_EFULL, "store full");
 			continue;
 		}
+		r->receipt_due = false;
+		if (receipt_seen(q, txn, p)) {
+			refuse(r, AM_ETOMBSTONE, "delivered already (its receipt was seen here)");
+			mrc = am_q_remove(q, txn, p->id, AM_TOMB_DELIVERED, p->m.expires_ms, p->m.received_ms);
+			if (mrc != 0 && mrc != MDB_NOTFOUND)
+				goto out;
+			mrc = 0;
+			continue;
+		}
 		p->m.inbox_seq = p->inbox ? seq + 1 : 0;
 		mrc = store_one(&cs, p);
 		if (mrc == MDB_KEYEXIST) {
@@ -235,11 +307,20 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 			*fitted = j;
 			goto out;
 		}
+		if (p->receipt && (mrc = apply_receipt(q, txn, p, p->m.received_ms)) != 0) {
+			*fitted = j;
+			goto out;
+		}
 		r->inboxed = p->inbox;
+		r->receipt_due = p->for_me;
+		memcpy(r->src, p->src, AM_PK_BYTES);
+		r->expires_ms = p->m.expires_ms;
 		seq += p->inbox;
 		if ((j + 1) % AM_QUEUE_TRIM_BATCH == 0)
 			am_queue_trim(q); /* bounds pages mapped by this batch */
 	}
+	/* from here on a full map is the whole batch's fault */
+	*fitted = limit < n ? limit : n;
 	if (seq != seq0) {
 		MDB_val k = {9, "inbox_seq"}, v = {8, seqb};
 		am_q_put_be64(seqb, seq);
@@ -250,7 +331,6 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 	memset(&cs, 0, sizeof(cs));
 	mrc = mdb_txn_commit(txn);
 	txn = NULL;
-	*fitted = limit < n ? limit : n;
 	if (mrc == 0) {
 		for (size_t i = 0; i < n; i++)
 			if (res[i].rc == 0)
@@ -280,7 +360,7 @@ am_q_commit_batch(am_queue *q, struct pending *pend, size_t n, am_queue_result *
 		/* commits need pages of their own: leave some room */
 		limit = fitted - 1 - fitted / 8;
 		for (size_t i = 0; i < n; i++)
-			res[i].inboxed = false;
+			res[i].inboxed = res[i].receipt_due = false;
 	}
 	rc = mrc ? am_q_err(mrc, "storing envelopes") : 0;
 	for (size_t i = 0; i < n; i++) {

@@ -20,6 +20,7 @@
  *   inbox    seq(8)                          -> id(32)
  *   tombs    id(32)                          -> reason(1) at(8) until(8)
  *   tombexp  until(8) id(32)                 -> ""
+ *   rcpts    original id(32)                 -> receipt src(32) expires(8)
  *   peers    pk(32)                          -> peer record
  *   config   name                            -> value
  */
@@ -33,7 +34,7 @@
 struct am_queue {
 	MDB_env *env;
 	MDB_dbi envs, meta, outbox, bytime, expiry, inbox, tombs,
-	    tombexp, peers, config;
+	    tombexp, rcpts, peers, config;
 	char *dir;
 	uint64_t written_since_trim; /* bytes committed since the last trim */
 	uintptr_t map_start;         /* LMDB's map, found by am_q_find_map */
@@ -49,6 +50,11 @@ struct pending {
 	uint8_t id[AM_ID_BYTES];
 	am_queue_meta m;    /* inbox_seq is assigned in the transaction */
 	bool inbox;
+	bool receipt;       /* type "receipt" with a ref: applies to ref */
+	bool for_me;        /* addressed to this node alone: receipt due */
+	uint8_t ref[AM_ID_BYTES];
+	uint8_t src[AM_PK_BYTES];
+	uint8_t dest_node[AM_PK_BYTES]; /* when m.dest_kind is a node */
 };
 
 /* The two phases of a put, so pipe.c can run them on two threads:

@@ -164,3 +164,55 @@ am_queue_get_stats(am_queue *q, am_queue_stats *st)
 	mdb_txn_abort(txn);
 	return walk(q, q->bytime, count_prio, st);
 }
+
+int
+am_queue_delivered(am_queue *q, const uint8_t id[static AM_ID_BYTES], uint8_t by[AM_PK_BYTES])
+{
+	MDB_txn *txn = NULL;
+	MDB_val k = {AM_ID_BYTES, (void *) id}, v;
+	int mrc, rc;
+
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return am_q_err(mrc, "looking up a receipt");
+	mrc = mdb_get(txn, q->rcpts, &k, &v);
+	if (mrc == 0 && v.mv_size >= AM_PK_BYTES) {
+		if (by != NULL)
+			memcpy(by, v.mv_data, AM_PK_BYTES);
+		rc = 0;
+	} else {
+		rc = am_error_set(AM_ENOTFOUND, "no receipt seen for this envelope");
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int
+am_queue_known_each(am_queue *q, am_queue_id_fn fn, void *ctx)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_dbi dbis[2] = {q->meta, q->tombs};
+	int mrc = 0, rc = 0;
+
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return am_q_err(mrc, "listing ids");
+	for (int d = 0; d < 2 && rc == 0; d++) {
+		if ((mrc = mdb_cursor_open(txn, dbis[d], &cur)) != 0)
+			break;
+		for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
+		     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+			if (k.mv_size == AM_ID_BYTES)
+				rc = fn(ctx, k.mv_data);
+		mdb_cursor_close(cur);
+		cur = NULL;
+		if (mrc == MDB_NOTFOUND)
+			mrc = 0;
+		if (mrc != 0)
+			break;
+	}
+	mdb_txn_abort(txn);
+	if (rc == 0 && mrc != 0)
+		rc = am_q_err(mrc, "listing ids");
+	return rc;
+}

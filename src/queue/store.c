@@ -138,7 +138,7 @@ am_queue_open(am_queue **out, const char *dir, const am_queue_options *opt)
 	    {"envs", offsetof(am_queue, envs)}, {"meta", offsetof(am_queue, meta)},
 	    {"outbox", offsetof(am_queue, outbox)}, {"bytime", offsetof(am_queue, bytime)},
 	    {"expiry", offsetof(am_queue, expiry)}, {"inbox", offsetof(am_queue, inbox)},
-	    {"tombs", offsetof(am_queue, tombs)},
+	    {"tombs", offsetof(am_queue, tombs)}, {"rcpts", offsetof(am_queue, rcpts)},
 	    {"tombexp", offsetof(am_queue, tombexp)}, {"peers", offsetof(am_queue, peers)},
 	    {"config", offsetof(am_queue, config)},
 	};

@@ -1,0 +1,788 @@
+/*
+ * bundle_io.c — sneakernet: syncing a store with a stick folder, and the
+ * one-way bundle import and export for data diodes and air gaps.
+ *
+ * Import: for each bundle, its id index first (no decompression): a file
+ * holding nothing new is skipped. Otherwise every envelope record is put
+ * through the store's normal verified path in batches, so nothing
+ * unverified enters, duplicates cost no signature check, and damage costs
+ * only the damaged block. Receipts owed for envelopes delivered here are
+ * made at once, so they ride back on the same stick.
+ *
+ * Export: the outbox in its order (most urgent, then oldest), leaving out
+ * what the stick already carries and what a node summarised on the stick
+ * already has, spending one hop, until the size limit.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "am_runtime.h"
+#include "files.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#define BATCH        1024
+#define ARENA_LIMIT  (8u << 20)
+#define RELEASE_STEP (8u << 20)
+#define MARGIN       (256u << 10) /* room kept for summary and custody files */
+
+static void
+problem(am_stick_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+problem(am_stick_report *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->problem[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->problem, sizeof(r->problem), fmt, ap);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------- import --- */
+
+struct importer {
+	am_queue *q;
+	const am_identity *me;
+	const am_stick_options *o;
+	am_stick_report *r;
+	const char *file;
+	uint8_t *arena;
+	size_t arena_len, arena_cap;
+	am_queue_item items[BATCH];
+	uint64_t offs[BATCH];
+	am_queue_result res[BATCH];
+	size_t n;
+	uint8_t *taken;       /* 8-byte prefixes of what was imported */
+	size_t ntaken, taken_cap;
+	const uint8_t *map;
+	size_t released;
+	uint64_t total, base;
+	int fatal;
+};
+
+static int
+make_receipts(struct importer *im)
+{
+	am_envelope *rc_envs = NULL;
+	am_queue_result *rc_res = NULL;
+	size_t k = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < im->n; i++)
+		k += im->res[i].receipt_due;
+	if (k == 0 || im->me == NULL)
+		return 0;
+	rc_envs = calloc(k, sizeof(*rc_envs));
+	rc_res = calloc(k, sizeof(*rc_res));
+	if (rc_envs == NULL || rc_res == NULL) {
+		rc = am_error_set(AM_ENOMEM, "out of memory for receipts");
+		goto out;
+	}
+	k = 0;
+	for (size_t i = 0; i < im->n; i++) {
+		am_envelope_spec s;
+		if (!im->res[i].receipt_due)
+			continue;
+		am_sync_receipt_spec(&s, &im->res[i], im->o->now_ms);
+		if ((rc = am_envelope_create_decoded(&rc_envs[k], &s, im->me)) != 0)
+			goto out;
+		k++;
+	}
+	rc = am_queue_put_own(im->q, rc_envs, k, im->o->now_ms, rc_res);
+	for (size_t i = 0; i < k; i++)
+		im->r->receipts_made += rc_res[i].rc == 0;
+out:
+	for (size_t i = 0; rc_envs != NULL && i < k; i++)
+		am_envelope_clear(&rc_envs[i]);
+	free(rc_envs);
+	free(rc_res);
+	return rc;
+}
+
+static int
+flush(struct importer *im)
+{
+	int rc;
+
+	if (im->n == 0)
+		return 0;
+	rc = am_queue_put_batch(im->q, im->items, im->n, im->o->now_ms, im->res);
+	for (size_t i = 0; i < im->n; i++) {
+		am_queue_result *res = &im->res[i];
+		im->r->seen++;
+		switch (res->rc) {
+		case 0:
+			im->r->imported++;
+			im->r->inboxed += res->inboxed;
+			if (im->ntaken == im->taken_cap) {
+				size_t cap = im->taken_cap ? im->taken_cap * 2 : 4096;
+				uint8_t *nt = realloc(im->taken, cap * 8);
+				if (nt == NULL)
+					return am_error_set(AM_ENOMEM, "out of memory");
+				im->taken = nt;
+				im->taken_cap = cap;
+			}
+			memcpy(im->taken + im->ntaken++ * 8, res->id, 8);
+			break;
+		case AM_EDUP:
+		case AM_ETOMBSTONE:
+			im->r->known++;
+			break;
+		case AM_EEXPIRED:
+			im->r->expired++;
+			break;
+		case AM_EFULL:
+		case AM_ESTORE:
+		case AM_EIO:
+		case AM_ENOMEM:
+			break; /* the store's problem, reported once below */
+		default: {
+			char what[240];
+			im->r->refused++;
+			im->r->damaged++;
+			snprintf(what, sizeof(what), "envelope refused: %s", res->detail);
+			problem(im->r, "%s: offset %llu: %s", im->file, (unsigned long long) im->offs[i], what);
+			if (im->o->damage != NULL)
+				im->o->damage(im->o->ctx, im->file, im->offs[i], what);
+		}
+		}
+	}
+	if (rc == 0 || rc == AM_EFULL) {
+		int rrc = make_receipts(im);
+		if (rc == 0)
+			rc = rrc;
+	}
+	im->n = 0;
+	im->arena_len = 0;
+	if (rc == AM_EFULL || rc == AM_ESTORE || rc == AM_EIO || rc == AM_ENOMEM) {
+		problem(im->r, "store: %s", am_error_detail());
+		im->fatal = rc;
+		return rc;
+	}
+	return 0;
+}
+
+static int
+on_env(void *ctx, const uint8_t *env, size_t len, uint64_t off)
+{
+	struct importer *im = ctx;
+	int rc;
+
+	/* blocks are decompressed into a scratch buffer that the next block
+	 * reuses, so records are copied until their batch is stored */
+	if (im->arena_len + len > im->arena_cap) {
+		if ((rc = flush(im)) != 0)
+			return rc;
+		if (len > im->arena_cap) {
+			uint8_t *na = realloc(im->arena, len);
+			if (na == NULL)
+				return am_error_set(AM_ENOMEM, "out of memory");
+			im->arena = na;
+			im->arena_cap = len;
+		}
+	}
+	/* the arena only grows right after a flush, so these pointers stay */
+	memcpy(im->arena + im->arena_len, env, len);
+	im->items[im->n].raw = im->arena + im->arena_len;
+	im->items[im->n].len = len;
+	im->offs[im->n] = off;
+	im->arena_len += len;
+	im->n++;
+	if (im->o->progress != NULL && im->n % 256 == 0)
+		im->o->progress(im->o->ctx, "import", im->base + off, im->total, im->base + off);
+	if (off - im->released > RELEASE_STEP) {
+		am_file_release(im->map, off);
+		im->released = off;
+	}
+	if (im->n == BATCH)
+		return flush(im);
+	return 0;
+}
+
+static void
+on_damage(void *ctx, uint64_t off, const char *what)
+{
+	struct importer *im = ctx;
+
+	im->r->damaged++;
+	problem(im->r, "%s: offset %llu: %s", im->file, (unsigned long long) off, what);
+	if (im->o->damage != NULL)
+		im->o->damage(im->o->ctx, im->file, off, what);
+}
+
+/* Import one mapped bundle. Returns 0, a damage code (reported) or a
+ * fatal store error. */
+static int
+import_mapped(struct importer *im, const char *label, const uint8_t *buf, size_t len)
+{
+	am_bundle_info info;
+	const uint8_t *ids = NULL;
+	size_t nids = 0;
+	int rc;
+
+	im->file = label;
+	im->map = buf;
+	im->released = 0;
+	im->r->files++;
+	/* nothing new in it? then it need not be decompressed at all */
+	if (am_bundle_read_index(&info, buf, len, &ids, &nids) == 0) {
+		size_t unknown = 0;
+		for (size_t i = 0; i < nids && unknown == 0; i++)
+			unknown += am_queue_has(im->q, ids + i * AM_ID_BYTES) == AM_ENOTFOUND;
+		if (unknown == 0) {
+			im->r->files_skipped++;
+			im->r->known += nids;
+			im->r->seen += nids;
+			im->r->bytes_read += len;
+			return 0;
+		}
+	}
+	rc = am_bundle_read(&info, buf, len, on_env, on_damage, im);
+	if (im->fatal == 0 && flush(im) != 0)
+		rc = im->fatal;
+	im->r->bytes_read += len;
+	if (im->fatal != 0)
+		return im->fatal;
+	if (info.header_ok && info.sig_ok) {
+		am_queue_peer p = {0};
+		if (am_queue_peer_get(im->q, info.writer, &p) == AM_ENOTFOUND) {
+			im->r->unknown_writers++;
+			memcpy(p.pk, info.writer, AM_PK_BYTES);
+		}
+		snprintf(p.address, sizeof(p.address), "stick");
+		(void) am_queue_peer_seen(im->q, &p, im->o->now_ms);
+	}
+	return rc;
+}
+
+static int
+importer_init(struct importer *im, am_queue *q, const am_identity *me, const am_stick_options *o, am_stick_report *r)
+{
+	memset(im, 0, sizeof(*im));
+	im->q = q;
+	im->me = me;
+	im->o = o;
+	im->r = r;
+	im->arena_cap = ARENA_LIMIT;
+	if ((im->arena = malloc(im->arena_cap)) == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory for an import batch");
+	return 0;
+}
+
+static void
+importer_free(struct importer *im)
+{
+	free(im->arena);
+	free(im->taken);
+}
+
+int
+am_bundle_import_file(am_queue *q, const am_identity *me, const char *path, const am_stick_options *o,
+    am_stick_report *r)
+{
+	struct importer *im = malloc(sizeof(*im));
+	const uint8_t *buf = NULL;
+	size_t len = 0;
+	char spool[64] = "";
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (im == NULL || (rc = importer_init(im, q, me, o, r)) != 0) {
+		free(im);
+		return am_error_set(AM_ENOMEM, "out of memory");
+	}
+	if (strcmp(path, "-") == 0) {
+		/* a pipe cannot be mapped: spool it to an unlinked file */
+		const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+		char chunk[65536];
+		ssize_t n;
+		int fd;
+		snprintf(spool, sizeof(spool), "%.40s/agent-mesh-in.XXXXXX", tmpdir);
+		if ((fd = mkstemp(spool)) < 0) {
+			rc = am_error_set(AM_EIO, "cannot spool standard input: %s", strerror(errno));
+			goto out;
+		}
+		rc = 0;
+		while (rc == 0 && (n = read(STDIN_FILENO, chunk, sizeof(chunk))) != 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 || write(fd, chunk, (size_t) n) != n)
+				rc = am_error_set(AM_EIO, "spooling standard input: %s", strerror(errno));
+		}
+		close(fd);
+		if (rc == 0)
+			rc = am_file_map(&buf, &len, spool);
+		unlink(spool);
+	} else {
+		rc = am_file_map(&buf, &len, path);
+	}
+	if (rc != 0)
+		goto out;
+	if (o->progress != NULL) {
+		im->total = len;
+		o->progress(o->ctx, "import", 0, len, 0);
+	}
+	rc = import_mapped(im, strcmp(path, "-") == 0 ? "stdin" : path, buf, len);
+	am_file_unmap(buf, len);
+out:
+	if (rc != 0)
+		problem(r, "%s", am_error_detail());
+	importer_free(im);
+	free(im);
+	return rc;
+}
+
+/* ------------------------------------------------------------- export --- */
+
+struct summary {
+	uint8_t node[AM_PK_BYTES];
+	am_envelope env;
+};
+
+struct exporter {
+	am_queue *q;
+	const am_stick_options *o;
+	am_stick_report *r;
+	am_bundle_writer *w;
+	uint64_t limit;
+	uint8_t *have;        /* sorted 8-byte prefixes the stick carries */
+	size_t nhave;
+	struct summary *sums;
+	size_t nsums;
+	uint64_t candidates;
+	int rc;
+};
+
+static int
+cmp8(const void *a, const void *b)
+{
+	return memcmp(a, b, 8);
+}
+
+static bool
+stick_has(const struct exporter *x, const uint8_t *id)
+{
+	return x->nhave > 0 && bsearch(id, x->have, x->nhave, 8, cmp8) != NULL;
+}
+
+/* Does the one destination of this envelope already have it? */
+static bool
+dest_has(const struct exporter *x, const am_queue_meta *m, const uint8_t *raw, size_t len, const uint8_t *id)
+{
+	am_envelope v;
+
+	if (m->dest_kind != AM_DEST_NODE || x->nsums == 0)
+		return false;
+	/* the bytes were verified when stored; only the destination is read */
+	if (am_envelope_decode_view(&v, raw, len, id) != 0)
+		return false;
+	for (size_t i = 0; i < x->nsums; i++)
+		if (memcmp(x->sums[i].node, v.body.dest_node, AM_PK_BYTES) == 0)
+			return am_summary_has(&x->sums[i].env, id);
+	return false;
+}
+
+static bool
+wanted_by(const am_queue_meta *m, const uint8_t *raw, size_t len, const uint8_t *id, const uint8_t *to)
+{
+	am_envelope v;
+
+	/* for one node: what is addressed to it, and every group and
+	 * broadcast envelope (it may belong, or match the area) */
+	if (m->dest_kind != AM_DEST_NODE)
+		return true;
+	return am_envelope_decode_view(&v, raw, len, id) == 0 && memcmp(v.body.dest_node, to, AM_PK_BYTES) == 0;
+}
+
+static int
+export_visit(void *ctx, const uint8_t id[AM_ID_BYTES], const am_queue_meta *m)
+{
+	struct exporter *x = ctx;
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (m->expires_ms <= x->o->now_ms || m->hops_left == 0 || m->created_ms < x->o->since_ms)
+		return 0;
+	if (stick_has(x, id))
+		return 0;
+	if ((rc = am_queue_get(x->q, id, &raw, &len, NULL)) != 0)
+		return rc == AM_ENOTFOUND ? 0 : (x->rc = rc);
+	if ((x->o->to != NULL && !wanted_by(m, raw, len, id, x->o->to)) || dest_has(x, m, raw, len, id)) {
+		free(raw);
+		return 0;
+	}
+	x->candidates++;
+	if (am_bundle_writer_size(x->w, len) > x->limit) {
+		/* does not fit: keep looking, a smaller one may */
+		x->r->left_behind++;
+		x->r->left_bytes += len;
+		free(raw);
+		return 0;
+	}
+	/* carrying spends a hop; the signature does not cover it */
+	if ((rc = am_envelope_set_hops(raw, len, (uint8_t) (m->hops_left - 1))) == 0)
+		rc = am_bundle_writer_add(x->w, raw, len, id);
+	free(raw);
+	if (rc != 0)
+		return x->rc = rc;
+	x->r->exported++;
+	x->r->export_bytes += len;
+	if (x->o->progress != NULL && x->r->exported % 64 == 0)
+		x->o->progress(x->o->ctx, "export", x->r->exported, 0, x->r->export_bytes);
+	return 0;
+}
+
+/* Write one bundle to path. *wrote tells whether a file was made (no file
+ * when there was nothing to send). */
+static int
+export_to(struct exporter *x, const am_identity *me, const char *path, bool *wrote)
+{
+	struct am_out *f = malloc(sizeof(*f));
+	uint8_t hdr[AM_BUNDLE_HDR_LEN];
+	int rc;
+
+	*wrote = false;
+	if (f == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	if ((rc = am_out_open(f, path)) != 0) {
+		free(f);
+		return rc;
+	}
+	if ((rc = am_bundle_writer_new(&x->w, me, x->o->now_ms, x->o->to, am_out_write, f)) != 0)
+		goto out;
+	rc = am_queue_outbox_each(x->q, export_visit, x);
+	if (rc == 0)
+		rc = x->rc;
+	if (rc != 0)
+		goto out;
+	if (am_bundle_writer_count(x->w) == 0 && strcmp(path, "-") != 0)
+		goto out; /* nothing to carry: leave no empty file behind */
+	if ((rc = am_bundle_writer_finish(x->w, hdr)) != 0 || (rc = am_out_commit(f, hdr, sizeof(hdr))) != 0)
+		goto out;
+	*wrote = true;
+out:
+	am_bundle_writer_free(x->w);
+	x->w = NULL;
+	am_out_close(f);
+	free(f);
+	return rc;
+}
+
+int
+am_bundle_export_file(am_queue *q, const am_identity *me, const char *path, const am_stick_options *o,
+    am_stick_report *r)
+{
+	struct exporter x = {q, o, r, NULL, o->max_size ? o->max_size : UINT64_MAX, NULL, 0, NULL, 0, 0, 0};
+	bool wrote;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	rc = export_to(&x, me, path, &wrote);
+	if (rc == 0 && wrote)
+		snprintf(r->bundle, sizeof(r->bundle), "%s", path);
+	if (rc == 0 && r->left_behind > 0) {
+		r->full = true;
+		rc = am_error_set(AM_EFULL, "%llu envelopes (%llu bytes) did not fit in --max-size",
+		    (unsigned long long) r->left_behind, (unsigned long long) r->left_bytes);
+	}
+	if (rc != 0)
+		problem(r, "%s", am_error_detail());
+	return rc;
+}
+
+/* -------------------------------------------------------------- sticks --- */
+
+static int
+ensure_dir(const char *path, bool *read_only)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : am_error_set(AM_EIO, "%s exists and is not a folder", path);
+	if (mkdir(path, 0755) == 0)
+		return 0;
+	if (errno == EROFS || errno == EACCES || errno == EPERM) {
+		*read_only = true;
+		return am_error_set(AM_EIO, "%s: stick is read-only", path);
+	}
+	return am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
+}
+
+/* What the stick carries: the id indexes of its bundles. */
+static int
+load_have(struct exporter *x, const char *dir, char **names, size_t n)
+{
+	size_t cap = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char path[4200];
+		const uint8_t *buf, *ids;
+		size_t len, nids;
+		am_bundle_info info;
+		snprintf(path, sizeof(path), "%s/bundles/%s", dir, names[i]);
+		if (am_file_map(&buf, &len, path) != 0)
+			continue;
+		if (am_bundle_read_index(&info, buf, len, &ids, &nids) == 0) {
+			if (x->nhave + nids > cap) {
+				cap = (x->nhave + nids) * 2;
+				uint8_t *nh = realloc(x->have, cap * 8);
+				if (nh == NULL) {
+					am_file_unmap(buf, len);
+					return am_error_set(AM_ENOMEM, "out of memory");
+				}
+				x->have = nh;
+			}
+			for (size_t k = 0; k < nids; k++)
+				memcpy(x->have + (x->nhave + k) * 8, ids + k * AM_ID_BYTES, 8);
+			x->nhave += nids;
+		}
+		am_file_unmap(buf, len);
+	}
+	if (x->nhave > 0)
+		qsort(x->have, x->nhave, 8, cmp8);
+	return 0;
+}
+
+static int
+load_summaries(struct exporter *x, const char *dir)
+{
+	char sdir[4200], **names = NULL;
+	size_t n = 0;
+
+	snprintf(sdir, sizeof(sdir), "%s/summaries", dir);
+	if (am_dir_list(&names, &n, sdir, ".env") != 0)
+		return 0;
+	x->sums = calloc(n ? n : 1, sizeof(*x->sums));
+	if (x->sums == NULL) {
+		am_dir_list_free(names, n);
+		return am_error_set(AM_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		char path[4400];
+		char *raw = NULL;
+		size_t len = 0;
+		snprintf(path, sizeof(path), "%s/%s", sdir, names[i]);
+		if (am_file_read(&raw, &len, path, AM_MAX_ENVELOPE) != 0)
+			continue;
+		/* a summary counts only if it verifies and is what it says */
+		if (am_envelope_decode(&x->sums[x->nsums].env, (uint8_t *) raw, len) == 0) {
+			if (strcmp(x->sums[x->nsums].env.body.type, "summary") == 0) {
+				memcpy(x->sums[x->nsums].node, x->sums[x->nsums].env.body.src, AM_PK_BYTES);
+				x->nsums++;
+			} else {
+				am_envelope_clear(&x->sums[x->nsums].env);
+			}
+		}
+		free(raw);
+	}
+	am_dir_list_free(names, n);
+	return 0;
+}
+
+struct prefixes {
+	uint8_t *p;
+	size_t n, cap;
+};
+
+static int
+add_prefix(void *ctx, const uint8_t id[AM_ID_BYTES])
+{
+	struct prefixes *ps = ctx;
+
+	if (ps->n * 8 >= AM_MAX_PAYLOAD)
+		return 0;
+	if (ps->n == ps->cap) {
+		size_t cap = ps->cap ? ps->cap * 2 : 4096;
+		uint8_t *np = realloc(ps->p, cap * 8);
+		if (np == NULL)
+			return am_error_set(AM_ENOMEM, "out of memory");
+		ps->p = np;
+		ps->cap = cap;
+	}
+	memcpy(ps->p + ps->n++ * 8, id, 8);
+	return 0;
+}
+
+static int
+write_record(const char *path, const am_envelope *env, bool overwrite)
+{
+	return am_file_write_atomic(path, env->raw, env->raw_len, 0644, overwrite);
+}
+
+int
+am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_stick_options *o, am_stick_report *r)
+{
+	char dir[4096], bdir[4200], bpath[4400];
+	char **names = NULL;
+	size_t n = 0;
+	struct importer *im = NULL;
+	struct exporter x = {0};
+	struct stat st;
+	int rc = 0, import_rc = 0, erc;
+
+	memset(r, 0, sizeof(*r));
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return am_error_set(AM_ENOTFOUND, "%s: no such folder (is the stick mounted?)", path);
+	am_stick_dir(dir, sizeof(dir), path);
+	snprintf(bdir, sizeof(bdir), "%s/bundles", dir);
+
+	/* 1. import what the stick carries */
+	if ((im = malloc(sizeof(*im))) == NULL || importer_init(im, q, me, o, r) != 0) {
+		free(im);
+		return am_error_set(AM_ENOMEM, "out of memory");
+	}
+	if (am_dir_list(&names, &n, bdir, ".amb") == 0) {
+		for (size_t i = 0; i < n; i++) {
+			snprintf(bpath, sizeof(bpath), "%s/%s", bdir, names[i]);
+			if (stat(bpath, &st) == 0)
+				im->total += (uint64_t) st.st_size;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const uint8_t *buf;
+			size_t len;
+			snprintf(bpath, sizeof(bpath), "%s/%s", bdir, names[i]);
+			if ((erc = am_file_map(&buf, &len, bpath)) != 0) {
+				problem(r, "%s", am_error_detail());
+				r->damaged++;
+				if (import_rc == 0)
+					import_rc = erc;
+				continue;
+			}
+			erc = import_mapped(im, names[i], buf, len);
+			am_file_unmap(buf, len);
+			im->base += len;
+			if (im->fatal != 0) {
+				rc = im->fatal;
+				goto out;
+			}
+			if (erc != 0 && import_rc == 0)
+				import_rc = erc;
+		}
+	}
+	if (o->no_export)
+		goto out;
+
+	/* 2. the folders; a read-only stick is still read */
+	if (ensure_dir(dir, &r->read_only) != 0 || ensure_dir(bdir, &r->read_only) != 0)
+		goto out_ro;
+	snprintf(bpath, sizeof(bpath), "%s/custody", dir);
+	if (ensure_dir(bpath, &r->read_only) != 0)
+		goto out_ro;
+	snprintf(bpath, sizeof(bpath), "%s/summaries", dir);
+	if (ensure_dir(bpath, &r->read_only) != 0)
+		goto out_ro;
+
+	/* 3. export what the stick and its summarised nodes lack */
+	x.q = q;
+	x.o = o;
+	x.r = r;
+	{
+		struct statvfs vfs;
+		uint64_t free_bytes = UINT64_MAX;
+		if (statvfs(dir, &vfs) == 0)
+			free_bytes = (uint64_t) vfs.f_bavail * vfs.f_frsize;
+		free_bytes = free_bytes > MARGIN ? free_bytes - MARGIN : 0;
+		x.limit = o->max_size && o->max_size < free_bytes ? o->max_size : free_bytes;
+	}
+	if ((rc = load_have(&x, dir, names, n)) != 0 || (rc = load_summaries(&x, dir)) != 0)
+		goto out;
+	{
+		char node[AM_NODE_ID_LEN + 1], name[96];
+		uint8_t rnd[4];
+		bool wrote = false;
+		am_node_id_format(node, am_identity_pk(me));
+		randombytes_buf(rnd, sizeof(rnd));
+		snprintf(name, sizeof(name), "%013llu-%.16s-%02x%02x%02x%02x.amb", (unsigned long long) o->now_ms, node,
+		    rnd[0], rnd[1], rnd[2], rnd[3]);
+		snprintf(bpath, sizeof(bpath), "%s/%s", bdir, name);
+		rc = export_to(&x, me, bpath, &wrote);
+		if (rc == AM_EIO && strstr(am_error_detail(), "read-only") != NULL) {
+			r->read_only = true;
+			goto out_ro;
+		}
+		if (rc == AM_EFULL) {
+			r->full = true;
+			problem(r, "stick full: %s", am_error_detail());
+			goto out;
+		}
+		if (rc != 0)
+			goto out;
+		if (wrote)
+			snprintf(r->bundle, sizeof(r->bundle), "%s", name);
+		if (r->left_behind > 0)
+			r->full = true;
+	}
+
+	/* 4. this node's summary, then the custody record */
+	{
+		struct prefixes ps = {0};
+		am_envelope env;
+		char node[AM_NODE_ID_LEN + 1];
+		am_node_id_format(node, am_identity_pk(me));
+		if ((rc = am_queue_known_each(q, add_prefix, &ps)) == 0 &&
+		    (rc = am_summary_create(&env, ps.p, ps.n, me, o->now_ms)) == 0) {
+			snprintf(bpath, sizeof(bpath), "%s/summaries/%s.env", dir, node);
+			rc = write_record(bpath, &env, true);
+			am_envelope_clear(&env);
+		}
+		free(ps.p);
+		if (rc != 0)
+			goto out;
+	}
+	{
+		am_custody c = {0};
+		am_envelope env;
+		am_queue_stats qs;
+		char node[AM_NODE_ID_LEN + 1];
+		uint8_t rnd[4];
+		snprintf(c.bundle, sizeof(c.bundle), "%s", r->bundle);
+		c.added = r->exported;
+		c.taken = im->ntaken;
+		c.taken_prefixes = im->taken;
+		if (am_queue_get_stats(q, &qs) == 0)
+			c.store_count = qs.envelopes;
+		am_node_id_format(node, am_identity_pk(me));
+		randombytes_buf(rnd, sizeof(rnd));
+		if ((rc = am_custody_create(&env, &c, me, o->now_ms)) == 0) {
+			snprintf(bpath, sizeof(bpath), "%s/custody/%013llu-%.16s-%02x%02x%02x%02x.env", dir,
+			    (unsigned long long) o->now_ms, node, rnd[0], rnd[1], rnd[2], rnd[3]);
+			rc = write_record(bpath, &env, false);
+			am_envelope_clear(&env);
+		}
+		if (rc != 0)
+			goto out;
+	}
+	goto out;
+out_ro:
+	r->read_only = true;
+	problem(r, "stick is read-only: imported %llu, wrote nothing", (unsigned long long) r->imported);
+	rc = am_error_set(AM_EIO, "%s", r->problem);
+out:
+	am_dir_list_free(names, n);
+	for (size_t i = 0; i < x.nsums; i++)
+		am_envelope_clear(&x.sums[i].env);
+	free(x.sums);
+	free(x.have);
+	if (im != NULL) {
+		importer_free(im);
+		free(im);
+	}
+	if (rc == 0 && r->full)
+		rc = am_error_set(AM_EFULL, "%llu envelopes (%llu bytes) did not fit on the stick",
+		    (unsigned long long) r->left_behind, (unsigned long long) r->left_bytes);
+	if (rc == 0 && import_rc != 0)
+		rc = am_error_set(import_rc, "%s", r->problem);
+	if (rc != 0)
+		problem(r, "%s", am_error_detail());
+	return rc;
+}

@@ -1,0 +1,133 @@
+/*
+ * am_sync.h — the public contract of src/sync: the protocol engine. It
+ * does NO I/O: bytes in, bytes out, the caller passes `now`. What it owns
+ * so far:
+ *   - the bundle file format (the sneakernet carrier): a streaming writer
+ *     that emits bytes through a callback, and a damage-tolerant reader
+ *     over a buffer the caller provides (a mapped file);
+ *   - receipts: the envelope a final recipient owes the sender;
+ *   - stick records: custody records and reconciliation summaries, both
+ *     carried as ordinary signed envelopes.
+ * It must not open files, sockets or clocks; runtime does that.
+ *
+ * Errors are AM_E* codes from am_core.h with am_error_detail().
+ */
+#ifndef AM_SYNC_H
+#define AM_SYNC_H
+
+#include "am_core.h"
+#include "am_queue.h"
+
+/* ------------------------------------------------------------ receipts --- */
+
+/* am_sync_receipt_spec: fill spec with the receipt owed for a delivered
+ * envelope (a put result with receipt_due): type "receipt", to the
+ * original's sender, ref = its id, priority high, kept as long as the
+ * original. The spec points into `delivered`, which must outlive its use. */
+void am_sync_receipt_spec(am_envelope_spec *spec,
+    const am_queue_result *delivered, uint64_t now_ms);
+
+/* ------------------------------------------------------------ bundles --- */
+
+#define AM_BUNDLE_VERSION     1
+#define AM_BUNDLE_HDR_LEN     202
+#define AM_BUNDLE_BLOCK_MAX   (4u << 20)   /* uncompressed bytes in a block */
+#define AM_BUNDLE_BLOCK_FILL  (1u << 20)   /* a writer closes a block past this */
+#define AM_BUNDLE_MAX_COUNT   10000000u
+
+typedef struct am_bundle_info {
+	uint8_t version;
+	bool has_to;
+	uint8_t writer[AM_PK_BYTES];
+	uint8_t to[AM_PK_BYTES];
+	uint64_t created_ms;
+	uint32_t count;        /* envelopes the writer says it holds */
+	uint32_t nblocks;
+	uint64_t index_off;    /* offset of the id index block */
+	uint64_t total_len;    /* file length the writer wrote */
+	uint8_t hash[AM_ID_BYTES];
+	/* what the reader found */
+	bool header_ok;        /* magic, version and fields parse */
+	bool sig_ok;           /* header signature verifies under writer */
+	bool hash_ok;          /* contents hash matches */
+	uint32_t found;        /* envelopes handed to the callback */
+	uint32_t damaged;      /* damage reports made */
+} am_bundle_info;
+
+/* Writer. Bytes go out through fn in order; the first AM_BUNDLE_HDR_LEN
+ * are a placeholder the caller must overwrite with the header that
+ * am_bundle_writer_finish returns (the writer needs the contents hash
+ * before it can sign). fn returns 0 or an AM_E* code, which aborts. */
+typedef int (*am_sync_write_fn)(void *ctx, const void *buf, size_t len);
+typedef struct am_bundle_writer am_bundle_writer;
+
+/* to: NULL, or the one node this export is meant for (recorded only). */
+int am_bundle_writer_new(am_bundle_writer **out, const am_identity *writer,
+    uint64_t created_ms, const uint8_t *to, am_sync_write_fn fn, void *ctx)
+    AM_MUST_CHECK;
+/* am_bundle_writer_add: append one encoded envelope (id from peek/decode).
+ * Blocks are compressed when that shrinks them. */
+int am_bundle_writer_add(am_bundle_writer *w, const uint8_t *env, size_t len,
+    const uint8_t id[static AM_ID_BYTES]) AM_MUST_CHECK;
+/* am_bundle_writer_size: bytes the finished file would have if finished
+ * now (emitted so far + the open block's worst case + the index). */
+uint64_t am_bundle_writer_size(const am_bundle_writer *w, size_t extra_env);
+uint32_t am_bundle_writer_count(const am_bundle_writer *w);
+/* am_bundle_writer_finish: flush the last block and the index; write the
+ * signed header into hdr. The file is then complete once hdr has been
+ * written at offset 0. */
+int am_bundle_writer_finish(am_bundle_writer *w,
+    uint8_t hdr[static AM_BUNDLE_HDR_LEN]) AM_MUST_CHECK;
+void am_bundle_writer_free(am_bundle_writer *w);
+
+/* Reader. on_env gets every envelope record found, with its file offset
+ * (the envelope itself is not verified here: the store does that). The
+ * reader resynchronises after damage on the next block marker, so a bad
+ * block loses only its own envelopes; on_damage gets each problem with
+ * its offset. on_env may return non-zero to stop (that value is
+ * returned). Returns 0 when the file is whole and its signature and hash
+ * verify; otherwise AM_ETRUNC, AM_EMALFORMED or AM_EBADSIG (the first
+ * problem) after reading all it could. */
+typedef int (*am_bundle_env_fn)(void *ctx, const uint8_t *env, size_t len,
+    uint64_t off);
+typedef void (*am_bundle_damage_fn)(void *ctx, uint64_t off, const char *what);
+
+int am_bundle_read(am_bundle_info *info, const uint8_t *buf, size_t len,
+    am_bundle_env_fn on_env, am_bundle_damage_fn on_damage, void *ctx);
+
+/* am_bundle_read_index: the header and the id index only (no blocks are
+ * decompressed, nothing is hashed): what a stick holds, cheaply. *ids
+ * points into buf (count * 32 bytes). The header signature is checked.
+ * Errors: AM_ETRUNC, AM_EMALFORMED, AM_EBADSIG, AM_EVERSION. */
+int am_bundle_read_index(am_bundle_info *info, const uint8_t *buf, size_t len,
+    const uint8_t **ids, size_t *n);
+
+/* -------------------------------------------------------- stick records --- */
+
+/* A custody record says which node touched a stick, when, and what it
+ * added and took. It is an envelope of type "custody" (broadcast, not
+ * stored by nodes) whose payload is a msgpack map:
+ *   {"bundle": str (file added, or ""), "added": uint, "taken": uint,
+ *    "taken_ids": bin (8-byte id prefixes, sorted), "store": uint}     */
+typedef struct am_custody {
+	char bundle[160];
+	uint64_t added, taken, store_count;
+	const uint8_t *taken_prefixes; /* taken * 8 bytes */
+} am_custody;
+
+int am_custody_create(am_envelope *env, const am_custody *c,
+    const am_identity *node, uint64_t now_ms) AM_MUST_CHECK;
+/* am_custody_decode: verify env (already decoded) is a custody record and
+ * read it; taken_prefixes points into env. Errors: AM_EFIELD, AM_EMALFORMED. */
+int am_custody_decode(am_custody *c, const am_envelope *env) AM_MUST_CHECK;
+
+/* A summary says what a node holds or has refused for good, so the next
+ * export to a stick can leave out what that node already has. Type
+ * "summary", payload = sorted 8-byte id prefixes. A false "has" costs a
+ * missed copy with probability ~ n / 2^64. */
+int am_summary_create(am_envelope *env, const uint8_t *prefixes, size_t n,
+    const am_identity *node, uint64_t now_ms) AM_MUST_CHECK;
+/* am_summary_has: binary search of a decoded summary's prefixes. */
+bool am_summary_has(const am_envelope *summary, const uint8_t id[static AM_ID_BYTES]);
+
+#endif /* AM_SYNC_H */

@@ -17,6 +17,7 @@
 #include "am_runtime.h"
 #include "files.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -30,7 +31,7 @@
 #define BATCH        1024
 #define ARENA_LIMIT  (8u << 20)
 #define RELEASE_STEP (8u << 20)
-#define MARGIN       (256u << 10) /* room kept for summary and custody files */
+#define MARGIN       (64u << 10)  /* room for summary and custody, plus 8 bytes an id */
 
 static void
 problem(am_stick_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -518,6 +519,33 @@ ensure_dir(const char *path, bool *read_only)
 	return am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
 }
 
+/* A sync killed mid-write leaves its temporary file behind; readers ignore
+ * it, and once it is clearly abandoned (a minute old) it is removed so it
+ * does not eat the stick. */
+static void
+remove_stale_temporaries(const char *dir, uint64_t now_ms)
+{
+	static const char *subs[] = {"bundles", "custody", "summaries"};
+
+	for (size_t s = 0; s < sizeof(subs) / sizeof(subs[0]); s++) {
+		char sdir[4200], path[4600];
+		DIR *d;
+		struct dirent *e;
+		struct stat st;
+		snprintf(sdir, sizeof(sdir), "%s/%s", dir, subs[s]);
+		if ((d = opendir(sdir)) == NULL)
+			continue;
+		while ((e = readdir(d)) != NULL) {
+			if (strstr(e->d_name, ".tmp.") == NULL)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", sdir, e->d_name);
+			if (stat(path, &st) == 0 && (uint64_t) st.st_mtime * 1000 + 60000 < now_ms)
+				(void) unlink(path);
+		}
+		closedir(d);
+	}
+}
+
 /* What the stick carries: the id indexes of its bundles. */
 static int
 load_have(struct exporter *x, const char *dir, char **names, size_t n)
@@ -682,16 +710,22 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 	if (ensure_dir(bpath, &r->read_only) != 0)
 		goto out_ro;
 
+	remove_stale_temporaries(dir, o->now_ms);
+
 	/* 3. export what the stick and its summarised nodes lack */
 	x.q = q;
 	x.o = o;
 	x.r = r;
 	{
 		struct statvfs vfs;
-		uint64_t free_bytes = UINT64_MAX;
+		am_queue_stats qs = {0};
+		uint64_t free_bytes = UINT64_MAX, margin;
+		(void) am_queue_get_stats(q, &qs);
+		/* the summary and custody record written after the bundle */
+		margin = MARGIN + 8 * (qs.envelopes + qs.tombstones + im->ntaken + r->exported);
 		if (statvfs(dir, &vfs) == 0)
 			free_bytes = (uint64_t) vfs.f_bavail * vfs.f_frsize;
-		free_bytes = free_bytes > MARGIN ? free_bytes - MARGIN : 0;
+		free_bytes = free_bytes > margin ? free_bytes - margin : 0;
 		x.limit = o->max_size && o->max_size < free_bytes ? o->max_size : free_bytes;
 	}
 	if ((rc = load_have(&x, dir, names, n)) != 0 || (rc = load_summaries(&x, dir)) != 0)

@@ -32,7 +32,7 @@ void am_sync_receipt_spec(am_envelope_spec *spec,
 #define AM_BUNDLE_VERSION     1
 #define AM_BUNDLE_HDR_LEN     202
 #define AM_BUNDLE_BLOCK_MAX   (4u << 20)   /* uncompressed bytes in a block */
-#define AM_BUNDLE_BLOCK_FILL  (1u << 20)   /* a writer closes a block past this */
+#define AM_BUNDLE_BLOCK_FILL  (64u << 10)  /* a writer closes a block past this */
 #define AM_BUNDLE_MAX_COUNT   10000000u
 
 typedef struct am_bundle_info {
@@ -69,6 +69,11 @@ int am_bundle_writer_new(am_bundle_writer **out, const am_identity *writer,
  * Blocks are compressed when that shrinks them. */
 int am_bundle_writer_add(am_bundle_writer *w, const uint8_t *env, size_t len,
     const uint8_t id[static AM_ID_BYTES]) AM_MUST_CHECK;
+/* am_bundle_writer_set_block: close blocks past `bytes` (1 KiB .. 4 MiB;
+ * default AM_BUNDLE_BLOCK_FILL). Smaller blocks lose less to one bad
+ * sector and compress a little worse. */
+void am_bundle_writer_set_block(am_bundle_writer *w, size_t bytes);
+
 /* am_bundle_writer_size: bytes the finished file would have if finished
  * now (emitted so far + the open block's worst case + the index). */
 uint64_t am_bundle_writer_size(const am_bundle_writer *w, size_t extra_env);

@@ -75,6 +75,7 @@ struct am_bundle_writer {
 	uint32_t nblocks;
 	uint8_t *zbuf;
 	size_t zcap;
+	size_t fill;                 /* close a block past this */
 };
 
 static int
@@ -102,6 +103,7 @@ am_bundle_writer_new(am_bundle_writer **out, const am_identity *writer, uint64_t
 	if (w == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory for a bundle writer");
 	w->id = writer;
+	w->fill = AM_BUNDLE_BLOCK_FILL;
 	w->created = created_ms;
 	w->fn = fn;
 	w->ctx = ctx;
@@ -183,7 +185,7 @@ am_bundle_writer_add(am_bundle_writer *w, const uint8_t *env, size_t len, const 
 		return am_error_set(AM_ETOOBIG, "envelope of %zu bytes cannot go in a bundle", len);
 	if (w->nids >= AM_BUNDLE_MAX_COUNT)
 		return am_error_set(AM_ELIMIT, "a bundle holds at most %u envelopes", AM_BUNDLE_MAX_COUNT);
-	if (w->blk_count > 0 && w->blk_len + 4 + len > AM_BUNDLE_BLOCK_FILL && (rc = flush_block(w)) != 0)
+	if (w->blk_count > 0 && w->blk_len + 4 + len > w->fill && (rc = flush_block(w)) != 0)
 		return rc;
 	if (w->blk_len + 4 + len > w->blk_cap) {
 		size_t cap = w->blk_cap ? w->blk_cap : 65536;
@@ -210,9 +212,15 @@ am_bundle_writer_add(am_bundle_writer *w, const uint8_t *env, size_t len, const 
 	memcpy(w->ids + w->nids * AM_ID_BYTES, id, AM_ID_BYTES);
 	w->nids++;
 	/* a block of one huge envelope is closed at once */
-	if (w->blk_len >= AM_BUNDLE_BLOCK_FILL)
+	if (w->blk_len >= w->fill)
 		return flush_block(w);
 	return 0;
+}
+
+void
+am_bundle_writer_set_block(am_bundle_writer *w, size_t bytes)
+{
+	w->fill = bytes < 1024 ? 1024 : bytes > AM_BUNDLE_BLOCK_MAX ? AM_BUNDLE_BLOCK_MAX : bytes;
 }
 
 uint64_t

@@ -233,6 +233,53 @@ def check_vectors(path):
     return v
 
 
+def check_bundle(v):
+    """The bundle vector, read by the rules of PROTOCOL.md section 9."""
+    b = bytes.fromhex(v["bundle"]["file"])
+    be32 = lambda x, o: int.from_bytes(x[o:o + 4], "big")
+    be64 = lambda x, o: int.from_bytes(x[o:o + 8], "big")
+    if b[:8] != b"AMBUNDLE" or b[8] != 1:
+        return fail("bundle: magic or version")
+    writer = b[10:42]
+    try:
+        nacl.signing.VerifyKey(writer).verify(b[:138], b[138:202])
+    except nacl.exceptions.BadSignatureError:
+        return fail("bundle: header signature")
+    count, nblocks, index_off, total = be32(b, 50), be32(b, 54), be64(b, 58), be64(b, 66)
+    if be64(b, 42) != v["bundle"]["created"] or count != v["bundle"]["count"] or total != len(b):
+        fail("bundle: header fields")
+    if blake(b[202:]) != b[74:106]:
+        fail("bundle: contents hash")
+    off, ids, blocks = 202, [], 0
+    while off < index_off:
+        if b[off:off + 4] != b"BLK1":
+            return fail("bundle: block marker at %d" % off)
+        method, n, ulen, clen = b[off + 4], be32(b, off + 5), be32(b, off + 9), be32(b, off + 13)
+        data = b[off + 17:off + 17 + clen]
+        data = zlib.decompress(data) if method == 1 else data
+        if len(data) != ulen:
+            fail("bundle: block length")
+        pos = 0
+        for _ in range(n):
+            ln = be32(data, pos)
+            try:
+                eid, _, _, _, _ = decode(data[pos + 4:pos + 4 + ln])
+                ids.append(eid)
+            except Refused as e:
+                fail("bundle: envelope refused: %s" % e)
+            pos += 4 + ln
+        off += 17 + clen
+        blocks += 1
+    if b[index_off:index_off + 4] != b"IDX1" or be32(b, index_off + 4) != count:
+        return fail("bundle: index block")
+    index = [b[index_off + 8 + 32 * i:index_off + 40 + 32 * i] for i in range(count)]
+    want = [bytes.fromhex(p["id"]) for p in v["positive"]]
+    if ids != want or index != want or blocks != nblocks:
+        fail("bundle: ids or block count differ")
+    else:
+        print("bundle vector: %d blocks, %d envelopes, signature, hash and index ok" % (blocks, len(ids)))
+
+
 def pem_seed(path):
     text = open(path).read()
     b64 = "".join(l for l in text.splitlines() if l and not l.startswith("-----"))
@@ -319,7 +366,7 @@ def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
-    check_vectors(sys.argv[1])
+    check_bundle(check_vectors(sys.argv[1]))
     check_cli(sys.argv[2])
     print("python cross-check: %d failures" % failures)
     return 1 if failures else 0

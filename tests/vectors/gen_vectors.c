@@ -9,6 +9,7 @@
  * usage: gen_vectors OUTPUT.json
  */
 #include "am_core.h"
+#include "am_sync.h"
 
 #include <jansson.h>
 #include <msgpack.h>
@@ -20,6 +21,25 @@
 #define T0 1767225600000ull /* 2026-01-01T00:00:00Z */
 
 static uint8_t seed_a[32], seed_b[32], nonce[8];
+
+struct sinkbuf {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+static int
+sink_write(void *ctx, const void *p, size_t n)
+{
+	struct sinkbuf *s = ctx;
+
+	if (s->len + n > s->cap) {
+		s->cap = (s->len + n) * 2;
+		s->buf = realloc(s->buf, s->cap);
+	}
+	memcpy(s->buf + s->len, p, n);
+	s->len += n;
+	return 0;
+}
 
 static char *
 hex(const uint8_t *p, size_t n)
@@ -324,6 +344,39 @@ main(int argc, char **argv)
 	negative_body(neg, "priority-9", "AM_EFIELD", "prio out of 0..3", V_PRIO9, a, am_identity_pk(b));
 	negative_body(neg, "unknown-destination", "AM_EFIELD", "dst kind planet", V_BADDST, a, am_identity_pk(b));
 
+	/* a bundle of the three positive envelopes, written by A */
+	{
+		struct sinkbuf sb = {0};
+		am_bundle_writer *w = NULL;
+		uint8_t hdr[AM_BUNDLE_HDR_LEN];
+		json_t *bo = json_object();
+		size_t i;
+		json_t *pv;
+		if (am_bundle_writer_new(&w, a, T0 + 60000, NULL, sink_write, &sb) != 0)
+			return 1;
+		json_array_foreach(pos, i, pv) {
+			const char *h = json_string_value(json_object_get(pv, "envelope"));
+			const char *ih = json_string_value(json_object_get(pv, "id"));
+			size_t hl = strlen(h) / 2, il;
+			uint8_t *e = malloc(hl), eid[32];
+			sodium_hex2bin(e, hl, h, strlen(h), NULL, &len, NULL);
+			sodium_hex2bin(eid, 32, ih, 64, NULL, &il, NULL);
+			if (am_bundle_writer_add(w, e, len, eid) != 0)
+				return 1;
+			free(e);
+		}
+		if (am_bundle_writer_finish(w, hdr) != 0)
+			return 1;
+		memcpy(sb.buf, hdr, sizeof(hdr));
+		am_bundle_writer_free(w);
+		json_object_set_new(bo, "about", json_string("the three positive envelopes in one bundle written by the signer at T0+60s"));
+		set_hex(bo, "file", sb.buf, sb.len);
+		set_hex(bo, "header", sb.buf, AM_BUNDLE_HDR_LEN);
+		json_object_set_new(bo, "count", json_integer(3));
+		json_object_set_new(bo, "created", json_integer((json_int_t) (T0 + 60000)));
+		json_object_set_new(root, "bundle", bo);
+		free(sb.buf);
+	}
 	json_object_set_new(root, "format", json_string("agent_mesh envelope v1 test vectors; see docs/PROTOCOL.md"));
 	set_hex(root, "recipient_seed", seed_b, 32);
 	set_hex(root, "recipient_pk", am_identity_pk(b), 32);

@@ -10,9 +10,11 @@
 #include "queue_private.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Who we are, read once per batch. */
 struct self_view {
@@ -402,6 +404,95 @@ am_q_prepare_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms
 	return 0;
 }
 
+/* Hashing and signature checks are independent per envelope and are by
+ * far the biggest cost of an import: spread them over the cores, in
+ * contiguous slices (each worker writes only its own res[] and pend[]). */
+struct slice_job {
+	void (*fn)(void *ctx, size_t i0, size_t i1);
+	void *ctx;
+	size_t i0, i1;
+};
+
+static void *
+slice_run(void *arg)
+{
+	struct slice_job *j = arg;
+
+	j->fn(j->ctx, j->i0, j->i1);
+	return NULL;
+}
+
+static void
+parallel_for(size_t n, void (*fn)(void *ctx, size_t i0, size_t i1), void *ctx)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t workers = cores < 1 ? 1 : cores > 8 ? 8 : (size_t) cores;
+	struct slice_job jobs[8];
+	pthread_t th[8];
+	bool started[8] = {false};
+
+	if (workers > n / 8)
+		workers = n / 8 > 0 ? n / 8 : 1; /* not worth a thread for a few */
+	for (size_t w = 0; w < workers; w++) {
+		jobs[w].fn = fn;
+		jobs[w].ctx = ctx;
+		jobs[w].i0 = n * w / workers;
+		jobs[w].i1 = n * (w + 1) / workers;
+	}
+	for (size_t w = 1; w < workers; w++)
+		started[w] = pthread_create(&th[w], NULL, slice_run, &jobs[w]) == 0;
+	fn(ctx, jobs[0].i0, jobs[0].i1);
+	for (size_t w = 1; w < workers; w++) {
+		if (started[w])
+			pthread_join(th[w], NULL);
+		else
+			fn(ctx, jobs[w].i0, jobs[w].i1); /* no thread: do it here */
+	}
+}
+
+struct prep {
+	const am_queue_item *items;
+	am_queue_result *res;
+	struct pending *pend;
+	const struct self_view *self;
+	uint64_t now_ms;
+};
+
+static void
+prep_peek(void *ctx, size_t i0, size_t i1)
+{
+	struct prep *p = ctx;
+
+	for (size_t i = i0; i < i1; i++)
+		if ((p->res[i].rc = am_envelope_peek(p->res[i].id, NULL, p->items[i].raw, p->items[i].len)) != 0)
+			refuse(&p->res[i], p->res[i].rc, am_error_detail());
+}
+
+static void
+prep_verify(void *ctx, size_t i0, size_t i1)
+{
+	struct prep *p = ctx;
+	am_envelope env;
+	int rc;
+
+	for (size_t i = i0; i < i1; i++) {
+		if (p->res[i].rc != 0)
+			continue;
+		if ((rc = am_envelope_decode_view(&env, p->items[i].raw, p->items[i].len, p->res[i].id)) != 0) {
+			refuse(&p->res[i], rc, am_error_detail());
+			continue;
+		}
+		if (env.body.expires_ms <= p->now_ms) {
+			char why[64];
+			snprintf(why, sizeof(why), "expired %llu ms ago",
+			    (unsigned long long) (p->now_ms - env.body.expires_ms));
+			refuse(&p->res[i], AM_EEXPIRED, why);
+		} else {
+			pending_from(&p->pend[i], p->self, &env, p->items[i].raw, p->now_ms);
+		}
+	}
+}
+
 /* Phase 1 for received envelopes: parse, dedup, verify, pendings. No
  * write lock is taken. */
 int
@@ -410,21 +501,22 @@ am_q_prepare_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t n
 {
 	struct self_view self;
 	MDB_txn *rtxn = NULL;
-	am_envelope env;
 	int mrc, rc;
 
 	memset(res, 0, n * sizeof(*res));
 	if ((rc = load_self(q, &self)) != 0)
 		return rc;
+	struct prep p = {items, res, pend, &self, now_ms};
 	/* Duplicates and tombstoned ids cost a hash and a look-up, never a
 	 * signature check. */
+	parallel_for(n, prep_peek, &p);
 	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &rtxn)) != 0)
 		return am_q_err(mrc, "checking for duplicates");
 	for (size_t i = 0; i < n; i++) {
 		MDB_val k = {AM_ID_BYTES, res[i].id}, v;
-		if ((res[i].rc = am_envelope_peek(res[i].id, NULL, items[i].raw, items[i].len)) != 0)
-			refuse(&res[i], res[i].rc, am_error_detail());
-		else if (mdb_get(rtxn, q->meta, &k, &v) == 0)
+		if (res[i].rc != 0)
+			continue;
+		if (mdb_get(rtxn, q->meta, &k, &v) == 0)
 			refuse(&res[i], AM_EDUP, "already held");
 		else if (mdb_get(rtxn, q->tombs, &k, &v) == 0)
 			refuse(&res[i], AM_ETOMBSTONE, "deleted, delivered or expired here before");
@@ -432,23 +524,7 @@ am_q_prepare_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t n
 			am_queue_trim(q); /* bounds pages mapped by the look-ups */
 	}
 	mdb_txn_abort(rtxn);
-
-	for (size_t i = 0; i < n; i++) {
-		if (res[i].rc != 0)
-			continue;
-		if ((rc = am_envelope_decode_view(&env, items[i].raw, items[i].len, res[i].id)) != 0) {
-			refuse(&res[i], rc, am_error_detail());
-			continue;
-		}
-		if (env.body.expires_ms <= now_ms) {
-			char why[64];
-			snprintf(why, sizeof(why), "expired %llu ms ago",
-			    (unsigned long long) (now_ms - env.body.expires_ms));
-			refuse(&res[i], AM_EEXPIRED, why);
-		} else {
-			pending_from(&pend[i], &self, &env, items[i].raw, now_ms);
-		}
-	}
+	parallel_for(n, prep_verify, &p);
 	return 0;
 }
 

@@ -383,4 +383,14 @@ int am_file_read(char **out, size_t *len, const char *path,
 int am_file_write_atomic(const char *path, const void *data, size_t len,
     unsigned mode, bool overwrite) AM_MUST_CHECK;
 
+/* ---------------------------------------------------------- threads --- */
+
+/* am_parallel_for: call fn(ctx, i0, i1) on contiguous slices of [0, n),
+ * one per core (at most 8, and none smaller than 8 items), the calling
+ * thread taking the first; returns when all are done. fn must only touch
+ * its own slice of shared arrays. Falls back to the calling thread when a
+ * thread cannot be started. */
+void am_parallel_for(size_t n, void (*fn)(void *ctx, size_t i0, size_t i1),
+    void *ctx);
+
 #endif /* AM_CORE_H */

@@ -10,11 +10,9 @@
 #include "queue_private.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Who we are, read once per batch. */
 struct self_view {
@@ -405,51 +403,8 @@ am_q_prepare_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms
 }
 
 /* Hashing and signature checks are independent per envelope and are by
- * far the biggest cost of an import: spread them over the cores, in
- * contiguous slices (each worker writes only its own res[] and pend[]). */
-struct slice_job {
-	void (*fn)(void *ctx, size_t i0, size_t i1);
-	void *ctx;
-	size_t i0, i1;
-};
-
-static void *
-slice_run(void *arg)
-{
-	struct slice_job *j = arg;
-
-	j->fn(j->ctx, j->i0, j->i1);
-	return NULL;
-}
-
-static void
-parallel_for(size_t n, void (*fn)(void *ctx, size_t i0, size_t i1), void *ctx)
-{
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t workers = cores < 1 ? 1 : cores > 8 ? 8 : (size_t) cores;
-	struct slice_job jobs[8];
-	pthread_t th[8];
-	bool started[8] = {false};
-
-	if (workers > n / 8)
-		workers = n / 8 > 0 ? n / 8 : 1; /* not worth a thread for a few */
-	for (size_t w = 0; w < workers; w++) {
-		jobs[w].fn = fn;
-		jobs[w].ctx = ctx;
-		jobs[w].i0 = n * w / workers;
-		jobs[w].i1 = n * (w + 1) / workers;
-	}
-	for (size_t w = 1; w < workers; w++)
-		started[w] = pthread_create(&th[w], NULL, slice_run, &jobs[w]) == 0;
-	fn(ctx, jobs[0].i0, jobs[0].i1);
-	for (size_t w = 1; w < workers; w++) {
-		if (started[w])
-			pthread_join(th[w], NULL);
-		else
-			fn(ctx, jobs[w].i0, jobs[w].i1); /* no thread: do it here */
-	}
-}
-
+ * far the biggest cost of an import: am_parallel_for spreads them over
+ * the cores (each worker writes only its own res[] and pend[]). */
 struct prep {
 	const am_queue_item *items;
 	am_queue_result *res;
@@ -509,7 +464,7 @@ am_q_prepare_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t n
 	struct prep p = {items, res, pend, &self, now_ms};
 	/* Duplicates and tombstoned ids cost a hash and a look-up, never a
 	 * signature check. */
-	parallel_for(n, prep_peek, &p);
+	am_parallel_for(n, prep_peek, &p);
 	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &rtxn)) != 0)
 		return am_q_err(mrc, "checking for duplicates");
 	for (size_t i = 0; i < n; i++) {
@@ -524,7 +479,7 @@ am_q_prepare_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t n
 			am_queue_trim(q); /* bounds pages mapped by the look-ups */
 	}
 	mdb_txn_abort(rtxn);
-	parallel_for(n, prep_verify, &p);
+	am_parallel_for(n, prep_verify, &p);
 	return 0;
 }
 

@@ -70,10 +70,31 @@ struct importer {
 	int fatal;
 };
 
+struct receipt_job {
+	struct importer *im;
+	am_queue_result **due;
+	am_envelope *envs;
+	int *rcs;
+};
+
+static void
+sign_receipts(void *ctx, size_t i0, size_t i1)
+{
+	struct receipt_job *j = ctx;
+
+	for (size_t i = i0; i < i1; i++) {
+		am_envelope_spec s;
+		am_sync_receipt_spec(&s, j->due[i], j->im->o->now_ms);
+		j->rcs[i] = am_envelope_create_decoded(&j->envs[i], &s, j->im->me);
+	}
+}
+
+/* The receipts owed for what this batch delivered here, signed on every
+ * core and stored in one transaction. */
 static int
 make_receipts(struct importer *im)
 {
-	am_envelope *rc_envs = NULL;
+	struct receipt_job j = {im, NULL, NULL, NULL};
 	am_queue_result *rc_res = NULL;
 	size_t k = 0;
 	int rc = 0;
@@ -82,29 +103,31 @@ make_receipts(struct importer *im)
 		k += im->res[i].receipt_due;
 	if (k == 0 || im->me == NULL)
 		return 0;
-	rc_envs = calloc(k, sizeof(*rc_envs));
+	j.due = calloc(k, sizeof(*j.due));
+	j.envs = calloc(k, sizeof(*j.envs));
+	j.rcs = calloc(k, sizeof(*j.rcs));
 	rc_res = calloc(k, sizeof(*rc_res));
-	if (rc_envs == NULL || rc_res == NULL) {
+	if (j.due == NULL || j.envs == NULL || j.rcs == NULL || rc_res == NULL) {
 		rc = am_error_set(AM_ENOMEM, "out of memory for receipts");
 		goto out;
 	}
 	k = 0;
-	for (size_t i = 0; i < im->n; i++) {
-		am_envelope_spec s;
-		if (!im->res[i].receipt_due)
-			continue;
-		am_sync_receipt_spec(&s, &im->res[i], im->o->now_ms);
-		if ((rc = am_envelope_create_decoded(&rc_envs[k], &s, im->me)) != 0)
+	for (size_t i = 0; i < im->n; i++)
+		if (im->res[i].receipt_due)
+			j.due[k++] = &im->res[i];
+	am_parallel_for(k, sign_receipts, &j);
+	for (size_t i = 0; i < k; i++)
+		if ((rc = j.rcs[i]) != 0)
 			goto out;
-		k++;
-	}
-	rc = am_queue_put_own(im->q, rc_envs, k, im->o->now_ms, rc_res);
+	rc = am_queue_put_own(im->q, j.envs, k, im->o->now_ms, rc_res);
 	for (size_t i = 0; i < k; i++)
 		im->r->receipts_made += rc_res[i].rc == 0;
 out:
-	for (size_t i = 0; rc_envs != NULL && i < k; i++)
-		am_envelope_clear(&rc_envs[i]);
-	free(rc_envs);
+	for (size_t i = 0; j.envs != NULL && i < k; i++)
+		am_envelope_clear(&j.envs[i]);
+	free(j.due);
+	free(j.envs);
+	free(j.rcs);
 	free(rc_res);
 	return rc;
 }
@@ -361,6 +384,7 @@ struct exporter {
 	size_t nsums;
 	uint64_t candidates;
 	int rc;
+	uint64_t read_since_trim;
 };
 
 static int
@@ -438,6 +462,11 @@ export_visit(void *ctx, const uint8_t id[AM_ID_BYTES], const am_queue_meta *m)
 		return x->rc = rc;
 	x->r->exported++;
 	x->r->export_bytes += len;
+	x->read_since_trim += len;
+	if (x->read_since_trim >= (8u << 20)) {
+		am_queue_trim(x->q); /* the envelopes read so far need not stay mapped */
+		x->read_since_trim = 0;
+	}
 	if (x->o->progress != NULL && x->r->exported % 64 == 0)
 		x->o->progress(x->o->ctx, "export", x->r->exported, 0, x->r->export_bytes);
 	return 0;
@@ -483,7 +512,7 @@ int
 am_bundle_export_file(am_queue *q, const am_identity *me, const char *path, const am_stick_options *o,
     am_stick_report *r)
 {
-	struct exporter x = {q, o, r, NULL, o->max_size ? o->max_size : UINT64_MAX, NULL, 0, NULL, 0, 0, 0};
+	struct exporter x = {q, o, r, NULL, o->max_size ? o->max_size : UINT64_MAX, NULL, 0, NULL, 0, 0, 0, 0};
 	bool wrote;
 	int rc;
 

@@ -322,6 +322,11 @@ main(int argc, char **argv)
 		return 2;
 	if (argc == 6 && strcmp(argv[1], "--import") == 0)
 		return importer(argv[2], strtoul(argv[3], NULL, 10), atoi(argv[4]), atoi(argv[5]));
+	if (argc == 2 && strcmp(argv[1], "--raw-verify") == 0) {
+		/* for other benchmarks' baselines: "RATE CORES" */
+		printf("%.0f %ld\n", raw_rate(1, 1.0), sysconf(_SC_NPROCESSORS_ONLN));
+		return 0;
+	}
 	n = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
 	batch = argc > 2 ? strtoul(argv[2], NULL, 10) : 2048;
 	if (mkdtemp(dir) == NULL || n == 0 || batch == 0 || am_identity_generate(&me) != 0)

@@ -94,7 +94,20 @@ pending_from(struct pending *p, const struct self_view *s, const am_envelope *e,
 	p->m.dest_kind = (uint8_t) e->body.dest_kind;
 	p->inbox = admits(s, &e->body);
 	p->m.flags = (out ? AM_QF_OUTBOX : 0) | (p->inbox ? AM_QF_INBOX : 0) | (local ? AM_QF_LOCAL : 0);
-	p->receipt = strcmp(e->body.type, "receipt") == 0 && e->body.has_ref;
+	p->nrids = 0;
+	if (strcmp(e->body.type, "receipt") == 0) {
+		/* a receipt lists the delivered ids in its payload (32 bytes
+		 * each), or names one in ref */
+		if (!e->body.compressed && !e->body.sealed && e->body.payload_len > 0 &&
+		    e->body.payload_len % AM_ID_BYTES == 0) {
+			p->rids = e->body.payload; /* into raw: borrowed like it */
+			p->nrids = e->body.payload_len / AM_ID_BYTES;
+		} else if (e->body.has_ref) {
+			p->rids = p->ref;
+			p->nrids = 1;
+		}
+	}
+	p->receipt = p->nrids > 0;
 	p->for_me = !p->receipt && s->has_self && e->body.dest_kind == AM_DEST_NODE &&
 	    memcmp(e->body.dest_node, s->pk, AM_PK_BYTES) == 0 && memcmp(e->body.src, s->pk, AM_PK_BYTES) != 0;
 	memcpy(p->ref, e->body.ref, AM_ID_BYTES);
@@ -102,17 +115,19 @@ pending_from(struct pending *p, const struct self_view *s, const am_envelope *e,
 	memcpy(p->dest_node, e->body.dest_node, AM_PK_BYTES);
 }
 
-/* A receipt arrived: remember it, and drop our copy of the original when
- * the receipt is signed by the original's one destination. */
+/* One id a receipt covers: remember the receipt, and drop our copy of
+ * the original when the receipt is signed by the original's one
+ * destination. */
 static int
-apply_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, uint64_t now_ms)
+apply_one_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, const uint8_t *rid, uint64_t now_ms)
 {
-	uint8_t rec[AM_PK_BYTES + 8], tkey[TIME_KEY];
-	MDB_val k = {AM_ID_BYTES, (void *) p->ref}, v, ev;
+	uint8_t rec[AM_PK_BYTES + 8], tkey[TIME_KEY], id[AM_ID_BYTES];
+	MDB_val k = {AM_ID_BYTES, id}, v, ev;
 	am_queue_meta m;
 	am_envelope orig;
 	int mrc;
 
+	memcpy(id, rid, AM_ID_BYTES); /* rid may point into the caller's bytes */
 	memcpy(rec, p->src, AM_PK_BYTES);
 	am_q_put_be64(rec + AM_PK_BYTES, p->m.expires_ms);
 	v.mv_size = sizeof(rec);
@@ -128,7 +143,7 @@ apply_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, uint64_t now_m
 	am_q_meta_decode(&m, v.mv_data);
 	if (m.dest_kind != AM_DEST_NODE)
 		return 0; /* groups and broadcasts live until they expire */
-	am_q_time_key(tkey, m.created_ms, p->ref);
+	am_q_time_key(tkey, m.created_ms, id);
 	k.mv_size = TIME_KEY;
 	k.mv_data = tkey;
 	if (mdb_get(txn, q->envs, &k, &ev) != 0)
@@ -139,13 +154,24 @@ apply_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, uint64_t now_m
 	if (copy == NULL)
 		return ENOMEM;
 	memcpy(copy, ev.mv_data, ev.mv_size);
-	bool match = am_envelope_decode_view(&orig, copy, ev.mv_size, p->ref) == 0 &&
+	bool match = am_envelope_decode_view(&orig, copy, ev.mv_size, id) == 0 &&
 	    memcmp(orig.body.dest_node, p->src, AM_PK_BYTES) == 0;
 	free(copy);
 	if (!match)
 		return 0;
-	mrc = am_q_remove(q, txn, p->ref, AM_TOMB_DELIVERED, m.expires_ms, now_ms);
+	mrc = am_q_remove(q, txn, id, AM_TOMB_DELIVERED, m.expires_ms, now_ms);
 	return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+static int
+apply_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, uint64_t now_ms)
+{
+	int mrc;
+
+	for (size_t i = 0; i < p->nrids; i++)
+		if ((mrc = apply_one_receipt(q, txn, p, p->rids + i * AM_ID_BYTES, now_ms)) != 0)
+			return mrc;
+	return 0;
 }
 
 /* An original whose receipt is already here is not stored again. */

@@ -50,8 +50,10 @@ struct pending {
 	uint8_t id[AM_ID_BYTES];
 	am_queue_meta m;    /* inbox_seq is assigned in the transaction */
 	bool inbox;
-	bool receipt;       /* type "receipt" with a ref: applies to ref */
+	bool receipt;       /* type "receipt": applies to rids[0..nrids) */
 	bool for_me;        /* addressed to this node alone: receipt due */
+	const uint8_t *rids; /* the ids a receipt covers: its payload, or ref */
+	size_t nrids;
 	uint8_t ref[AM_ID_BYTES];
 	uint8_t src[AM_PK_BYTES];
 	uint8_t dest_node[AM_PK_BYTES]; /* when m.dest_kind is a node */

@@ -70,65 +70,66 @@ struct importer {
 	int fatal;
 };
 
-struct receipt_job {
-	struct importer *im;
-	am_queue_result **due;
-	am_envelope *envs;
-	int *rcs;
-};
-
-static void
-sign_receipts(void *ctx, size_t i0, size_t i1)
+static int
+by_src(const void *a, const void *b)
 {
-	struct receipt_job *j = ctx;
-
-	for (size_t i = i0; i < i1; i++) {
-		am_envelope_spec s;
-		am_sync_receipt_spec(&s, j->due[i], j->im->o->now_ms);
-		j->rcs[i] = am_envelope_create_decoded(&j->envs[i], &s, j->im->me);
-	}
+	return memcmp((*(am_queue_result *const *) a)->src, (*(am_queue_result *const *) b)->src, AM_PK_BYTES);
 }
 
-/* The receipts owed for what this batch delivered here, signed on every
- * core and stored in one transaction. */
+/* The receipts owed for what this batch delivered here: one per sender,
+ * listing every id it delivered, stored in one transaction. */
 static int
 make_receipts(struct importer *im)
 {
-	struct receipt_job j = {im, NULL, NULL, NULL};
+	am_queue_result **due = NULL;
+	am_envelope *envs = NULL;
 	am_queue_result *rc_res = NULL;
-	size_t k = 0;
+	uint8_t *ids = NULL;
+	size_t k = 0, made = 0;
 	int rc = 0;
 
 	for (size_t i = 0; i < im->n; i++)
 		k += im->res[i].receipt_due;
 	if (k == 0 || im->me == NULL)
 		return 0;
-	j.due = calloc(k, sizeof(*j.due));
-	j.envs = calloc(k, sizeof(*j.envs));
-	j.rcs = calloc(k, sizeof(*j.rcs));
+	due = calloc(k, sizeof(*due));
+	envs = calloc(k, sizeof(*envs));
 	rc_res = calloc(k, sizeof(*rc_res));
-	if (j.due == NULL || j.envs == NULL || j.rcs == NULL || rc_res == NULL) {
+	ids = malloc(k * AM_ID_BYTES);
+	if (due == NULL || envs == NULL || rc_res == NULL || ids == NULL) {
 		rc = am_error_set(AM_ENOMEM, "out of memory for receipts");
 		goto out;
 	}
 	k = 0;
 	for (size_t i = 0; i < im->n; i++)
 		if (im->res[i].receipt_due)
-			j.due[k++] = &im->res[i];
-	am_parallel_for(k, sign_receipts, &j);
-	for (size_t i = 0; i < k; i++)
-		if ((rc = j.rcs[i]) != 0)
+			due[k++] = &im->res[i];
+	qsort(due, k, sizeof(*due), by_src);
+	for (size_t i = 0; i < k;) {
+		size_t j = i, n = 0;
+		uint64_t expires = 0;
+		while (j < k && n < AM_RECEIPT_MAX_IDS && memcmp(due[j]->src, due[i]->src, AM_PK_BYTES) == 0) {
+			memcpy(ids + n * AM_ID_BYTES, due[j]->id, AM_ID_BYTES);
+			if (due[j]->expires_ms > expires)
+				expires = due[j]->expires_ms;
+			n++;
+			j++;
+		}
+		if ((rc = am_sync_receipts_create(&envs[made], due[i]->src, ids, n, expires, im->me, im->o->now_ms)) != 0)
 			goto out;
-	rc = am_queue_put_own(im->q, j.envs, k, im->o->now_ms, rc_res);
-	for (size_t i = 0; i < k; i++)
+		made++;
+		i = j;
+	}
+	rc = am_queue_put_own(im->q, envs, made, im->o->now_ms, rc_res);
+	for (size_t i = 0; i < made; i++)
 		im->r->receipts_made += rc_res[i].rc == 0;
 out:
-	for (size_t i = 0; j.envs != NULL && i < k; i++)
-		am_envelope_clear(&j.envs[i]);
-	free(j.due);
-	free(j.envs);
-	free(j.rcs);
+	for (size_t i = 0; envs != NULL && i < made; i++)
+		am_envelope_clear(&envs[i]);
+	free(due);
+	free(envs);
 	free(rc_res);
+	free(ids);
 	return rc;
 }
 

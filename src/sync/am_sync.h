@@ -20,6 +20,16 @@
 
 /* ------------------------------------------------------------ receipts --- */
 
+/* am_sync_receipts_create: one receipt covering n delivered envelopes
+ * that came from the same sender (`to`): type "receipt", ref = the first
+ * id, payload = the n ids (32 bytes each, n <= AM_RECEIPT_MAX_IDS),
+ * priority high, expiring no earlier than expires_ms and at least an hour
+ * from now. One signature acknowledges a whole stick's worth. */
+#define AM_RECEIPT_MAX_IDS (AM_MAX_PAYLOAD / AM_ID_BYTES)
+int am_sync_receipts_create(am_envelope *env, const uint8_t to[static AM_PK_BYTES],
+    const uint8_t *ids, size_t n, uint64_t expires_ms, const am_identity *me,
+    uint64_t now_ms) AM_MUST_CHECK;
+
 /* am_sync_receipt_spec: fill spec with the receipt owed for a delivered
  * envelope (a put result with receipt_due): type "receipt", to the
  * original's sender, ref = its id, priority high, kept as long as the

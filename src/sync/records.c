@@ -25,6 +25,28 @@ am_sync_receipt_spec(am_envelope_spec *s, const am_queue_result *d, uint64_t now
 	s->no_compress = true;
 }
 
+int
+am_sync_receipts_create(am_envelope *env, const uint8_t to[static AM_PK_BYTES], const uint8_t *ids, size_t n,
+    uint64_t expires_ms, const am_identity *me, uint64_t now_ms)
+{
+	am_envelope_spec s = {0};
+
+	if (n == 0 || n > AM_RECEIPT_MAX_IDS)
+		return am_error_set(AM_EINVAL, "a receipt covers 1..%zu envelopes, not %zu", (size_t) AM_RECEIPT_MAX_IDS, n);
+	s.type = "receipt";
+	s.dest_kind = AM_DEST_NODE;
+	memcpy(s.dest_node, to, AM_PK_BYTES);
+	s.ref = ids;
+	s.created_ms = now_ms;
+	s.expires_ms = expires_ms > now_ms + HOUR_MS ? expires_ms : now_ms + HOUR_MS;
+	s.priority = AM_PRIO_HIGH;
+	s.content_type = "application/x-agent-mesh-ids";
+	s.no_compress = true; /* ids are random */
+	s.payload = ids;
+	s.payload_len = n * AM_ID_BYTES;
+	return am_envelope_create_decoded(env, &s, me);
+}
+
 static void
 pack_str(msgpack_packer *pk, const char *s)
 {

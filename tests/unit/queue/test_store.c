@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "queue_private.h"
+#include "am_sync.h"
 #include "../../check.h"
 
 #include <stdlib.h>
@@ -302,6 +303,73 @@ test_pipe(void)
 	am_queue_close(q);
 }
 
+/* Receipts: the destination's receipt purges a carrier's copy (by ref or
+ * by a list of ids), anyone else's changes nothing, and an original that
+ * arrives after its receipt is refused. */
+static void
+test_receipts(void)
+{
+	am_queue *q = open_store("rcpt", 0); /* self = me: a carrier here */
+	am_identity *third = NULL;
+	uint8_t seed[32] = {9}, ids[3][32], rid[32];
+	uint8_t *raw[3];
+	size_t len[3], rl;
+	am_queue_result r;
+	am_envelope_spec s;
+	uint8_t *rr;
+
+	REQUIRE(am_identity_from_seed(&third, seed) == 0);
+	for (int i = 0; i < 3; i++) {
+		raw[i] = make(&len[i], ids[i], third, AM_DEST_NODE, am_identity_pk(other), NULL, 1, T0 + i, 3600000, "x");
+		if (i < 2)
+			CHECK_RC(am_queue_put(q, raw[i], len[i], T0, &r), 0);
+	}
+	/* a forged receipt for 0, signed by someone who is not its destination */
+	memset(&s, 0, sizeof(s));
+	s.type = "receipt";
+	s.dest_kind = AM_DEST_NODE;
+	memcpy(s.dest_node, am_identity_pk(third), 32);
+	s.ref = ids[0];
+	s.created_ms = T0;
+	s.expires_ms = T0 + 3600000;
+	REQUIRE(am_envelope_create(&rr, &rl, rid, &s, me) == 0);
+	CHECK_RC(am_queue_put(q, rr, rl, T0, &r), 0);
+	free(rr);
+	CHECK_RC(am_queue_has(q, ids[0]), 0);
+	/* the destination's receipt listing 0 and 2: 0 is purged now, 2 is
+	 * refused when it arrives later */
+	{
+		uint8_t list[64];
+		am_envelope env;
+		memcpy(list, ids[0], 32);
+		memcpy(list + 32, ids[2], 32);
+		REQUIRE(am_sync_receipts_create(&env, am_identity_pk(third), list, 2, T0 + 3600000, other, T0) == 0);
+		CHECK_RC(am_queue_put(q, env.raw, env.raw_len, T0, &r), 0);
+		CHECK(!r.inboxed);
+		am_envelope_clear(&env);
+	}
+	CHECK_RC(am_queue_has(q, ids[0]), AM_ETOMBSTONE);
+	CHECK_RC(am_queue_delivered(q, ids[0], NULL), 0);
+	CHECK_RC(am_queue_has(q, ids[1]), 0); /* not covered */
+	CHECK_RC(am_queue_put(q, raw[2], len[2], T0, &r), AM_ETOMBSTONE);
+	/* a single-id receipt by ref alone */
+	memset(&s, 0, sizeof(s));
+	s.type = "receipt";
+	s.dest_kind = AM_DEST_NODE;
+	memcpy(s.dest_node, am_identity_pk(third), 32);
+	s.ref = ids[1];
+	s.created_ms = T0;
+	s.expires_ms = T0 + 3600000;
+	REQUIRE(am_envelope_create(&rr, &rl, rid, &s, other) == 0);
+	CHECK_RC(am_queue_put(q, rr, rl, T0, &r), 0);
+	free(rr);
+	CHECK_RC(am_queue_has(q, ids[1]), AM_ETOMBSTONE);
+	for (int i = 0; i < 3; i++)
+		free(raw[i]);
+	am_identity_free(third);
+	am_queue_close(q);
+}
+
 static void
 test_full(void)
 {
@@ -423,6 +491,7 @@ main(void)
 	test_dedup_ack_tomb();
 	test_order_batch();
 	test_pipe();
+	test_receipts();
 	test_full();
 	test_peers_and_open();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);

@@ -50,20 +50,41 @@ problem(am_stick_report *r, const char *fmt, ...)
 
 /* ------------------------------------------------------------- import --- */
 
-struct importer {
-	am_queue *q;
-	const am_identity *me;
-	const am_stick_options *o;
-	am_stick_report *r;
-	const char *file;
+/* One batch being filled, or committing on the pipe's writer thread. Its
+ * records are copied here because a block is decompressed into a scratch
+ * buffer the next block reuses. */
+struct batch {
 	uint8_t *arena;
 	size_t arena_len, arena_cap;
 	am_queue_item items[BATCH];
 	uint64_t offs[BATCH];
 	am_queue_result res[BATCH];
 	size_t n;
-	uint8_t *taken;       /* 8-byte prefixes of what was imported */
+	const char *file;
+};
+
+/* A receipt owed: collected over the whole import, then one receipt per
+ * sender lists them all. */
+struct owed {
+	uint8_t src[AM_PK_BYTES];
+	uint8_t id[AM_ID_BYTES];
+	uint64_t expires_ms;
+};
+
+struct importer {
+	am_queue *q;
+	am_queue_pipe *pipe;     /* verify on the cores while the last batch commits */
+	const am_identity *me;
+	const am_stick_options *o;
+	am_stick_report *r;
+	const char *file;
+	struct batch b[2];
+	int cur;                 /* the batch being filled; the other may be in flight */
+	bool in_flight;
+	uint8_t *taken;          /* 8-byte prefixes of what was imported */
 	size_t ntaken, taken_cap;
+	struct owed *owed;
+	size_t nowed, owed_cap;
 	const uint8_t *map;
 	size_t released;
 	uint64_t total, base;
@@ -73,90 +94,95 @@ struct importer {
 static int
 by_src(const void *a, const void *b)
 {
-	return memcmp((*(am_queue_result *const *) a)->src, (*(am_queue_result *const *) b)->src, AM_PK_BYTES);
+	return memcmp(((const struct owed *) a)->src, ((const struct owed *) b)->src, AM_PK_BYTES);
 }
 
-/* The receipts owed for what this batch delivered here: one per sender,
- * listing every id it delivered, stored in one transaction. */
+/* The receipts owed for what this import delivered here: one per sender
+ * (up to AM_RECEIPT_MAX_IDS ids each), stored in one transaction. */
 static int
 make_receipts(struct importer *im)
 {
-	am_queue_result **due = NULL;
 	am_envelope *envs = NULL;
-	am_queue_result *rc_res = NULL;
+	am_queue_result *res = NULL;
 	uint8_t *ids = NULL;
-	size_t k = 0, made = 0;
+	size_t made = 0, k = im->nowed;
 	int rc = 0;
 
-	for (size_t i = 0; i < im->n; i++)
-		k += im->res[i].receipt_due;
 	if (k == 0 || im->me == NULL)
 		return 0;
-	due = calloc(k, sizeof(*due));
 	envs = calloc(k, sizeof(*envs));
-	rc_res = calloc(k, sizeof(*rc_res));
+	res = calloc(k, sizeof(*res));
 	ids = malloc(k * AM_ID_BYTES);
-	if (due == NULL || envs == NULL || rc_res == NULL || ids == NULL) {
+	if (envs == NULL || res == NULL || ids == NULL) {
 		rc = am_error_set(AM_ENOMEM, "out of memory for receipts");
 		goto out;
 	}
-	k = 0;
-	for (size_t i = 0; i < im->n; i++)
-		if (im->res[i].receipt_due)
-			due[k++] = &im->res[i];
-	qsort(due, k, sizeof(*due), by_src);
+	qsort(im->owed, k, sizeof(*im->owed), by_src);
 	for (size_t i = 0; i < k;) {
 		size_t j = i, n = 0;
 		uint64_t expires = 0;
-		while (j < k && n < AM_RECEIPT_MAX_IDS && memcmp(due[j]->src, due[i]->src, AM_PK_BYTES) == 0) {
-			memcpy(ids + n * AM_ID_BYTES, due[j]->id, AM_ID_BYTES);
-			if (due[j]->expires_ms > expires)
-				expires = due[j]->expires_ms;
+		while (j < k && n < AM_RECEIPT_MAX_IDS && memcmp(im->owed[j].src, im->owed[i].src, AM_PK_BYTES) == 0) {
+			memcpy(ids + n * AM_ID_BYTES, im->owed[j].id, AM_ID_BYTES);
+			if (im->owed[j].expires_ms > expires)
+				expires = im->owed[j].expires_ms;
 			n++;
 			j++;
 		}
-		if ((rc = am_sync_receipts_create(&envs[made], due[i]->src, ids, n, expires, im->me, im->o->now_ms)) != 0)
+		if ((rc = am_sync_receipts_create(&envs[made], im->owed[i].src, ids, n, expires, im->me, im->o->now_ms)) != 0)
 			goto out;
 		made++;
 		i = j;
 	}
-	rc = am_queue_put_own(im->q, envs, made, im->o->now_ms, rc_res);
+	rc = am_queue_put_own(im->q, envs, made, im->o->now_ms, res);
 	for (size_t i = 0; i < made; i++)
-		im->r->receipts_made += rc_res[i].rc == 0;
+		im->r->receipts_made += res[i].rc == 0;
+	im->nowed = 0;
 out:
 	for (size_t i = 0; envs != NULL && i < made; i++)
 		am_envelope_clear(&envs[i]);
-	free(due);
 	free(envs);
-	free(rc_res);
+	free(res);
 	free(ids);
 	return rc;
 }
 
 static int
-flush(struct importer *im)
+grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-	int rc;
-
-	if (im->n == 0)
+	if (need <= *cap)
 		return 0;
-	rc = am_queue_put_batch(im->q, im->items, im->n, im->o->now_ms, im->res);
-	for (size_t i = 0; i < im->n; i++) {
-		am_queue_result *res = &im->res[i];
+	size_t ncap = *cap ? *cap * 2 : 4096;
+	while (ncap < need)
+		ncap *= 2;
+	void *np = realloc(*p, ncap * elem);
+	if (np == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	*p = np;
+	*cap = ncap;
+	return 0;
+}
+
+/* Count a committed batch's results. */
+static int
+tally(struct importer *im, struct batch *bt)
+{
+	for (size_t i = 0; i < bt->n; i++) {
+		am_queue_result *res = &bt->res[i];
 		im->r->seen++;
 		switch (res->rc) {
 		case 0:
 			im->r->imported++;
 			im->r->inboxed += res->inboxed;
-			if (im->ntaken == im->taken_cap) {
-				size_t cap = im->taken_cap ? im->taken_cap * 2 : 4096;
-				uint8_t *nt = realloc(im->taken, cap * 8);
-				if (nt == NULL)
-					return am_error_set(AM_ENOMEM, "out of memory");
-				im->taken = nt;
-				im->taken_cap = cap;
-			}
+			if (grow((void **) &im->taken, &im->taken_cap, im->ntaken + 1, 8) != 0)
+				return AM_ENOMEM;
 			memcpy(im->taken + im->ntaken++ * 8, res->id, 8);
+			if (res->receipt_due) {
+				if (grow((void **) &im->owed, &im->owed_cap, im->nowed + 1, sizeof(*im->owed)) != 0)
+					return AM_ENOMEM;
+				memcpy(im->owed[im->nowed].src, res->src, AM_PK_BYTES);
+				memcpy(im->owed[im->nowed].id, res->id, AM_ID_BYTES);
+				im->owed[im->nowed++].expires_ms = res->expires_ms;
+			}
 			break;
 		case AM_EDUP:
 		case AM_ETOMBSTONE:
@@ -169,25 +195,26 @@ flush(struct importer *im)
 		case AM_ESTORE:
 		case AM_EIO:
 		case AM_ENOMEM:
-			break; /* the store's problem, reported once below */
+			break; /* the store's problem, reported once by the caller */
 		default: {
 			char what[240];
 			im->r->refused++;
 			im->r->damaged++;
 			snprintf(what, sizeof(what), "envelope refused: %s", res->detail);
-			problem(im->r, "%s: offset %llu: %s", im->file, (unsigned long long) im->offs[i], what);
+			problem(im->r, "%s: offset %llu: %s", bt->file, (unsigned long long) bt->offs[i], what);
 			if (im->o->damage != NULL)
-				im->o->damage(im->o->ctx, im->file, im->offs[i], what);
+				im->o->damage(im->o->ctx, bt->file, bt->offs[i], what);
 		}
 		}
 	}
-	if (rc == 0 || rc == AM_EFULL) {
-		int rrc = make_receipts(im);
-		if (rc == 0)
-			rc = rrc;
-	}
-	im->n = 0;
-	im->arena_len = 0;
+	bt->n = 0;
+	bt->arena_len = 0;
+	return 0;
+}
+
+static int
+store_failed(struct importer *im, int rc)
+{
 	if (rc == AM_EFULL || rc == AM_ESTORE || rc == AM_EIO || rc == AM_ENOMEM) {
 		problem(im->r, "store: %s", am_error_detail());
 		im->fatal = rc;
@@ -196,40 +223,74 @@ flush(struct importer *im)
 	return 0;
 }
 
+/* Wait for the batch in flight and count it. */
+static int
+drain(struct importer *im)
+{
+	int rc;
+
+	if (!im->in_flight)
+		return 0;
+	rc = am_queue_pipe_flush(im->pipe);
+	im->in_flight = false;
+	if (tally(im, &im->b[im->cur ^ 1]) != 0)
+		return store_failed(im, AM_ENOMEM);
+	return store_failed(im, rc);
+}
+
+/* Hand the filled batch to the pipe (verification runs now, on every
+ * core), count the one that was in flight, and switch buffers. */
+static int
+flush(struct importer *im)
+{
+	struct batch *bt = &im->b[im->cur];
+	int rc;
+
+	if (bt->n == 0)
+		return 0;
+	rc = am_queue_pipe_put_batch(im->pipe, bt->items, bt->n, im->o->now_ms, bt->res);
+	if (im->in_flight && tally(im, &im->b[im->cur ^ 1]) != 0)
+		return store_failed(im, AM_ENOMEM);
+	if (store_failed(im, rc) != 0)
+		return rc;
+	im->in_flight = true;
+	im->cur ^= 1;
+	return 0;
+}
+
 static int
 on_env(void *ctx, const uint8_t *env, size_t len, uint64_t off)
 {
 	struct importer *im = ctx;
+	struct batch *bt = &im->b[im->cur];
 	int rc;
 
-	/* blocks are decompressed into a scratch buffer that the next block
-	 * reuses, so records are copied until their batch is stored */
-	if (im->arena_len + len > im->arena_cap) {
+	if (bt->arena_len + len > bt->arena_cap || bt->n == BATCH) {
 		if ((rc = flush(im)) != 0)
 			return rc;
-		if (len > im->arena_cap) {
-			uint8_t *na = realloc(im->arena, len);
+		bt = &im->b[im->cur];
+		if (len > bt->arena_cap) {
+			/* the batch in flight still points into the other arena */
+			uint8_t *na = realloc(bt->arena, len);
 			if (na == NULL)
 				return am_error_set(AM_ENOMEM, "out of memory");
-			im->arena = na;
-			im->arena_cap = len;
+			bt->arena = na;
+			bt->arena_cap = len;
 		}
 	}
-	/* the arena only grows right after a flush, so these pointers stay */
-	memcpy(im->arena + im->arena_len, env, len);
-	im->items[im->n].raw = im->arena + im->arena_len;
-	im->items[im->n].len = len;
-	im->offs[im->n] = off;
-	im->arena_len += len;
-	im->n++;
-	if (im->o->progress != NULL && im->n % 256 == 0)
+	memcpy(bt->arena + bt->arena_len, env, len);
+	bt->items[bt->n].raw = bt->arena + bt->arena_len;
+	bt->items[bt->n].len = len;
+	bt->offs[bt->n] = off;
+	bt->file = im->file;
+	bt->arena_len += len;
+	bt->n++;
+	if (im->o->progress != NULL && bt->n % 256 == 0)
 		im->o->progress(im->o->ctx, "import", im->base + off, im->total, im->base + off);
 	if (off - im->released > RELEASE_STEP) {
 		am_file_release(im->map, off);
 		im->released = off;
 	}
-	if (im->n == BATCH)
-		return flush(im);
 	return 0;
 }
 
@@ -245,7 +306,8 @@ on_damage(void *ctx, uint64_t off, const char *what)
 }
 
 /* Import one mapped bundle. Returns 0, a damage code (reported) or a
- * fatal store error. */
+ * fatal store error. The batch that holds its last records is committed
+ * before returning, since they point into the mapping. */
 static int
 import_mapped(struct importer *im, const char *label, const uint8_t *buf, size_t len)
 {
@@ -272,8 +334,8 @@ import_mapped(struct importer *im, const char *label, const uint8_t *buf, size_t
 		}
 	}
 	rc = am_bundle_read(&info, buf, len, on_env, on_damage, im);
-	if (im->fatal == 0 && flush(im) != 0)
-		rc = im->fatal;
+	if (im->fatal == 0 && flush(im) == 0)
+		(void) drain(im);
 	im->r->bytes_read += len;
 	if (im->fatal != 0)
 		return im->fatal;
@@ -297,17 +359,33 @@ importer_init(struct importer *im, am_queue *q, const am_identity *me, const am_
 	im->me = me;
 	im->o = o;
 	im->r = r;
-	im->arena_cap = ARENA_LIMIT;
-	if ((im->arena = malloc(im->arena_cap)) == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory for an import batch");
-	return 0;
+	for (int i = 0; i < 2; i++) {
+		im->b[i].arena_cap = ARENA_LIMIT;
+		if ((im->b[i].arena = malloc(ARENA_LIMIT)) == NULL)
+			return am_error_set(AM_ENOMEM, "out of memory for an import batch");
+	}
+	return am_queue_pipe_open(&im->pipe, q);
+}
+
+/* Finish: receipts for everything delivered, then stop the pipe. */
+static int
+importer_finish(struct importer *im)
+{
+	int rc = drain(im);
+
+	if (rc == 0 && im->fatal == 0)
+		rc = store_failed(im, make_receipts(im));
+	return rc;
 }
 
 static void
 importer_free(struct importer *im)
 {
-	free(im->arena);
+	(void) am_queue_pipe_close(im->pipe);
+	for (int i = 0; i < 2; i++)
+		free(im->b[i].arena);
 	free(im->taken);
+	free(im->owed);
 }
 
 int
@@ -358,6 +436,11 @@ am_bundle_import_file(am_queue *q, const am_identity *me, const char *path, cons
 	}
 	rc = import_mapped(im, strcmp(path, "-") == 0 ? "stdin" : path, buf, len);
 	am_file_unmap(buf, len);
+	{
+		int frc = importer_finish(im);
+		if (frc != 0 && (rc == 0 || im->fatal != 0))
+			rc = frc;
+	}
 out:
 	if (rc != 0)
 		problem(r, "%s", am_error_detail());
@@ -727,6 +810,8 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 				import_rc = erc;
 		}
 	}
+	if ((rc = importer_finish(im)) != 0)
+		goto out;
 	if (o->no_export)
 		goto out;
 

@@ -452,14 +452,28 @@ am_bundle_read(am_bundle_info *info, const uint8_t *buf, size_t len, am_bundle_e
 		if (info->total_len != len)
 			damage(&r, info->total_len > len ? AM_ETRUNC : AM_EMALFORMED, len < info->total_len ? len : info->total_len,
 			    "file is %zu bytes, the header says %llu", len, (unsigned long long) info->total_len);
-		uint8_t hash[AM_ID_BYTES];
-		crypto_generichash(hash, sizeof(hash), buf + AM_BUNDLE_HDR_LEN, len - AM_BUNDLE_HDR_LEN, NULL, 0);
-		info->hash_ok = sodium_memcmp(hash, info->hash, AM_ID_BYTES) == 0;
-		if (!info->hash_ok && info->total_len == len)
-			damage(&r, AM_EBADSIG, AM_BUNDLE_HDR_LEN, "contents do not match the signed hash (altered or reordered)");
 	}
+	/* The contents hash is taken in the same pass as the blocks, so each
+	 * byte of a large bundle is touched once, in order (a caller that maps
+	 * the file can drop what lies behind the current offset). */
+	crypto_generichash_state hs;
+	size_t hashed = AM_BUNDLE_HDR_LEN < len ? AM_BUNDLE_HDR_LEN : len;
+	crypto_generichash_init(&hs, NULL, 0, AM_ID_BYTES);
+#define HASH_TO(upto)                                                                  \
+	do {                                                                           \
+		size_t u_ = (upto) < len ? (upto) : len;                               \
+		if (u_ > hashed) {                                                     \
+			crypto_generichash_update(&hs, buf + hashed, u_ - hashed);    \
+			hashed = u_;                                                   \
+		}                                                                      \
+	} while (0)
 	while (off < len && stop == 0) {
+		HASH_TO(off);
 		if (len - off >= 4 && memcmp(buf + off, "BLK1", 4) == 0) {
+			/* hash the block before its records go out (clamped; a
+			 * lying length is caught by read_block) */
+			size_t clen = len - off >= BLK_HDR ? get32(buf + off + 13) : 0;
+			HASH_TO(clen < len - off ? off + BLK_HDR + clen : len);
 			size_t used = read_block(&r, off, &stop);
 			if (used == 0) {
 				off = resync(&r, off + 1);
@@ -482,6 +496,15 @@ am_bundle_read(am_bundle_info *info, const uint8_t *buf, size_t len, am_bundle_e
 			damage(&r, next == len ? AM_ETRUNC : AM_EMALFORMED, off, "%zu unreadable bytes", next - off);
 			off = next;
 		}
+	}
+	HASH_TO(len);
+#undef HASH_TO
+	if (info->header_ok && stop == 0) {
+		uint8_t hash[AM_ID_BYTES];
+		crypto_generichash_final(&hs, hash, sizeof(hash));
+		info->hash_ok = sodium_memcmp(hash, info->hash, AM_ID_BYTES) == 0;
+		if (!info->hash_ok && info->total_len == len)
+			damage(&r, AM_EBADSIG, AM_BUNDLE_HDR_LEN, "contents do not match the signed hash (altered or reordered)");
 	}
 	if (stop == 0 && info->header_ok && info->found != info->count && r.first_rc == 0)
 		damage(&r, AM_EMALFORMED, len, "found %u envelopes, the header says %u", info->found, info->count);

@@ -49,6 +49,11 @@ while [ $writes -lt 15 ] && [ $attempts -lt 80 ]; do   # while writing to the st
     rm -rf "$S/AGENTMESH/bundles/"*.amb  # the next attempt writes from scratch again
 done
 "$AM" bundle sync --store "$T/a" "$S" >/dev/null || bad "clean sync of A failed"
+# how long a whole import takes here
+cp -a "$T/b" "$T/b-probe"
+t0=$(date +%s%N); "$AM" bundle sync --store "$T/b-probe" --import-only "$S" >/dev/null 2>&1; t1=$(date +%s%N)
+IMS=$(( (t1 - t0) / 1000000 + 5 ))
+rm -rf "$T/b-probe"
 imports=0 attempts=0
 ids() { "$AM" inbox --store "$T/b" --json --limit 100000 | /usr/bin/python3 -c "
 import json,sys; d=json.load(sys.stdin); ids=[e['id'] for e in d]
@@ -56,7 +61,7 @@ print('\n'.join(sorted(ids))); sys.exit(0 if len(ids) == len(set(ids)) else 3)";
 : > "$T/before"
 while [ $imports -lt 15 ] && [ $attempts -lt 60 ]; do  # while importing from it
     attempts=$((attempts+1)); before=$kills
-    kill_at_random "$T/b" "$S" 1200
+    kill_at_random "$T/b" "$S" "$IMS"
     verify_state "$T/b" "$S"
     ids > "$T/after" || bad "B lists an envelope twice after a kill"
     # what was committed before this kill is still there

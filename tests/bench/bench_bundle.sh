@@ -53,7 +53,7 @@ run() { # NAME N SIZE
         printf "%-7s export  %7.3f s %9.0f msg/s %8.1f MB/s   peak RSS %6.1f MiB\n", name, ew, n/ew, mb/ew, er/1024
         printf "%-7s import  %7.3f s %9.0f msg/s %8.1f MB/s   peak RSS %6.1f MiB\n", name, iw, n/iw, mb/iw, ir/1024
         printf "%-7s total   %7.3f s %9.0f msg/s %8.1f MB/s   %.0f bytes on the stick per message (payload %d)\n", name, tw, n/tw, mb/tw, bytes/n, size
-        printf "%-7s import = %.2f x cores x raw verify (target >= 0.80; includes making %d receipts)\n", name, (n/iw)/(raw*cores), n
+        if (size <= 4096) printf "%-7s import = %.2f x cores x raw verify (target >= 0.80; includes the receipts for all %d)\n", name, (n/iw)/(raw*cores), n
     }'
     RES[$name]="$n $size $tw"
 }

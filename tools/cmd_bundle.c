@@ -63,6 +63,17 @@ on_damage(void *ctx, const char *file, uint64_t off, const char *what)
 		fprintf(stderr, "%s: (further damage reports left out)\n", cli_prog);
 }
 
+static void
+ui_start(struct ui *u, am_stick_options *o)
+{
+	u->tty = !u->json && isatty(STDERR_FILENO);
+	u->t0 = mono();
+	o->now_ms = am_now_ms();
+	o->progress = on_progress;
+	o->damage = on_damage;
+	o->ctx = u;
+}
+
 static int
 parse_size(uint64_t *out, const char *s)
 {
@@ -178,12 +189,7 @@ cmd_bundle_sync(int argc, char **argv)
 		return cli_usage_error("give the stick's folder (its mount point or its AGENTMESH folder)");
 	if (cli_node_open(&node, dir, 1) != 0)
 		return 1;
-	u.tty = !u.json && isatty(STDERR_FILENO);
-	u.t0 = mono();
-	o.now_ms = am_now_ms();
-	o.progress = on_progress;
-	o.damage = on_damage;
-	o.ctx = &u;
+	ui_start(&u, &o);
 	rc = am_stick_sync(node.q, node.id, argv[optind], &o, &r);
 	cli_node_close(&node);
 	if (rc == AM_ENOTFOUND && r.seen == 0 && r.problem[0] == '\0')
@@ -268,11 +274,7 @@ cmd_bundle_export(int argc, char **argv)
 		cli_node_close(&node);
 		return EXIT_USAGE;
 	}
-	u.tty = !u.json && isatty(STDERR_FILENO);
-	u.t0 = mono();
-	o.now_ms = am_now_ms();
-	o.progress = on_progress;
-	o.ctx = &u;
+	ui_start(&u, &o);
 	rc = am_bundle_export_file(node.q, node.id, output, &o, &r);
 	cli_node_close(&node);
 	if (strcmp(output, "-") == 0) {
@@ -314,12 +316,7 @@ cmd_bundle_import(int argc, char **argv)
 		return cli_usage_error("give one bundle FILE (or - for standard input)");
 	if (cli_node_open(&node, dir, 1) != 0)
 		return 1;
-	u.tty = !u.json && isatty(STDERR_FILENO);
-	u.t0 = mono();
-	o.now_ms = am_now_ms();
-	o.progress = on_progress;
-	o.damage = on_damage;
-	o.ctx = &u;
+	ui_start(&u, &o);
 	rc = am_bundle_import_file(node.q, node.id, argv[optind], &o, &r);
 	cli_node_close(&node);
 	return finish(&u, &r, rc, true, false);

@@ -117,6 +117,53 @@ int am_bundle_read(am_bundle_info *info, const uint8_t *buf, size_t len,
 int am_bundle_read_index(am_bundle_info *info, const uint8_t *buf, size_t len,
     const uint8_t **ids, size_t *n);
 
+/* ------------------------------------------------------- reconciliation --- */
+
+/* Range-based set reconciliation (after A. Meyer's "Range-Based Set
+ * Reconciliation" and the Negentropy protocol; our own encoding, see
+ * docs/PROTOCOL.md section 12). Each side holds items (created ms, id)
+ * sorted ascending; messages carry ranges of that order with a mode:
+ * SKIP (same here), FINGERPRINT (16-byte digest of the range), IDLIST (all
+ * ids the sender holds in the range) or NEEDS (reply to an IDLIST: the ids
+ * of it the sender lacks). Traffic grows with the difference, not with the
+ * sets. When both sides are done, each knows which of its ids the other
+ * lacks (to push) and which ids it lacks (to expect). */
+
+#define AM_RECON_VERSION    1
+#define AM_RECON_BRANCH     16    /* sub-ranges per mismatching range */
+#define AM_RECON_IDLIST_MAX 32    /* below this a range is sent as its ids */
+#define AM_RECON_MAX_MSG    (16u << 20)
+#define AM_RECON_MAX_RANGES 65536
+
+typedef struct am_recon_item {
+	uint64_t created_ms;
+	uint8_t id[AM_ID_BYTES];
+} am_recon_item;
+
+typedef struct am_recon am_recon;
+
+/* am_recon_new: a reconciliation over items (borrowed until freed; sorted
+ * by (created, id), no duplicates). Errors: AM_EINVAL (unsorted), AM_ENOMEM. */
+int am_recon_new(am_recon **out, const am_recon_item *items, size_t n) AM_MUST_CHECK;
+void am_recon_free(am_recon *r);
+
+/* am_recon_initiate: the first message (*out malloc'd, caller frees). */
+int am_recon_initiate(am_recon *r, uint8_t **out, size_t *out_len) AM_MUST_CHECK;
+
+/* am_recon_reply: process the peer's message and produce the answer.
+ * *out_len 0 (and *out NULL) means there is nothing more to send; *done
+ * says this side needs no further message. Errors: AM_EVERSION,
+ * AM_EMALFORMED, AM_ETRUNC, AM_ELIMIT (a message over the limits),
+ * AM_ENOMEM. A malformed message leaves the results untouched. */
+int am_recon_reply(am_recon *r, const uint8_t *in, size_t in_len, uint8_t **out,
+    size_t *out_len, bool *done) AM_MUST_CHECK;
+
+/* Results: ids this side holds that the peer lacks (push them), and ids
+ * the peer holds that this side lacks. Pointers valid until the next
+ * reply or free; n * 32 bytes each. */
+const uint8_t *am_recon_peer_lacks(const am_recon *r, size_t *n);
+const uint8_t *am_recon_we_lack(const am_recon *r, size_t *n);
+
 /* -------------------------------------------------------- stick records --- */
 
 /* A custody record says which node touched a stick, when, and what it

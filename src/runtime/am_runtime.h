@@ -4,7 +4,7 @@
  * (a USB folder is a peer) — its layout, crash-safe bundle writes, and the
  * sync, import and export operations.
  *
- * Stick layout (docs/PROTOCOL.md section 10):
+ * Stick layout (docs/PROTOCOL.md section 9):
  *   PATH/AGENTMESH/bundles/<created>-<writer16>-<rand>.amb   bundles
  *   PATH/AGENTMESH/custody/<time>-<node16>-<rand>.env        custody records
  *   PATH/AGENTMESH/summaries/<node id>.env                   latest summary per node

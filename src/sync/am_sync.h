@@ -121,7 +121,7 @@ int am_bundle_read_index(am_bundle_info *info, const uint8_t *buf, size_t len,
 
 /* Range-based set reconciliation (after A. Meyer's "Range-Based Set
  * Reconciliation" and the Negentropy protocol; our own encoding, see
- * docs/PROTOCOL.md section 11). Each side holds items (created ms, id)
+ * docs/PROTOCOL.md section 10). Each side holds items (created ms, id)
  * sorted ascending; messages carry ranges of that order with a mode:
  * SKIP (same here), FINGERPRINT (16-byte digest of the range), IDLIST (all
  * ids the sender holds in the range) or NEEDS (reply to an IDLIST: the ids

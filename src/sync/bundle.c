@@ -13,7 +13,7 @@
  * rest of the file, and carry markers so a reader can find the next one
  * after garbage. Every envelope still verifies on its own; the signature
  * only says who wrote the file and that it is whole. docs/PROTOCOL.md
- * section 9 is normative.
+ * section 8 is normative.
  */
 #include "am_sync.h"
 

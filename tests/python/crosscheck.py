@@ -234,7 +234,7 @@ def check_vectors(path):
 
 
 def check_bundle(v):
-    """The bundle vector, read by the rules of PROTOCOL.md section 9."""
+    """The bundle vector, read by the rules of PROTOCOL.md section 8."""
     b = bytes.fromhex(v["bundle"]["file"])
     be32 = lambda x, o: int.from_bytes(x[o:o + 4], "big")
     be64 = lambda x, o: int.from_bytes(x[o:o + 8], "big")

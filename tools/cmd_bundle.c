@@ -152,7 +152,13 @@ finish(const struct ui *u, const am_stick_report *r, int rc, bool import, bool e
 	else
 		report_text(r, import, export, mono() - u->t0);
 	if (rc != 0) {
-		fprintf(stderr, "%s: %s\n", cli_prog, r->problem[0] ? r->problem : am_error_detail());
+		/* damage was already reported line by line: sum it up, or stay
+		 * quiet when that one line said it all */
+		if (u->damage_lines == 0)
+			fprintf(stderr, "%s: %s\n", cli_prog, r->problem[0] ? r->problem : am_error_detail());
+		else if (u->damage_lines > 1 || r->imported > 0)
+			fprintf(stderr, "%s: %u damaged places (above); %llu envelopes that verified were imported\n", cli_prog,
+			    u->damage_lines, (unsigned long long) r->imported);
 		return 1;
 	}
 	return 0;

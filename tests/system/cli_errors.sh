@@ -74,6 +74,13 @@ expect "unknown command"   "unknown command"    -- "$AM" teleport
 expect "bad zone tag"      "zone tag"           -- "$AM" send --store "$T/a" --broadcast --zone "a b" --text x
 expect "store get bad id"  "envelope id"        -- "$AM" store get --store "$T/a" --id 1234 --output "$T/x"
 
+expect "bundle: bad --max-size" "max-size"      -- "$AM" bundle sync --store "$T/a" --max-size 12Q "$T"
+expect "bundle: not a bundle"   "not a bundle"  -- "$AM" bundle import --store "$T/b" "$T/good.env"
+expect "bundle: missing file"   "No such file"  -- "$AM" bundle import --store "$T/b" "$T/nope.amb"
+expect "bundle: inspect nothing" "no such file" -- "$AM" bundle inspect "$T/nothing-here"
+expect "bundle: bad --since"    "since"         -- "$AM" bundle export --store "$T/a" --output "$T/x.amb" --since yesterday
+expect "bundle: bad --to"       "node id"       -- "$AM" bundle export --store "$T/a" --output "$T/x.amb" --to 42
+
 [ "$(sum a)" = "$SUM_A" ] && ok || bad "store a changed after bad input"
 [ "$(sum b)" = "$SUM_B" ] && ok || bad "store b changed after bad input"
 

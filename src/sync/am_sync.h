@@ -164,6 +164,42 @@ int am_recon_reply(am_recon *r, const uint8_t *in, size_t in_len, uint8_t **out,
 const uint8_t *am_recon_peer_lacks(const am_recon *r, size_t *n);
 const uint8_t *am_recon_we_lack(const am_recon *r, size_t *n);
 
+/* ------------------------------------------------------------- links --- */
+
+/* The link's handshake and frames (see link.c and docs/PROTOCOL.md
+ * section 12): both ends prove their Ed25519 identity, a per-deployment
+ * network key must be held by both, fresh X25519 keys give the session
+ * keys, and every frame after it is XChaCha20-Poly1305 with a counter
+ * nonce. Trust in the peer's key (TOFU, PKI) is decided by the caller
+ * once the link is open. */
+
+#define AM_LINK_MAX_FRAME (AM_MAX_ENVELOPE + 65536)
+
+typedef struct am_link am_link;
+
+/* am_link_new: a link end; `me` and netkey are borrowed/copied. */
+int am_link_new(am_link **out, const am_identity *me, const uint8_t netkey[static 32],
+    bool initiator) AM_MUST_CHECK;
+void am_link_free(am_link *l);
+/* am_link_start: the initiator's first message (*out malloc'd). */
+int am_link_start(am_link *l, uint8_t **out, size_t *out_len) AM_MUST_CHECK;
+/* am_link_on_handshake: feed the peer's handshake message; *out (maybe
+ * NULL) is what to send next. Errors: AM_EBADSIG (wrong network key, a
+ * bad proof), AM_EMALFORMED (wrong length), AM_EINVAL (out of turn). A
+ * failed link stays failed. */
+int am_link_on_handshake(am_link *l, const uint8_t *in, size_t len, uint8_t **out,
+    size_t *out_len) AM_MUST_CHECK;
+bool am_link_open_p(const am_link *l);
+/* am_link_peer: the peer's proven public key once open, else NULL. */
+const uint8_t *am_link_peer(const am_link *l);
+/* am_link_seal / am_link_open: one frame each way; *out malloc'd.
+ * open errors: AM_ETRUNC, AM_ETRAILING, AM_ETOOBIG, AM_EBADSIG (altered,
+ * replayed or reordered: the expected counter did not authenticate). */
+int am_link_seal(am_link *l, uint8_t **out, size_t *out_len, const uint8_t *plain,
+    size_t len) AM_MUST_CHECK;
+int am_link_open(am_link *l, uint8_t **plain, size_t *plen, const uint8_t *frame,
+    size_t len) AM_MUST_CHECK;
+
 /* -------------------------------------------------------- stick records --- */
 
 /* A custody record says which node touched a stick, when, and what it

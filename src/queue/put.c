@@ -342,8 +342,7 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 		memcpy(r->src, p->src, AM_PK_BYTES);
 		r->expires_ms = p->m.expires_ms;
 		seq += p->inbox;
-		if ((j + 1) % AM_QUEUE_TRIM_BATCH == 0)
-			am_queue_trim(q); /* bounds pages mapped by this batch */
+		am_q_trim_check(q); /* bounds pages mapped by this batch */
 	}
 	/* from here on a full map is the whole batch's fault */
 	*fitted = limit < n ? limit : n;
@@ -501,8 +500,7 @@ am_q_prepare_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t n
 			refuse(&res[i], AM_EDUP, "already held");
 		else if (mdb_get(rtxn, q->tombs, &k, &v) == 0)
 			refuse(&res[i], AM_ETOMBSTONE, "deleted, delivered or expired here before");
-		if ((i + 1) % AM_QUEUE_TRIM_BATCH == 0)
-			am_queue_trim(q); /* bounds pages mapped by the look-ups */
+		am_q_trim_check(q); /* bounds pages mapped by the look-ups */
 	}
 	mdb_txn_abort(rtxn);
 	am_parallel_for(n, prep_verify, &p);

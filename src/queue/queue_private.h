@@ -37,6 +37,7 @@ struct am_queue {
 	    tombexp, rcpts, peers, config;
 	char *dir;
 	uint64_t written_since_trim; /* bytes committed since the last trim */
+	uint64_t trim_steps;         /* calls to am_q_trim_check */
 	uintptr_t map_start;         /* LMDB's map, found by am_q_find_map */
 	size_t map_len;
 };
@@ -73,7 +74,11 @@ int am_q_commit_batch(am_queue *q, struct pending *pend, size_t n,
  * enough has been written, drop this process's mapping of store pages
  * (they stay in the page cache); see trim.c. */
 #define AM_QUEUE_TRIM_BATCH 256
+#define AM_QUEUE_MAP_BUDGET (16u << 20) /* mapped store pages we tolerate */
 void am_q_maybe_trim(am_queue *q, size_t batch);
+/* am_q_trim_check: call per envelope in long loops; trims when the mapped
+ * resident pages pass AM_QUEUE_MAP_BUDGET (checked every 256 calls). */
+void am_q_trim_check(am_queue *q);
 
 #define META_BYTES   (8 * 4 + 4 + 4)
 #define TOMB_BYTES   17

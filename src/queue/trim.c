@@ -57,10 +57,40 @@ am_q_find_map(am_queue *q)
 #endif
 }
 
+/* Resident file-backed pages of this process, in bytes (Linux: the
+ * "shared" field of /proc/self/statm), or 0 when unknown. */
+static uint64_t
+mapped_resident(void)
+{
+#if defined(__linux__)
+	unsigned long size, resident, shared;
+	FILE *f = fopen("/proc/self/statm", "r");
+	int n = f ? fscanf(f, "%lu %lu %lu", &size, &resident, &shared) : 0;
+
+	if (f)
+		fclose(f);
+	return n == 3 ? (uint64_t) shared * 4096 : 0;
+#else
+	return 0;
+#endif
+}
+
+void
+am_q_trim_check(am_queue *q)
+{
+	/* look every AM_QUEUE_TRIM_BATCH steps; drop the mapping only when
+	 * it has actually grown past the budget (a trim costs re-faults) */
+	if (++q->trim_steps % AM_QUEUE_TRIM_BATCH != 0)
+		return;
+	if (q->written_since_trim >= AM_QUEUE_TRIM_BYTES || mapped_resident() > AM_QUEUE_MAP_BUDGET)
+		am_queue_trim(q);
+}
+
 void
 am_q_maybe_trim(am_queue *q, size_t batch)
 {
-	if (batch >= AM_QUEUE_TRIM_BATCH || q->written_since_trim >= AM_QUEUE_TRIM_BYTES)
+	(void) batch;
+	if (q->written_since_trim >= AM_QUEUE_TRIM_BYTES || mapped_resident() > AM_QUEUE_MAP_BUDGET)
 		am_queue_trim(q);
 }
 

@@ -73,5 +73,6 @@ int cmd_bundle_sync(int argc, char **argv);
 int cmd_bundle_export(int argc, char **argv);
 int cmd_bundle_import(int argc, char **argv);
 int cmd_bundle_inspect(int argc, char **argv);
+int cmd_link_sync(int argc, char **argv);
 
 #endif

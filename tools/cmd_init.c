@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,18 +14,19 @@
 int
 cmd_keygen(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"output", required_argument, NULL, 'o'}, {"force", no_argument, NULL, 'f'}, {0, 0, 0, 0}};
+	static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+	    {"force", no_argument, NULL, 'f'}, {"network-key", no_argument, NULL, 'n'}, {0, 0, 0, 0}};
 	const char *output = NULL;
-	bool force = false;
+	bool force = false, network = false;
 	am_identity *id = NULL;
 	char nid[AM_NODE_ID_LEN + 1];
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, ":o:f", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":o:fn", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': output = optarg; break;
 		case 'f': force = true; break;
+		case 'n': network = true; break;
 		default: return cli_opt_error(c, argv);
 		}
 	}
@@ -32,6 +34,22 @@ cmd_keygen(int argc, char **argv)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (output == NULL)
 		return cli_usage_error("--output FILE is required");
+	if (network) {
+		/* the deployment's 32-byte network key, as hex, mode 0600 */
+		uint8_t key[32];
+		char hex[66];
+		randombytes_buf(key, sizeof(key));
+		sodium_bin2hex(hex, 65, key, sizeof(key));
+		hex[64] = '\n';
+		hex[65] = '\0';
+		rc = am_file_write_atomic(output, hex, 65, 0600, force);
+		sodium_memzero(key, sizeof(key));
+		sodium_memzero(hex, sizeof(hex));
+		if (rc != 0)
+			return cli_fail(rc, "writing the network key");
+		fprintf(stderr, "wrote network key %s (mode 0600); give it to every node of this deployment\n", output);
+		return 0;
+	}
 	if ((rc = am_identity_generate(&id)) != 0)
 		return cli_fail(rc, "generating a key");
 	if ((rc = am_identity_save_pem(id, output, force)) != 0) {

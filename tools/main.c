@@ -17,8 +17,8 @@ const char *cli_prog = "agent-mesh";
 const char *cli_usage = "agent-mesh COMMAND [OPTIONS]";
 
 static const cli_cmd commands[] = {
-    {"keygen", cmd_keygen, "make an Ed25519 identity (PKCS#8 PEM, mode 0600)",
-        "agent-mesh keygen --output FILE [--force]"},
+    {"keygen", cmd_keygen, "make an Ed25519 identity (PKCS#8 PEM, mode 0600), or a network key",
+        "agent-mesh keygen --output FILE [--force] [--network-key]"},
     {"init", cmd_init, "create a node folder: identity and store",
         "agent-mesh init --store DIR [--identity PEM] [--position LAT,LON] [--zone TAG]... [--group G]..."},
     {"send", cmd_send, "sign an envelope and put it in the store's outbox",
@@ -48,6 +48,8 @@ static const cli_cmd commands[] = {
         "agent-mesh bundle import --store DIR [--json] FILE|-"},
     {"bundle inspect", cmd_bundle_inspect, "show what a stick or bundle carries and verify every signature",
         "agent-mesh bundle inspect [--json] PATH"},
+    {"link sync", cmd_link_sync, "sync once with another node over tcp/ipc/ws (handshake, reconcile, push)",
+        "agent-mesh link sync --store DIR (--listen URL | --dial URL) --network-key HEX|@FILE [--timeout 30s] [--json]"},
     {"envelope import", cmd_envelope_import, "verify envelope files and add them to a store",
         "agent-mesh envelope import --store DIR [--json] FILE...|-"},
 };

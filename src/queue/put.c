@@ -259,10 +259,20 @@ store_one(struct cursors *cs, const struct pending *p)
 		k.mv_data = seqb;
 		v.mv_size = AM_ID_BYTES;
 		v.mv_data = (void *) p->id;
-		if ((mrc = mdb_cursor_put(cs->c[C_INBOX], &k, &v, MDB_APPEND)) != 0)
+		if ((mrc = mdb_cursor_put(cs->c[C_INBOX], &k, &v, 0)) != 0)
 			return mrc;
 	}
 	return 0;
+}
+
+static int
+by_created(const void *a, const void *b)
+{
+	const struct pending *x = *(const struct pending *const *) a, *y = *(const struct pending *const *) b;
+
+	if (x->m.created_ms != y->m.created_ms)
+		return x->m.created_ms < y->m.created_ms ? -1 : 1;
+	return x < y ? -1 : x > y; /* stable: then as given */
 }
 
 static int
@@ -299,10 +309,14 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 	if (am_q_config_get(q, txn, "inbox_seq", seqb, 8, &len) == 0 && len == 8)
 		seq = am_q_get_be64(seqb);
 	seq0 = seq;
-	/* Insert in id order: the random-keyed id index then fills leaf by
-	 * leaf instead of jumping across the tree for every envelope. */
+	/* The inbox lists a batch in creation order (its seqs are given
+	 * first); then everything is inserted in id order, so the random-keyed
+	 * id index fills leaf by leaf instead of jumping across the tree. */
 	for (size_t i = 0; i < n; i++)
 		order[i] = &pend[i];
+	qsort(order, n, sizeof(*order), by_created);
+	for (size_t j = 0; j < n; j++)
+		order[j]->m.inbox_seq = order[j]->inbox && res[order[j] - pend].rc == 0 ? ++seq : 0;
 	qsort(order, n, sizeof(*order), by_id);
 	for (size_t j = 0; j < n; j++) {
 		struct pending *p = order[j];
@@ -322,7 +336,6 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 			mrc = 0;
 			continue;
 		}
-		p->m.inbox_seq = p->inbox ? seq + 1 : 0;
 		mrc = store_one(&cs, p);
 		if (mrc == MDB_KEYEXIST) {
 			refuse(r, AM_EDUP, "already held (twice in one batch)");
@@ -341,7 +354,6 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 		r->receipt_due = p->for_me;
 		memcpy(r->src, p->src, AM_PK_BYTES);
 		r->expires_ms = p->m.expires_ms;
-		seq += p->inbox;
 		am_q_trim_check(q); /* bounds pages mapped by this batch */
 	}
 	/* from here on a full map is the whole batch's fault */

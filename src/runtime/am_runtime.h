@@ -77,6 +77,34 @@ int am_bundle_import_file(am_queue *q, const am_identity *me, const char *path,
 int am_bundle_export_file(am_queue *q, const am_identity *me, const char *path,
     const am_stick_options *o, am_stick_report *r);
 
+/* ---------------------------------------------------------------- links --- */
+
+typedef struct am_link_options {
+	uint64_t now_ms;
+	const uint8_t *netkey;      /* 32 bytes, the deployment's network key */
+	int timeout_ms;             /* per read or write; 0: 30 s */
+	void (*ready)(void *ctx);   /* listen: called once listening */
+	void *ctx;
+} am_link_options;
+
+typedef struct am_link_report {
+	uint8_t peer[AM_PK_BYTES];  /* proven identity of the other side */
+	uint64_t sent, received, inboxed, refused;
+	uint64_t recon_out, recon_in, recon_rounds;
+	char problem[200];
+} am_link_report;
+
+/* am_link_sync_dial / _listen: one sync session over nng's byte streams
+ * (tcp://host:port, ipc:///path, ws://...): handshake with the network
+ * key, reconcile, push both ways at once, close. listen accepts one peer.
+ * Trust in the peer's key is not checked yet (that is the trust work).
+ * Errors: AM_EBADSIG (wrong network key, bad proof, altered frame),
+ * AM_EIO (the connection), AM_ENOTFOUND (nobody listening), store errors. */
+int am_link_sync_dial(am_queue *q, const am_identity *me, const char *url,
+    const am_link_options *o, am_link_report *r);
+int am_link_sync_listen(am_queue *q, const am_identity *me, const char *url,
+    const am_link_options *o, am_link_report *r);
+
 /* am_file_map / am_file_unmap: a read-only mapping of a whole file. */
 int am_file_map(const uint8_t **buf, size_t *len, const char *path) AM_MUST_CHECK;
 void am_file_unmap(const uint8_t *buf, size_t len);

@@ -174,6 +174,8 @@ const uint8_t *am_recon_we_lack(const am_recon *r, size_t *n);
  * once the link is open. */
 
 #define AM_LINK_MAX_FRAME (AM_MAX_ENVELOPE + 65536)
+#define AM_LINK_HELLO_LEN 64   /* handshake messages 1 and 2 */
+#define AM_LINK_PROOF_LEN 112  /* handshake messages 3 and 4 */
 
 typedef struct am_link am_link;
 

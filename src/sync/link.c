@@ -41,9 +41,10 @@ struct am_link {
 	uint64_t tx_n, rx_n;
 };
 
-#define MSG12 64
+#define MSG12 AM_LINK_HELLO_LEN
 #define BOX_OVERHEAD crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define MSG3 (32 + 64 + BOX_OVERHEAD)
+#define MSG3 AM_LINK_PROOF_LEN
+_Static_assert(MSG3 == 32 + 64 + BOX_OVERHEAD, "proof length");
 
 static void
 derive(uint8_t out[32], const uint8_t h[32], const char *label, const uint8_t *a, const uint8_t *b)

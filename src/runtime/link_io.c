@@ -1,0 +1,439 @@
+/*
+ * link_io.c — one sync session over a byte stream (nng: tcp://, ipc://,
+ * ws://): the link handshake, range-based reconciliation of what each
+ * side holds, then each side pushes what the other lacks, concurrently.
+ *
+ * Frames after the handshake (plaintext inside the link's AEAD):
+ *   'R' reconciliation message   'F' reconciliation finished
+ *   'E' envelopes: u32 count, then count x (u32 length, bytes)
+ *   'D' done sending
+ * This is the engine the daemons will run on every link; `agent-mesh link
+ * sync` runs it once.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "am_runtime.h"
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PUSH_BATCH     256
+#define PUSH_BYTES     (1u << 20)
+
+struct session {
+	am_queue *q;
+	const am_identity *me;
+	const am_link_options *o;
+	am_link_report *r;
+	nng_stream *s;
+	am_link *link;
+	nng_aio *tx_aio, *rx_aio;
+	int send_rc;
+};
+
+static int
+nng_fail(int rv, const char *what)
+{
+	return am_error_set(rv == NNG_ETIMEDOUT ? AM_EIO : rv == NNG_ECONNREFUSED ? AM_ENOTFOUND : AM_EIO, "%s: %s",
+	    what, nng_strerror(rv));
+}
+
+static int
+xfer(nng_stream *s, nng_aio *aio, uint8_t *buf, size_t n, bool sending)
+{
+	while (n > 0) {
+		nng_iov iov = {buf, n};
+		int rv;
+		nng_aio_set_iov(aio, 1, &iov);
+		if (sending)
+			nng_stream_send(s, aio);
+		else
+			nng_stream_recv(s, aio);
+		nng_aio_wait(aio);
+		if ((rv = nng_aio_result(aio)) != 0)
+			return nng_fail(rv, sending ? "link send" : "link receive");
+		size_t got = nng_aio_count(aio);
+		if (got == 0)
+			return am_error_set(AM_EIO, "link closed by the peer");
+		buf += got;
+		n -= got;
+	}
+	return 0;
+}
+
+static int
+send_frame(struct session *ss, char type, const uint8_t *payload, size_t len)
+{
+	uint8_t *plain = malloc(len + 1), *frame = NULL;
+	size_t flen = 0;
+	int rc;
+
+	if (plain == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	plain[0] = (uint8_t) type;
+	if (len > 0)
+		memcpy(plain + 1, payload, len);
+	rc = am_link_seal(ss->link, &frame, &flen, plain, len + 1);
+	free(plain);
+	if (rc == 0)
+		rc = xfer(ss->s, ss->tx_aio, frame, flen, true);
+	free(frame);
+	return rc;
+}
+
+static int
+recv_frame(struct session *ss, uint8_t **plain, size_t *plen)
+{
+	uint8_t hdr[4], *frame;
+	uint32_t n;
+	int rc;
+
+	*plain = NULL;
+	if ((rc = xfer(ss->s, ss->rx_aio, hdr, 4, false)) != 0)
+		return rc;
+	n = (uint32_t) hdr[0] << 24 | (uint32_t) hdr[1] << 16 | (uint32_t) hdr[2] << 8 | hdr[3];
+	if (n > AM_LINK_MAX_FRAME + 64)
+		return am_error_set(AM_ETOOBIG, "link: peer sent a frame of %u bytes (limit %u)", n, AM_LINK_MAX_FRAME);
+	if ((frame = malloc(4 + (size_t) n)) == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	memcpy(frame, hdr, 4);
+	rc = xfer(ss->s, ss->rx_aio, frame + 4, n, false);
+	if (rc == 0)
+		rc = am_link_open(ss->link, plain, plen, frame, 4 + n);
+	free(frame);
+	if (rc == 0 && *plen == 0) {
+		free(*plain);
+		*plain = NULL;
+		rc = am_error_set(AM_EMALFORMED, "link: empty frame");
+	}
+	return rc;
+}
+
+static int
+handshake(struct session *ss, bool initiator)
+{
+	uint8_t in[AM_LINK_PROOF_LEN], *out = NULL;
+	size_t out_len = 0;
+	int rc;
+
+	if ((rc = am_link_new(&ss->link, ss->me, ss->o->netkey, initiator)) != 0)
+		return rc;
+	if (initiator) {
+		if ((rc = am_link_start(ss->link, &out, &out_len)) != 0 ||
+		    (rc = xfer(ss->s, ss->tx_aio, out, out_len, true)) != 0)
+			goto out;
+	}
+	/* each side reads a hello, then a proof: fixed lengths */
+	for (int step = 0; !am_link_open_p(ss->link); step++) {
+		size_t want = step == 0 ? AM_LINK_HELLO_LEN : AM_LINK_PROOF_LEN;
+		free(out);
+		out = NULL;
+		if ((rc = xfer(ss->s, ss->rx_aio, in, want, false)) != 0) {
+			char why[160];
+			snprintf(why, sizeof(why), "%s", am_error_detail());
+			rc = am_error_set(rc, "%s during the handshake (does the peer use another network key?)", why);
+			goto out;
+		}
+		if ((rc = am_link_on_handshake(ss->link, in, want, &out, &out_len)) != 0)
+			goto out;
+		if (out != NULL && (rc = xfer(ss->s, ss->tx_aio, out, out_len, true)) != 0)
+			goto out;
+		if (step > 2) {
+			rc = am_error_set(AM_EMALFORMED, "link: handshake did not finish");
+			goto out;
+		}
+	}
+	memcpy(ss->r->peer, am_link_peer(ss->link), AM_PK_BYTES);
+out:
+	free(out);
+	return rc;
+}
+
+/* ---- reconciliation ---- */
+
+struct items {
+	am_recon_item *v;
+	size_t n, cap;
+};
+
+static int
+collect(void *ctx, const uint8_t id[AM_ID_BYTES], const am_queue_meta *m)
+{
+	struct items *it = ctx;
+
+	if (it->n == it->cap) {
+		size_t cap = it->cap ? it->cap * 2 : 1024;
+		am_recon_item *nv = realloc(it->v, cap * sizeof(*nv));
+		if (nv == NULL)
+			return am_error_set(AM_ENOMEM, "out of memory");
+		it->v = nv;
+		it->cap = cap;
+	}
+	it->v[it->n].created_ms = m->created_ms;
+	memcpy(it->v[it->n].id, id, AM_ID_BYTES);
+	it->n++;
+	return 0;
+}
+
+static int
+reconcile(struct session *ss, bool initiator, am_recon *rec)
+{
+	uint8_t *msg = NULL, *in = NULL;
+	size_t len = 0, ilen = 0;
+	bool done;
+	int rc = 0;
+
+	if (initiator) {
+		if ((rc = am_recon_initiate(rec, &msg, &len)) != 0)
+			return rc;
+		rc = send_frame(ss, 'R', msg, len);
+		ss->r->recon_out += len;
+		free(msg);
+		msg = NULL;
+	}
+	for (int rounds = 0; rc == 0 && rounds < 256; rounds++) {
+		if ((rc = recv_frame(ss, &in, &ilen)) != 0)
+			break;
+		if (in[0] == 'F') {
+			free(in);
+			return 0;
+		}
+		if (in[0] != 'R') {
+			free(in);
+			return am_error_set(AM_EMALFORMED, "link: expected reconciliation, got frame '%c'", in[0]);
+		}
+		ss->r->recon_in += ilen - 1;
+		ss->r->recon_rounds++;
+		rc = am_recon_reply(rec, in + 1, ilen - 1, &msg, &len, &done);
+		free(in);
+		if (rc != 0)
+			break;
+		if (msg == NULL)
+			return send_frame(ss, 'F', NULL, 0);
+		rc = send_frame(ss, 'R', msg, len);
+		ss->r->recon_out += len;
+		free(msg);
+		msg = NULL;
+	}
+	return rc != 0 ? rc : am_error_set(AM_ELIMIT, "link: reconciliation did not settle in 256 rounds");
+}
+
+/* ---- pushing ---- */
+
+struct pusher {
+	struct session *ss;
+	const uint8_t *ids;
+	size_t n;
+};
+
+static void *
+push(void *arg)
+{
+	struct pusher *p = arg;
+	struct session *ss = p->ss;
+	uint8_t *batch = malloc(PUSH_BYTES + AM_MAX_ENVELOPE + 8);
+	size_t blen = 4;
+	uint32_t count = 0;
+	int rc = batch == NULL ? am_error_set(AM_ENOMEM, "out of memory") : 0;
+
+	for (size_t i = 0; rc == 0 && i <= p->n; i++) {
+		if (i < p->n) {
+			uint8_t *raw = NULL;
+			size_t len = 0;
+			am_queue_meta m;
+			if (am_queue_get(ss->q, p->ids + i * AM_ID_BYTES, &raw, &len, &m) != 0)
+				continue; /* gone since: delivered or expired */
+			/* carry only what is carried on, spending a hop */
+			if (!(m.flags & AM_QF_OUTBOX) || m.hops_left == 0 || m.expires_ms <= ss->o->now_ms ||
+			    am_envelope_set_hops(raw, len, (uint8_t) (m.hops_left - 1)) != 0) {
+				free(raw);
+				continue;
+			}
+			batch[blen] = (uint8_t) (len >> 24);
+			batch[blen + 1] = (uint8_t) (len >> 16);
+			batch[blen + 2] = (uint8_t) (len >> 8);
+			batch[blen + 3] = (uint8_t) len;
+			memcpy(batch + blen + 4, raw, len);
+			blen += 4 + len;
+			count++;
+			free(raw);
+		}
+		if (count > 0 && (i == p->n || count == PUSH_BATCH || blen >= PUSH_BYTES)) {
+			batch[0] = (uint8_t) (count >> 24);
+			batch[1] = (uint8_t) (count >> 16);
+			batch[2] = (uint8_t) (count >> 8);
+			batch[3] = (uint8_t) count;
+			rc = send_frame(ss, 'E', batch, blen);
+			ss->r->sent += count;
+			blen = 4;
+			count = 0;
+		}
+	}
+	if (rc == 0)
+		rc = send_frame(ss, 'D', NULL, 0);
+	free(batch);
+	ss->send_rc = rc;
+	return NULL;
+}
+
+static int
+receive(struct session *ss)
+{
+	am_queue_item items[PUSH_BATCH];
+	am_queue_result res[PUSH_BATCH];
+	uint8_t *in = NULL;
+	size_t ilen;
+	int rc;
+
+	for (;;) {
+		uint32_t count;
+		size_t off = 5;
+		if ((rc = recv_frame(ss, &in, &ilen)) != 0)
+			return rc;
+		if (in[0] == 'D')
+			break;
+		if (in[0] != 'E' || ilen < 5) {
+			free(in);
+			return am_error_set(AM_EMALFORMED, "link: expected envelopes, got frame '%c'", in[0]);
+		}
+		count = (uint32_t) in[1] << 24 | (uint32_t) in[2] << 16 | (uint32_t) in[3] << 8 | in[4];
+		if (count == 0 || count > PUSH_BATCH) {
+			free(in);
+			return am_error_set(AM_EMALFORMED, "link: a batch of %u envelopes", count);
+		}
+		for (uint32_t i = 0; i < count; i++) {
+			uint32_t n;
+			if (ilen - off < 4 || (n = (uint32_t) in[off] << 24 | (uint32_t) in[off + 1] << 16 |
+			                              (uint32_t) in[off + 2] << 8 | in[off + 3]) > ilen - off - 4) {
+				free(in);
+				return am_error_set(AM_EMALFORMED, "link: envelope %u of a batch is cut", i + 1);
+			}
+			items[i].raw = in + off + 4;
+			items[i].len = n;
+			off += 4 + n;
+		}
+		/* every envelope is verified by the store, as from a stick */
+		rc = am_queue_put_batch(ss->q, items, count, ss->o->now_ms, res);
+		for (uint32_t i = 0; i < count; i++) {
+			ss->r->received += res[i].rc == 0;
+			ss->r->inboxed += res[i].inboxed;
+			ss->r->refused += res[i].rc != 0 && res[i].rc != AM_EDUP && res[i].rc != AM_ETOMBSTONE &&
+			    res[i].rc != AM_EEXPIRED;
+		}
+		free(in);
+		in = NULL;
+		if (rc != 0)
+			return rc;
+	}
+	free(in);
+	return 0;
+}
+
+static int
+session_run(struct session *ss, bool initiator)
+{
+	struct items it = {0};
+	am_recon *rec = NULL;
+	pthread_t th;
+	struct pusher p = {ss, NULL, 0};
+	int rc;
+
+	if ((rc = handshake(ss, initiator)) != 0)
+		goto out;
+	if ((rc = am_queue_each(ss->q, collect, &it)) != 0 || (rc = am_recon_new(&rec, it.v, it.n)) != 0)
+		goto out;
+	if ((rc = reconcile(ss, initiator, rec)) != 0)
+		goto out;
+	p.ids = am_recon_peer_lacks(rec, &p.n);
+	/* push on a thread while receiving here: both directions at once */
+	if (pthread_create(&th, NULL, push, &p) != 0) {
+		rc = am_error_set(AM_ENOMEM, "cannot start the sending thread");
+		goto out;
+	}
+	rc = receive(ss);
+	if (rc != 0)
+		nng_stream_close(ss->s); /* unblock the sender */
+	pthread_join(th, NULL);
+	if (rc == 0)
+		rc = ss->send_rc;
+out:
+	am_recon_free(rec);
+	free(it.v);
+	return rc;
+}
+
+static int
+run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_link_options *o, am_link_report *r)
+{
+	struct session ss = {q, me, o, r, NULL, NULL, NULL, NULL, 0};
+	nng_stream_dialer *d = NULL;
+	nng_stream_listener *l = NULL;
+	nng_aio *aio = NULL;
+	int rv, rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0 || (rv = nng_aio_alloc(&ss.tx_aio, NULL, NULL)) != 0 ||
+	    (rv = nng_aio_alloc(&ss.rx_aio, NULL, NULL)) != 0) {
+		rc = nng_fail(rv, "link");
+		goto out;
+	}
+	nng_aio_set_timeout(aio, o->timeout_ms ? o->timeout_ms : 30000);
+	nng_aio_set_timeout(ss.tx_aio, o->timeout_ms ? o->timeout_ms : 30000);
+	nng_aio_set_timeout(ss.rx_aio, o->timeout_ms ? o->timeout_ms : 30000);
+	if (dial) {
+		if ((rv = nng_stream_dialer_alloc(&d, url)) != 0) {
+			rc = nng_fail(rv, url);
+			goto out;
+		}
+		nng_stream_dialer_dial(d, aio);
+	} else {
+		if ((rv = nng_stream_listener_alloc(&l, url)) != 0 || (rv = nng_stream_listener_listen(l)) != 0) {
+			rc = nng_fail(rv, url);
+			goto out;
+		}
+		if (o->ready != NULL)
+			o->ready(o->ctx);
+		nng_stream_listener_accept(l, aio);
+	}
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		rc = nng_fail(rv, dial ? "connecting" : "waiting for a peer");
+		goto out;
+	}
+	ss.s = nng_aio_get_output(aio, 0);
+	rc = session_run(&ss, dial);
+out:
+	if (rc != 0)
+		snprintf(r->problem, sizeof(r->problem), "%s", am_error_detail());
+	if (ss.s != NULL) {
+		nng_stream_close(ss.s);
+		nng_stream_free(ss.s);
+	}
+	am_link_free(ss.link);
+	if (ss.tx_aio)
+		nng_aio_free(ss.tx_aio);
+	if (ss.rx_aio)
+		nng_aio_free(ss.rx_aio);
+	if (aio)
+		nng_aio_free(aio);
+	if (d)
+		nng_stream_dialer_free(d);
+	if (l)
+		nng_stream_listener_free(l);
+	return rc;
+}
+
+int
+am_link_sync_dial(am_queue *q, const am_identity *me, const char *url, const am_link_options *o, am_link_report *r)
+{
+	return run(q, me, url, true, o, r);
+}
+
+int
+am_link_sync_listen(am_queue *q, const am_identity *me, const char *url, const am_link_options *o, am_link_report *r)
+{
+	return run(q, me, url, false, o, r);
+}

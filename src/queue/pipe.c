@@ -102,9 +102,10 @@ hand_over(am_queue_pipe *p, struct pending *pend, size_t n, am_queue_result *res
 	return rc;
 }
 
-int
-am_queue_pipe_put_batch(am_queue_pipe *p, const am_queue_item *items, size_t n, uint64_t now_ms,
-    am_queue_result *res)
+/* Prepare on the calling thread (verification overlaps the previous
+ * batch's commit), then hand over. */
+static int
+pipe_put(am_queue_pipe *p, am_q_prepare_fn prep, const void *in, size_t n, uint64_t now_ms, am_queue_result *res)
 {
 	struct pending *pend;
 	int rc;
@@ -113,8 +114,7 @@ am_queue_pipe_put_batch(am_queue_pipe *p, const am_queue_item *items, size_t n, 
 		return drain(p);
 	if ((pend = calloc(n, sizeof(*pend))) == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
-	/* verification overlaps the previous batch's commit */
-	if ((rc = am_q_prepare_batch(p->q, items, n, now_ms, res, pend)) != 0) {
+	if ((rc = prep(p->q, in, n, now_ms, res, pend)) != 0) {
 		free(pend);
 		int prev = drain(p);
 		return prev ? prev : rc;
@@ -123,21 +123,16 @@ am_queue_pipe_put_batch(am_queue_pipe *p, const am_queue_item *items, size_t n, 
 }
 
 int
+am_queue_pipe_put_batch(am_queue_pipe *p, const am_queue_item *items, size_t n, uint64_t now_ms,
+    am_queue_result *res)
+{
+	return pipe_put(p, am_q_prep_items, items, n, now_ms, res);
+}
+
+int
 am_queue_pipe_put_own(am_queue_pipe *p, const am_envelope *envs, size_t n, uint64_t now_ms, am_queue_result *res)
 {
-	struct pending *pend;
-	int rc;
-
-	if (n == 0)
-		return drain(p);
-	if ((pend = calloc(n, sizeof(*pend))) == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
-	if ((rc = am_q_prepare_own(p->q, envs, n, now_ms, res, pend)) != 0) {
-		free(pend);
-		int prev = drain(p);
-		return prev ? prev : rc;
-	}
-	return hand_over(p, pend, n, res);
+	return pipe_put(p, am_q_prep_own, envs, n, now_ms, res);
 }
 
 int

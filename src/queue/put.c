@@ -520,7 +520,19 @@ am_q_prepare_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t n
 }
 
 int
-am_queue_put_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms, am_queue_result *res)
+am_q_prep_items(am_queue *q, const void *in, size_t n, uint64_t now_ms, am_queue_result *res, struct pending *pend)
+{
+	return am_q_prepare_batch(q, in, n, now_ms, res, pend);
+}
+
+int
+am_q_prep_own(am_queue *q, const void *in, size_t n, uint64_t now_ms, am_queue_result *res, struct pending *pend)
+{
+	return am_q_prepare_own(q, in, n, now_ms, res, pend);
+}
+
+static int
+put_via(am_queue *q, am_q_prepare_fn prep, const void *in, size_t n, uint64_t now_ms, am_queue_result *res)
 {
 	struct pending *pend;
 	int rc;
@@ -529,26 +541,22 @@ am_queue_put_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms
 		return 0;
 	if ((pend = calloc(n, sizeof(*pend))) == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
-	if ((rc = am_q_prepare_own(q, envs, n, now_ms, res, pend)) == 0)
+	if ((rc = prep(q, in, n, now_ms, res, pend)) == 0)
 		rc = am_q_commit_batch(q, pend, n, res);
 	free(pend);
 	return rc;
 }
 
 int
+am_queue_put_own(am_queue *q, const am_envelope *envs, size_t n, uint64_t now_ms, am_queue_result *res)
+{
+	return put_via(q, am_q_prep_own, envs, n, now_ms, res);
+}
+
+int
 am_queue_put_batch(am_queue *q, const am_queue_item *items, size_t n, uint64_t now_ms, am_queue_result *res)
 {
-	struct pending *pend;
-	int rc;
-
-	if (n == 0)
-		return 0;
-	if ((pend = calloc(n, sizeof(*pend))) == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
-	if ((rc = am_q_prepare_batch(q, items, n, now_ms, res, pend)) == 0)
-		rc = am_q_commit_batch(q, pend, n, res);
-	free(pend);
-	return rc;
+	return put_via(q, am_q_prep_items, items, n, now_ms, res);
 }
 
 int

@@ -70,6 +70,14 @@ int am_q_prepare_own(am_queue *q, const am_envelope *envs, size_t n,
 int am_q_commit_batch(am_queue *q, struct pending *pend, size_t n,
     am_queue_result *res);
 
+/* The two prepares behind one signature (in: items or envelopes). */
+typedef int (*am_q_prepare_fn)(am_queue *q, const void *in, size_t n,
+    uint64_t now_ms, am_queue_result *res, struct pending *pend);
+int am_q_prep_items(am_queue *q, const void *in, size_t n, uint64_t now_ms,
+    am_queue_result *res, struct pending *pend);
+int am_q_prep_own(am_queue *q, const void *in, size_t n, uint64_t now_ms,
+    am_queue_result *res, struct pending *pend);
+
 /* am_q_maybe_trim: after a batch of at least AM_QUEUE_TRIM_BATCH, or once
  * enough has been written, drop this process's mapping of store pages
  * (they stay in the page cache); see trim.c. */

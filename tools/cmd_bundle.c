@@ -109,6 +109,7 @@ report_json(const am_stick_report *r, int rc)
 	    (json_int_t) r->damaged, "exported", (json_int_t) r->exported, "export_bytes", (json_int_t) r->export_bytes,
 	    "left_behind", (json_int_t) r->left_behind, "left_bytes", (json_int_t) r->left_bytes, "bundle", r->bundle,
 	    "read_only", r->read_only, "full", r->full);
+	json_object_set_new(j, "pruned", json_integer((json_int_t) r->pruned));
 	json_object_set_new(j, "ok", json_boolean(rc == 0));
 	if (rc != 0)
 		json_object_set_new(j, "problem", json_string(r->problem[0] ? r->problem : am_error_detail()));
@@ -137,6 +138,9 @@ report_text(const am_stick_report *r, bool import, bool export, double secs)
 		if (r->left_behind)
 			printf("did not fit: %llu envelopes (%.2f MB)\n", (unsigned long long) r->left_behind,
 			    r->left_bytes / 1e6);
+		if (r->pruned)
+			printf("removed %llu bundles that carried only delivered or expired envelopes\n",
+			    (unsigned long long) r->pruned);
 	}
 	if (secs > 0.5)
 		printf("took %.1f s\n", secs);

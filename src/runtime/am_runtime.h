@@ -46,6 +46,7 @@ typedef struct am_stick_report {
 	uint64_t bytes_read;
 	/* export */
 	uint64_t exported, export_bytes, left_behind, left_bytes;
+	uint64_t pruned;                    /* dead bundle files removed */
 	char bundle[160];                   /* file written ("" if none) */
 	bool read_only, full;
 	char problem[200];                  /* first problem, in words */
@@ -56,7 +57,9 @@ typedef struct am_stick_report {
  * and expired ones skipped; receipts owed are made and stored), then write
  * one new bundle with what the stick and the nodes summarised on it lack,
  * most urgent first, until o->max_size or the stick's free space; then the
- * node's summary and a custody record. path is the stick's mount point or
+ * node's summary and a custody record. Bundles holding nothing but ids this
+ * node has tombstoned (delivered, expired or deleted: wanted by nobody) are
+ * removed from the stick. path is the stick's mount point or
  * its AGENTMESH folder; the folder is created when missing.
  * Returns 0 when everything went (report filled either way); AM_ENOTFOUND
  * for a missing path, AM_EIO for a read-only stick (after importing),

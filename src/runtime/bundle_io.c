@@ -659,6 +659,34 @@ remove_stale_temporaries(const char *dir, uint64_t now_ms)
 	}
 }
 
+/* Remove bundles that carry nothing anyone still wants: every id in them
+ * is tombstoned here (delivered to its one recipient, expired, or
+ * deleted). Another node may hold different knowledge, but a tombstone is
+ * final: a delivered envelope is refused everywhere its receipt reached,
+ * an expired one everywhere. Returns how many files went; names them. */
+static int
+prune_dead(am_queue *q, const char *dir, char **names, size_t n, am_stick_report *r)
+{
+	for (size_t i = 0; i < n; i++) {
+		char path[4400];
+		const uint8_t *buf, *ids;
+		size_t len, nids, dead = 0;
+		am_bundle_info info;
+		snprintf(path, sizeof(path), "%s/bundles/%s", dir, names[i]);
+		if (am_file_map(&buf, &len, path) != 0)
+			continue;
+		if (am_bundle_read_index(&info, buf, len, &ids, &nids) == 0 && nids > 0)
+			for (size_t k = 0; k < nids && dead == k; k++)
+				dead += am_queue_has(q, ids + k * AM_ID_BYTES) == AM_ETOMBSTONE;
+		am_file_unmap(buf, len);
+		if (nids > 0 && dead == nids && unlink(path) == 0) {
+			r->pruned++;
+			names[i][0] = '\0'; /* gone: not a source of "the stick has" */
+		}
+	}
+	return 0;
+}
+
 /* What the stick carries: the id indexes of its bundles. */
 static int
 load_have(struct exporter *x, const char *dir, char **names, size_t n)
@@ -670,6 +698,8 @@ load_have(struct exporter *x, const char *dir, char **names, size_t n)
 		const uint8_t *buf, *ids;
 		size_t len, nids;
 		am_bundle_info info;
+		if (names[i][0] == '\0')
+			continue; /* pruned */
 		snprintf(path, sizeof(path), "%s/bundles/%s", dir, names[i]);
 		if (am_file_map(&buf, &len, path) != 0)
 			continue;
@@ -826,6 +856,7 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 		goto out_ro;
 
 	remove_stale_temporaries(dir, o->now_ms);
+	prune_dead(q, dir, names, n, r);
 
 	/* 3. export what the stick and its summarised nodes lack */
 	x.q = q;

@@ -57,6 +57,18 @@ check "inspect --json says ok" test "$("$AM" bundle inspect --json "$S" | jq_py 
 ncust=$("$AM" bundle inspect --json "$S" | jq_py "len(d['custody'])")
 check "a custody record per sync ($ncust of 11)" test "$ncust" -eq 11
 
+# a bundle that only carried delivered envelopes is removed by the sender
+X=$("$AM" init --store "$T/x" 2>/dev/null); Y=$("$AM" init --store "$T/y" 2>/dev/null)
+mkdir -p "$T/prune"
+"$AM" send --store "$T/x" --to "$Y" --text "x->y" >/dev/null
+"$AM" bundle sync --store "$T/x" "$T/prune" >/dev/null
+first=$(ls "$T/prune/AGENTMESH/bundles")
+"$AM" bundle sync --store "$T/y" "$T/prune" >/dev/null    # delivers, leaves a receipt
+out=$("$AM" bundle sync --store "$T/x" "$T/prune")         # the receipt comes back
+check "the delivered-only bundle is removed" test ! -e "$T/prune/AGENTMESH/bundles/$first"
+check "and the sync says so" grep -q "removed 1 bundles" <<<"$out"
+check "the receipt's bundle stays" test "$(ls "$T/prune/AGENTMESH/bundles" | wc -l)" -ge 1
+
 # one-way: export | import over a pipe, with --to
 D=$("$AM" init --store "$T/d" 2>/dev/null)
 "$AM" send --store "$T/a" --to "$D" --text "a->d over the diode" >/dev/null

@@ -368,6 +368,15 @@ uint64_t am_now_ms(void);
  * into milliseconds. Errors: AM_EFIELD. */
 int am_duration_parse(uint64_t *out_ms, const char *text);
 
+/* am_msgpack_check: before handing untrusted bytes to msgpack-c, walk
+ * exactly one object and check that it ends inside the buffer, that no
+ * container claims more elements than bytes remain (msgpack-c allocates
+ * for the claim up front), and that depth and object count stay under the
+ * limits. *end is the object's length. Errors: AM_ETRUNC, AM_EMALFORMED
+ * (reserved byte or ext type), AM_ELIMIT. */
+int am_msgpack_check(size_t *end, const uint8_t *buf, size_t len,
+    unsigned max_depth, size_t max_objects) AM_MUST_CHECK;
+
 /* ------------------------------------------------------------ files --- */
 
 /* am_file_read: the whole file into *out (malloc'd, NUL-terminated, caller

@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char detail[256];
 static _Thread_local int detail_code;
@@ -49,11 +50,16 @@ am_strerror(int code)
 int
 am_error_set(int code, const char *fmt, ...)
 {
+	char next[sizeof(detail)];
 	va_list ap;
 
+	/* format aside first: callers often wrap the previous detail
+	 * ("%s", am_error_detail()), which must not be overwritten while it
+	 * is being read */
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
+	vsnprintf(next, sizeof(next), fmt, ap);
 	va_end(ap);
+	memcpy(detail, next, sizeof(detail));
 	detail_code = code;
 	return code;
 }

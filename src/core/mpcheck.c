@@ -102,3 +102,9 @@ am_mp_check(size_t *end, const uint8_t *buf, size_t len, unsigned max_depth,
 		}
 	}
 }
+
+int
+am_msgpack_check(size_t *end, const uint8_t *buf, size_t len, unsigned max_depth, size_t max_objects)
+{
+	return am_mp_check(end, buf, len, max_depth, max_objects);
+}

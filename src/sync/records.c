@@ -113,6 +113,13 @@ am_custody_decode(am_custody *c, const am_envelope *env)
 	memset(c, 0, sizeof(*c));
 	if (strcmp(env->body.type, "custody") != 0 || env->body.compressed || env->body.sealed)
 		return am_error_set(AM_EFIELD, "not a custody record (type %s)", env->body.type);
+	{
+		size_t end = 0;
+		if ((rc = am_msgpack_check(&end, env->body.payload, env->body.payload_len, 4, 64)) != 0)
+			return am_error_set(rc == AM_ETRUNC ? AM_EMALFORMED : rc, "custody record payload: %s", am_error_detail());
+		if (end != env->body.payload_len)
+			return am_error_set(AM_EMALFORMED, "custody record payload has bytes after its map");
+	}
 	msgpack_unpacked_init(&up);
 	if (msgpack_unpack_next(&up, (const char *) env->body.payload, env->body.payload_len, &off) !=
 	        MSGPACK_UNPACK_SUCCESS ||

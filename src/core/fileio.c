@@ -111,8 +111,10 @@ am_file_write_atomic(const char *path, const void *data, size_t len,
 		free(tmp);
 		return rc;
 	}
-	if (fchmod(fd, (mode_t) mode) != 0) {
-		rc = am_error_set(AM_EIO, "%s: chmod: %s", tmp, strerror(errno));
+	/* FAT and exFAT sticks refuse chmod: fine for a public file, not for
+	 * a secret one (a key must never land readable by others) */
+	if (fchmod(fd, (mode_t) mode) != 0 && (mode & 077) == 0) {
+		rc = am_error_set(AM_EIO, "%s: cannot make it private (mode %03o): %s", path, mode, strerror(errno));
 		goto out;
 	}
 	while (len > 0) {
@@ -136,11 +138,26 @@ am_file_write_atomic(const char *path, const void *data, size_t len,
 			goto out;
 		}
 	} else if (link(tmp, path) != 0) {
-		if (errno == EEXIST)
+		struct stat st;
+		int err = errno;
+		if (err == EEXIST) {
 			rc = am_error_set(AM_EEXIST, "%s exists (use --force to overwrite)", path);
-		else
-			rc = am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
-		goto out;
+			goto out;
+		}
+		/* file systems without hard links (FAT sticks): check, then
+		 * rename; not atomic against a concurrent writer, which a stick
+		 * does not have */
+		if ((err != EPERM && err != ENOTSUP && err != EOPNOTSUPP && err != ENOSYS && err != EXDEV) ||
+		    stat(path, &st) == 0) {
+			rc = err == EPERM || err == ENOTSUP || err == EOPNOTSUPP || err == ENOSYS || err == EXDEV
+			         ? am_error_set(AM_EEXIST, "%s exists (use --force to overwrite)", path)
+			         : am_error_set(AM_EIO, "%s: %s", path, strerror(err));
+			goto out;
+		}
+		if (rename(tmp, path) != 0) {
+			rc = am_error_set(AM_EIO, "%s: rename: %s", path, strerror(errno));
+			goto out;
+		}
 	}
 	rc = fsync_dir_of(path);
 out:

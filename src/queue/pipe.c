@@ -11,6 +11,7 @@
 #include "queue_private.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,7 @@ struct am_queue_pipe {
 	size_t n;
 	am_queue_result *res;   /* the caller's, until the batch commits */
 	int last_rc;            /* commit result of the batch before */
+	char last_detail[200];  /* its am_error_detail(), from the writer thread */
 	bool stop;
 };
 
@@ -45,6 +47,8 @@ writer(void *arg)
 		free(pend);
 		pthread_mutex_lock(&p->mu);
 		p->last_rc = rc;
+		if (rc != 0) /* error details are per thread: carry it over */
+			snprintf(p->last_detail, sizeof(p->last_detail), "%s", am_error_detail());
 		p->pend = NULL;
 		pthread_cond_broadcast(&p->cv);
 	}
@@ -84,6 +88,8 @@ drain(am_queue_pipe *p)
 		pthread_cond_wait(&p->cv, &p->mu);
 	rc = p->last_rc;
 	p->last_rc = 0;
+	if (rc != 0)
+		am_error_set(rc, "%s", p->last_detail);
 	pthread_mutex_unlock(&p->mu);
 	return rc;
 }

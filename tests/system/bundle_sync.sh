@@ -94,6 +94,14 @@ F=$("$AM" init --store "$T/f" 2>/dev/null)
 "$AM" bundle sync --store "$T/f" --import-only "$T/small" >/dev/null
 check "all 40 arrive over two syncs" test "$(count f)" = 40
 
+# a store that fills up while importing: a clear error, and what fit stays
+AM_STORE_MAP_SIZE=96K "$AM" init --store "$T/tinystore" >/dev/null 2>&1
+out=$(AM_STORE_MAP_SIZE=96K "$AM" bundle sync --store "$T/tinystore" --import-only "$T/small" 2>&1); rc=$?
+check "full store: exit 1" test $rc -eq 1
+check "full store: says so" grep -qi "store full\|full while" <<<"$out"
+held=$("$AM" store stats --store "$T/tinystore" --json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['envelopes'])")
+check "full store: what fit is there and the store opens ($held)" test "$held" -gt 0 -a "$held" -lt 40
+
 # missing folder
 out=$("$AM" bundle sync --store "$T/a" "$T/no-such-stick" 2>&1); rc=$?
 check "missing folder: exit 1 and a clear message" bash -c "[ $rc -eq 1 ] && grep -q 'no such folder' <<<'$out'"

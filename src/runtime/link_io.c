@@ -32,6 +32,7 @@ struct session {
 	am_link *link;
 	nng_aio *tx_aio, *rx_aio;
 	int send_rc;
+	char send_detail[200]; /* the sending thread's error, in words */
 };
 
 static int
@@ -276,6 +277,8 @@ push(void *arg)
 		rc = send_frame(ss, 'D', NULL, 0);
 	free(batch);
 	ss->send_rc = rc;
+	if (rc != 0)
+		snprintf(ss->send_detail, sizeof(ss->send_detail), "%s", am_error_detail());
 	return NULL;
 }
 
@@ -357,8 +360,8 @@ session_run(struct session *ss, bool initiator)
 	if (rc != 0)
 		nng_stream_close(ss->s); /* unblock the sender */
 	pthread_join(th, NULL);
-	if (rc == 0)
-		rc = ss->send_rc;
+	if (rc == 0 && (rc = ss->send_rc) != 0)
+		am_error_set(rc, "%s", ss->send_detail);
 out:
 	am_recon_free(rec);
 	free(it.v);
@@ -368,7 +371,7 @@ out:
 static int
 run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_link_options *o, am_link_report *r)
 {
-	struct session ss = {q, me, o, r, NULL, NULL, NULL, NULL, 0};
+	struct session ss = {q, me, o, r, NULL, NULL, NULL, NULL, 0, ""};
 	nng_stream_dialer *d = NULL;
 	nng_stream_listener *l = NULL;
 	nng_aio *aio = NULL;

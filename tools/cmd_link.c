@@ -12,31 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* HEX (64 characters) or @FILE holding it. */
-static int
-parse_netkey(uint8_t key[32], const char *arg)
-{
-	char *text = NULL;
-	size_t len = 0, got = 0;
-	const char *hex = arg;
-	int rc = 0;
-
-	if (arg[0] == '@') {
-		if (am_file_read(&text, &len, arg + 1, 4096) != 0)
-			return cli_usage_error("--network-key: %s", am_error_detail());
-		while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
-			text[--len] = '\0';
-		hex = text;
-	}
-	if (strlen(hex) != 64 || sodium_hex2bin(key, 32, hex, 64, NULL, &got, NULL) != 0 || got != 32)
-		rc = cli_usage_error("--network-key must be 64 hex characters (or @FILE holding them)");
-	if (text != NULL) {
-		sodium_memzero(text, len);
-		free(text);
-	}
-	return rc;
-}
-
 int
 cmd_link_sync(int argc, char **argv)
 {
@@ -72,8 +47,8 @@ cmd_link_sync(int argc, char **argv)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (dir == NULL || key == NULL || (listen == NULL) == (dial == NULL))
 		return cli_usage_error("give --store DIR, --network-key, and one of --listen URL or --dial URL");
-	if (parse_netkey(netkey, key) != 0)
-		return EXIT_USAGE;
+	if (am_netkey_parse(netkey, key) != 0)
+		return cli_usage_error("--network-key: %s", am_error_detail());
 	if (cli_node_open(&node, dir, 1) != 0)
 		return 1;
 	o.now_ms = am_now_ms();

@@ -94,6 +94,7 @@ typedef struct am_link_report {
 	uint8_t peer[AM_PK_BYTES];  /* proven identity of the other side */
 	uint64_t sent, received, inboxed, refused;
 	uint64_t recon_out, recon_in, recon_rounds;
+	uint64_t receipts_made;      /* for what was delivered here */
 	char problem[200];
 } am_link_report;
 
@@ -107,6 +108,19 @@ int am_link_sync_dial(am_queue *q, const am_identity *me, const char *url,
     const am_link_options *o, am_link_report *r);
 int am_link_sync_listen(am_queue *q, const am_identity *me, const char *url,
     const am_link_options *o, am_link_report *r);
+
+/* am_netkey_parse: a network key given as 64 hex characters, or @FILE
+ * holding them. Errors: AM_EFIELD, AM_EIO. */
+int am_netkey_parse(uint8_t key[static 32], const char *arg) AM_MUST_CHECK;
+
+/* A listening link endpoint that serves one session at a time (the
+ * daemons' loop). serve waits up to wait_ms (<= 0: forever) for a peer and
+ * runs one session; AM_ENOTFOUND when nobody came in time. */
+typedef struct am_link_server am_link_server;
+int am_link_server_open(am_link_server **out, const char *url) AM_MUST_CHECK;
+int am_link_server_serve(am_link_server *sv, am_queue *q, const am_identity *me,
+    const am_link_options *o, am_link_report *r, int wait_ms);
+void am_link_server_close(am_link_server *sv);
 
 /* am_file_map / am_file_unmap: a read-only mapping of a whole file. */
 int am_file_map(const uint8_t **buf, size_t *len, const char *path) AM_MUST_CHECK;

@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "am_runtime.h"
 #include "files.h"
+#include "owed.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -63,14 +64,6 @@ struct batch {
 	const char *file;
 };
 
-/* A receipt owed: collected over the whole import, then one receipt per
- * sender lists them all. */
-struct owed {
-	uint8_t src[AM_PK_BYTES];
-	uint8_t id[AM_ID_BYTES];
-	uint64_t expires_ms;
-};
-
 struct importer {
 	am_queue *q;
 	am_queue_pipe *pipe;     /* verify on the cores while the last batch commits */
@@ -83,8 +76,7 @@ struct importer {
 	bool in_flight;
 	uint8_t *taken;          /* 8-byte prefixes of what was imported */
 	size_t ntaken, taken_cap;
-	struct owed *owed;
-	size_t nowed, owed_cap;
+	struct am_owed_list owed; /* receipts owed, sent once at the end */
 	const uint8_t *map;
 	size_t released;
 	uint64_t total, base;
@@ -92,58 +84,9 @@ struct importer {
 };
 
 static int
-by_src(const void *a, const void *b)
-{
-	return memcmp(((const struct owed *) a)->src, ((const struct owed *) b)->src, AM_PK_BYTES);
-}
-
-/* The receipts owed for what this import delivered here: one per sender
- * (up to AM_RECEIPT_MAX_IDS ids each), stored in one transaction. */
-static int
 make_receipts(struct importer *im)
 {
-	am_envelope *envs = NULL;
-	am_queue_result *res = NULL;
-	uint8_t *ids = NULL;
-	size_t made = 0, k = im->nowed;
-	int rc = 0;
-
-	if (k == 0 || im->me == NULL)
-		return 0;
-	envs = calloc(k, sizeof(*envs));
-	res = calloc(k, sizeof(*res));
-	ids = malloc(k * AM_ID_BYTES);
-	if (envs == NULL || res == NULL || ids == NULL) {
-		rc = am_error_set(AM_ENOMEM, "out of memory for receipts");
-		goto out;
-	}
-	qsort(im->owed, k, sizeof(*im->owed), by_src);
-	for (size_t i = 0; i < k;) {
-		size_t j = i, n = 0;
-		uint64_t expires = 0;
-		while (j < k && n < AM_RECEIPT_MAX_IDS && memcmp(im->owed[j].src, im->owed[i].src, AM_PK_BYTES) == 0) {
-			memcpy(ids + n * AM_ID_BYTES, im->owed[j].id, AM_ID_BYTES);
-			if (im->owed[j].expires_ms > expires)
-				expires = im->owed[j].expires_ms;
-			n++;
-			j++;
-		}
-		if ((rc = am_sync_receipts_create(&envs[made], im->owed[i].src, ids, n, expires, im->me, im->o->now_ms)) != 0)
-			goto out;
-		made++;
-		i = j;
-	}
-	rc = am_queue_put_own(im->q, envs, made, im->o->now_ms, res);
-	for (size_t i = 0; i < made; i++)
-		im->r->receipts_made += res[i].rc == 0;
-	im->nowed = 0;
-out:
-	for (size_t i = 0; envs != NULL && i < made; i++)
-		am_envelope_clear(&envs[i]);
-	free(envs);
-	free(res);
-	free(ids);
-	return rc;
+	return am_owed_send(&im->owed, im->q, im->me, im->o->now_ms, &im->r->receipts_made);
 }
 
 static int
@@ -176,13 +119,8 @@ tally(struct importer *im, struct batch *bt)
 			if (grow((void **) &im->taken, &im->taken_cap, im->ntaken + 1, 8) != 0)
 				return AM_ENOMEM;
 			memcpy(im->taken + im->ntaken++ * 8, res->id, 8);
-			if (res->receipt_due) {
-				if (grow((void **) &im->owed, &im->owed_cap, im->nowed + 1, sizeof(*im->owed)) != 0)
-					return AM_ENOMEM;
-				memcpy(im->owed[im->nowed].src, res->src, AM_PK_BYTES);
-				memcpy(im->owed[im->nowed].id, res->id, AM_ID_BYTES);
-				im->owed[im->nowed++].expires_ms = res->expires_ms;
-			}
+			if (am_owed_note(&im->owed, res) != 0)
+				return AM_ENOMEM;
 			break;
 		case AM_EDUP:
 		case AM_ETOMBSTONE:
@@ -385,7 +323,7 @@ importer_free(struct importer *im)
 	for (int i = 0; i < 2; i++)
 		free(im->b[i].arena);
 	free(im->taken);
-	free(im->owed);
+	am_owed_free(&im->owed);
 }
 
 int

@@ -12,9 +12,11 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "am_runtime.h"
+#include "owed.h"
 
 #include <nng/nng.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,7 @@ struct session {
 	nng_aio *tx_aio, *rx_aio;
 	int send_rc;
 	char send_detail[200]; /* the sending thread's error, in words */
+	struct am_owed_list owed; /* receipts owed for what arrived */
 };
 
 static int
@@ -321,6 +324,10 @@ receive(struct session *ss)
 		/* every envelope is verified by the store, as from a stick */
 		rc = am_queue_put_batch(ss->q, items, count, ss->o->now_ms, res);
 		for (uint32_t i = 0; i < count; i++) {
+			if (am_owed_note(&ss->owed, &res[i]) != 0) {
+				free(in);
+				return AM_ENOMEM;
+			}
 			ss->r->received += res[i].rc == 0;
 			ss->r->inboxed += res[i].inboxed;
 			ss->r->refused += res[i].rc != 0 && res[i].rc != AM_EDUP && res[i].rc != AM_ETOMBSTONE &&
@@ -362,7 +369,11 @@ session_run(struct session *ss, bool initiator)
 	pthread_join(th, NULL);
 	if (rc == 0 && (rc = ss->send_rc) != 0)
 		am_error_set(rc, "%s", ss->send_detail);
+	/* receipts for what was delivered here; they ride the next session */
+	if (rc == 0)
+		rc = am_owed_send(&ss->owed, ss->q, ss->me, ss->o->now_ms, &ss->r->receipts_made);
 out:
+	am_owed_free(&ss->owed);
 	am_recon_free(rec);
 	free(it.v);
 	return rc;
@@ -371,7 +382,7 @@ out:
 static int
 run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_link_options *o, am_link_report *r)
 {
-	struct session ss = {q, me, o, r, NULL, NULL, NULL, NULL, 0, ""};
+	struct session ss = {q, me, o, r, NULL, NULL, NULL, NULL, 0, "", {0}};
 	nng_stream_dialer *d = NULL;
 	nng_stream_listener *l = NULL;
 	nng_aio *aio = NULL;
@@ -426,6 +437,103 @@ out:
 		nng_stream_dialer_free(d);
 	if (l)
 		nng_stream_listener_free(l);
+	return rc;
+}
+
+int
+am_netkey_parse(uint8_t key[static 32], const char *arg)
+{
+	char *text = NULL;
+	size_t len = 0, got = 0;
+	const char *hex = arg;
+	int rc = 0;
+
+	if (arg[0] == '@') {
+		if ((rc = am_file_read(&text, &len, arg + 1, 4096)) != 0)
+			return rc;
+		while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+			text[--len] = '\0';
+		hex = text;
+	}
+	if (strlen(hex) != 64 || sodium_hex2bin(key, 32, hex, 64, NULL, &got, NULL) != 0 || got != 32)
+		rc = am_error_set(AM_EFIELD, "network key must be 64 hex characters (or @FILE holding them)");
+	if (text != NULL) {
+		sodium_memzero(text, len);
+		free(text);
+	}
+	return rc;
+}
+
+struct am_link_server {
+	nng_stream_listener *l;
+	nng_aio *aio;
+};
+
+int
+am_link_server_open(am_link_server **out, const char *url)
+{
+	am_link_server *sv = calloc(1, sizeof(*sv));
+	int rv;
+
+	*out = NULL;
+	if (sv == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	if ((rv = nng_aio_alloc(&sv->aio, NULL, NULL)) != 0 || (rv = nng_stream_listener_alloc(&sv->l, url)) != 0 ||
+	    (rv = nng_stream_listener_listen(sv->l)) != 0) {
+		am_link_server_close(sv);
+		return nng_fail(rv, url);
+	}
+	*out = sv;
+	return 0;
+}
+
+void
+am_link_server_close(am_link_server *sv)
+{
+	if (sv == NULL)
+		return;
+	if (sv->aio) {
+		nng_aio_stop(sv->aio);
+		nng_aio_free(sv->aio);
+	}
+	if (sv->l) {
+		nng_stream_listener_close(sv->l);
+		nng_stream_listener_free(sv->l);
+	}
+	free(sv);
+}
+
+int
+am_link_server_serve(am_link_server *sv, am_queue *q, const am_identity *me, const am_link_options *o,
+    am_link_report *r, int wait_ms)
+{
+	struct session ss = {q, me, o, r, NULL, NULL, NULL, NULL, 0, "", {0}};
+	int rv, rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	nng_aio_set_timeout(sv->aio, wait_ms > 0 ? wait_ms : NNG_DURATION_INFINITE);
+	nng_stream_listener_accept(sv->l, sv->aio);
+	nng_aio_wait(sv->aio);
+	if ((rv = nng_aio_result(sv->aio)) != 0)
+		return rv == NNG_ETIMEDOUT ? AM_ENOTFOUND : nng_fail(rv, "waiting for a peer");
+	ss.s = nng_aio_get_output(sv->aio, 0);
+	if ((rv = nng_aio_alloc(&ss.tx_aio, NULL, NULL)) != 0 || (rv = nng_aio_alloc(&ss.rx_aio, NULL, NULL)) != 0) {
+		rc = nng_fail(rv, "link");
+		goto out;
+	}
+	nng_aio_set_timeout(ss.tx_aio, o->timeout_ms ? o->timeout_ms : 30000);
+	nng_aio_set_timeout(ss.rx_aio, o->timeout_ms ? o->timeout_ms : 30000);
+	rc = session_run(&ss, false);
+out:
+	if (rc != 0)
+		snprintf(r->problem, sizeof(r->problem), "%s", am_error_detail());
+	nng_stream_close(ss.s);
+	nng_stream_free(ss.s);
+	am_link_free(ss.link);
+	if (ss.tx_aio)
+		nng_aio_free(ss.tx_aio);
+	if (ss.rx_aio)
+		nng_aio_free(ss.rx_aio);
 	return rc;
 }
 

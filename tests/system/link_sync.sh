@@ -43,10 +43,13 @@ check "tcp: B got 50" test "$(count b)" = 50
 check "tcp: A got 20" test "$(count a)" = 20
 check "the report names the peer" grep -q "linked with $A" "$T/d.out"
 
-# again: nothing new, nothing twice
+# again: only the receipts each side made travel; then nothing at all
 sync_pair a b tcp://127.0.0.1:$(port)
-check "second sync: nothing received" grep -q "received 0" "$T/d.out"
+check "second sync: only the receipt comes back" grep -q "received 1 " "$T/d.out"
 check "second sync: B still 50" test "$(count b)" = 50
+check "second sync: A purged what B received" test "$("$AM" store stats --store "$T/a" --json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['tombstones'])")" -ge 50
+sync_pair a b tcp://127.0.0.1:$(port)
+check "third sync: nothing moves" grep -q "sent 0, received 0" "$T/d.out"
 
 # B carries a->c on to C, over a unix socket
 sync_pair b c "ipc://$T/link.sock"

@@ -1,11 +1,14 @@
 /*
  * main.c — agent-mesh-node: a node that stays up. It serves link sessions
  * from peers on --listen, syncs with every --peer on a timer, and answers
- * GET /health and GET /metrics on 127.0.0.1:NODE_PORT (default 8000).
+ * GET /health, GET /metrics and the messages API (runtime/api.c) on
+ * 127.0.0.1:NODE_PORT (default 8000). A message stored through the API
+ * starts a sync with the peers at once.
  *
- * This is the first slice of the daemon: one link session at a time, no
- * live push between syncs, no messages API yet (that is the rest of the
- * online-mesh work). Stops cleanly on SIGINT or SIGTERM.
+ * This is the first slice of the daemon: one link session at a time, and
+ * between syncs no live push (that is the rest of the online-mesh work).
+ * Without --dev-token the API is served on loopback only. Stops cleanly on
+ * SIGINT or SIGTERM.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "am_runtime.h"
@@ -33,6 +36,8 @@ struct node {
 	size_t npeers;
 	uint64_t every_ms;
 	volatile sig_atomic_t stop;
+	volatile sig_atomic_t kick; /* sync with the peers now */
+	am_api api;
 	pthread_mutex_t mu; /* guards the counters */
 	uint64_t links_ok, links_failed, sent, received;
 	char node_id[AM_NODE_ID_LEN + 1];
@@ -92,7 +97,8 @@ dial(void *arg)
 	uint64_t next = 0;
 
 	while (!n->stop) {
-		if (am_now_ms() >= next) {
+		if (am_now_ms() >= next || n->kick) {
+			n->kick = 0;
 			for (size_t i = 0; i < n->npeers && !n->stop; i++) {
 				am_link_options o = {am_now_ms(), n->netkey, 30000, NULL, NULL};
 				am_link_report r;
@@ -174,6 +180,12 @@ on_metrics(nng_aio *aio)
 	reply(aio, 200, "text/plain; version=0.0.4", body);
 }
 
+static void
+kick(void *ctx)
+{
+	((struct node *) ctx)->kick = 1;
+}
+
 static int
 http_start(nng_http_server **out, struct node *n, const char *host, int port)
 {
@@ -195,6 +207,15 @@ http_start(nng_http_server **out, struct node *n, const char *host, int port)
 		    (rv = nng_http_handler_set_data(h, n, NULL)) != 0 || (rv = nng_http_server_add_handler(*out, h)) != 0)
 			goto out;
 	}
+	n->api.q = n->q;
+	n->api.me = n->me;
+	n->api.on_new = kick;
+	n->api.ctx = n;
+	if (am_api_register(*out, &n->api) != 0) {
+		fprintf(stderr, "agent-mesh-node: %s\n", am_error_detail());
+		rv = NNG_EINVAL;
+		goto out;
+	}
 	rv = nng_http_server_start(*out);
 out:
 	if (u != NULL)
@@ -208,7 +229,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: agent-mesh-node --data DIR --network-key HEX|@FILE [--listen URL] [--peer URL]...\n"
-	           "                       [--host 127.0.0.1] [--port N (NODE_PORT, default 8000)] [--sync-every 30s]\n");
+	           "                       [--host 127.0.0.1] [--port N (NODE_PORT, default 8000)] [--sync-every 30s]\n"
+	           "                       [--dev-token]\n");
 }
 
 int
@@ -218,7 +240,8 @@ main(int argc, char **argv)
 	    {"network-key", required_argument, NULL, 'k'}, {"listen", required_argument, NULL, 'l'},
 	    {"peer", required_argument, NULL, 'p'}, {"host", required_argument, NULL, 'H'},
 	    {"port", required_argument, NULL, 'P'}, {"sync-every", required_argument, NULL, 'e'},
-	    {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	    {"dev-token", no_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	bool dev_token = false;
 	struct node n;
 	const char *dir = NULL, *key = NULL, *host = "127.0.0.1";
 	int port = getenv("NODE_PORT") ? atoi(getenv("NODE_PORT")) : 8000, c, rc = 1;
@@ -231,7 +254,7 @@ main(int argc, char **argv)
 	memset(&n, 0, sizeof(n));
 	n.every_ms = 30000;
 	pthread_mutex_init(&n.mu, NULL);
-	while ((c = getopt_long(argc, argv, "d:k:l:p:H:P:e:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:k:l:p:H:P:e:th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'k': key = optarg; break;
@@ -251,6 +274,7 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 't': dev_token = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -258,6 +282,10 @@ main(int argc, char **argv)
 	if (dir == NULL || key == NULL || port <= 0 || port > 65535) {
 		fprintf(stderr, "agent-mesh-node: --data DIR and --network-key are required, and the port 1..65535\n");
 		usage(stderr);
+		return 2;
+	}
+	if (!dev_token && strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0 && strcmp(host, "::1") != 0) {
+		fprintf(stderr, "agent-mesh-node: --host %s is not loopback: the API then needs --dev-token\n", host);
 		return 2;
 	}
 	if (am_core_init() != 0 || am_netkey_parse(n.netkey, key) != 0) {
@@ -275,6 +303,12 @@ main(int argc, char **argv)
 		goto out;
 	}
 	am_node_id_format(n.node_id, am_identity_pk(n.me));
+	if (dev_token) {
+		uint8_t t[16];
+		randombytes_buf(t, sizeof(t));
+		sodium_bin2hex(n.api.token, sizeof(n.api.token), t, sizeof(t));
+		printf("DEVELOPMENT TOKEN (full rights; capability tokens come later): %s\n", n.api.token);
+	}
 	/* signals are taken by sigwait below, never by the worker threads */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);

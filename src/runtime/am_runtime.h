@@ -122,6 +122,20 @@ int am_link_server_serve(am_link_server *sv, am_queue *q, const am_identity *me,
     const am_link_options *o, am_link_report *r, int wait_ms);
 void am_link_server_close(am_link_server *sv);
 
+/* ----------------------------------------------------------------- api --- */
+
+/* The messages API (api.c) over an nng HTTP server the daemon owns. */
+typedef struct am_api {
+	am_queue *q;
+	const am_identity *me;
+	char token[65];             /* bearer token; "" = none (loopback only) */
+	void (*on_new)(void *ctx);  /* called after a message was stored */
+	void *ctx;
+} am_api;
+
+struct nng_http_server;
+int am_api_register(struct nng_http_server *srv, am_api *api) AM_MUST_CHECK;
+
 /* am_file_map / am_file_unmap: a read-only mapping of a whole file. */
 int am_file_map(const uint8_t **buf, size_t *len, const char *path) AM_MUST_CHECK;
 void am_file_unmap(const uint8_t *buf, size_t len);

@@ -50,6 +50,42 @@ check "metrics: Prometheus types" grep -q '^# TYPE am_links_total counter$' <<<"
 "$AM" link sync --store "$T/a" --dial "tcp://127.0.0.1:$LP" --network-key "@$T/net.key" >/dev/null
 check "a no longer holds what b received" bash -c "! '$AM' store get --store '$T/a' --id $AB --output '$T/x' 2>/dev/null"
 
+# the messages API
+req() { # METHOD URL [BODY] [TOKEN] -> "STATUS BODY"
+    /usr/bin/python3 - "$@" <<'PY'
+import sys, urllib.request, urllib.error
+m, url = sys.argv[1], sys.argv[2]
+body = sys.argv[3].encode() if len(sys.argv) > 3 and sys.argv[3] else None
+if body == b"@BIG":  # a 1 MiB + 10 byte text: too long for a command line
+    body = ('{"broadcast":true,"text":"' + 'x' * (1024 * 1024 + 10) + '"}').encode()
+r = urllib.request.Request(url, data=body, method=m)
+if len(sys.argv) > 4:
+    r.add_header("Authorization", "Bearer " + sys.argv[4])
+try:
+    with urllib.request.urlopen(r, timeout=5) as f:
+        print(f.status, f.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+PY
+}
+U=http://127.0.0.1:$HP
+out=$(req POST "$U/v1/messages" "{\"to\":\"$A\",\"text\":\"b->a over http\",\"priority\":2,\"workflow_id\":\"wf-1\"}")
+check "POST /v1/messages: 202 with an id" grep -qE '^202 \{"id":"[0-9a-f]{64}"\}' <<<"$out"
+MID=$(sed -E 's/.*"id":"([0-9a-f]{64})".*/\1/' <<<"$out")
+check "GET /v1/messages/ID: held" grep -q '"held":true' <<<"$(req GET "$U/v1/messages/$MID")"
+check "bad JSON: 400 naming where" grep -qE '^400 .*bad JSON at line 1' <<<"$(req POST "$U/v1/messages" '{"to":')"
+check "bad field: 400 naming it" grep -qE '^400 .*field \\"priority\\"' <<<"$(req POST "$U/v1/messages" '{"broadcast":true,"text":"x","priority":9}')"
+check "no destination: 400" grep -qE '^400 .*exactly one of' <<<"$(req POST "$U/v1/messages" '{"text":"x"}')"
+check "too large: 413" grep -qE "^413 " <<<"$(req POST "$U/v1/messages" "@BIG")"
+check "unknown id: 404" grep -qE '^404 ' <<<"$(req GET "$U/v1/messages/$(printf '%064d' 0)")"
+"$AM" link sync --store "$T/a" --dial "tcp://127.0.0.1:$LP" --network-key "@$T/net.key" >/dev/null
+check "the API's message reached a" grep -q "b->a over http" <<<"$("$AM" inbox --store "$T/a" --json)"
+"$AM" link sync --store "$T/a" --dial "tcp://127.0.0.1:$LP" --network-key "@$T/net.key" >/dev/null
+check "GET /v1/messages/ID: delivered, after a's receipt came back" grep -q '"delivered":true' <<<"$(req GET "$U/v1/messages/$MID")"
+IN=$(req GET "$U/v1/inbox?ack=1")
+check "GET /v1/inbox?ack=1 lists b's two" test "$(sed 's/^200 //' <<<"$IN" | json "['messages'].__len__()")" = 2
+check "the inbox is empty after the ack" grep -q '"messages":\[\]' <<<"$(req GET "$U/v1/inbox")"
+
 kill -TERM "$NP"
 for _ in $(seq 1 60); do kill -0 "$NP" 2>/dev/null || break; sleep 0.05; done
 wait "$NP"; rc=$?; NP=
@@ -57,6 +93,20 @@ check "SIGTERM: clean exit" test "$rc" -eq 0
 check "the log says it stopped" grep -q "stopping (SIGTERM)" "$T/node.log"
 "$NODE" --data "$T/nowhere" --network-key "@$T/net.key" >/dev/null 2>"$T/err"
 check "a missing node folder is named" grep -q "agent-mesh init" "$T/err"
+"$NODE" --data "$T/b" --network-key "@$T/net.key" --host 0.0.0.0 >/dev/null 2>"$T/err"
+check "a non-loopback API without a token is refused" grep -q "needs --dev-token" "$T/err"
+
+# --dev-token: the API wants the bearer token
+HP=$(port)
+NODE_PORT=$HP "$NODE" --data "$T/b" --network-key "@$T/net.key" --dev-token >"$T/node2.log" 2>&1 &
+NP=$!
+for _ in $(seq 1 100); do get "http://127.0.0.1:$HP/health" >/dev/null 2>&1 && break; sleep 0.05; done
+TOK=$(sed -n 's/^DEVELOPMENT TOKEN.*: \([0-9a-f]*\)$/\1/p' "$T/node2.log")
+check "the token is printed at start" test ${#TOK} -eq 32
+check "without it: 401" grep -qE '^401 ' <<<"$(req GET "http://127.0.0.1:$HP/v1/inbox")"
+check "with it: 200" grep -qE '^200 ' <<<"$(req GET "http://127.0.0.1:$HP/v1/inbox" "" "$TOK")"
+check "health needs no token" grep -qE '^200 ' <<<"$(req GET "http://127.0.0.1:$HP/health")"
+kill -TERM "$NP"; wait "$NP"; NP=
 
 echo "node_daemon: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

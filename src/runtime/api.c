@@ -1,0 +1,410 @@
+/*
+ * api.c — the messages API both daemons serve (JSON over nng's HTTP):
+ *   POST /v1/messages          send: {"to"|"group"|"broadcast", "text"|
+ *                              "payload_base64", "ttl", "priority", "geo",
+ *                              "content_type", "workflow_id", "seal"} -> 202 {"id"}
+ *   GET  /v1/messages/{id}     held here, delivered (a receipt was seen), or unknown
+ *   GET  /v1/inbox[?limit=N][&ack=1]   what arrived, oldest first; ack=1
+ *                              acknowledges what was returned
+ *   POST /v1/inbox/ack         {"ids": [...]} -> {"acked": n}
+ * Errors are JSON {"error": "..."} naming the problem: 400 bad JSON or a
+ * bad field, 401 without the bearer token, 404, 413 too large, 507 store
+ * full. Bodies are parsed with jansson; base64 is libsodium's.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "am_runtime.h"
+
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API_MAX_BODY (2u << 20)
+
+static void
+send_json(nng_aio *aio, uint16_t status, json_t *j)
+{
+	nng_http_res *res = NULL;
+	char *body = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	if (body == NULL || nng_http_res_alloc(&res) != 0) {
+		free(body);
+		nng_aio_finish(aio, NNG_ENOMEM);
+		return;
+	}
+	nng_http_res_set_status(res, status);
+	nng_http_res_set_header(res, "Content-Type", "application/json");
+	nng_http_res_copy_data(res, body, strlen(body));
+	free(body);
+	nng_aio_set_output(aio, 0, res);
+	nng_aio_finish(aio, 0);
+}
+
+static void
+send_error(nng_aio *aio, uint16_t status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+send_error(nng_aio *aio, uint16_t status, const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	send_json(aio, status, json_pack("{s:s}", "error", msg));
+}
+
+/* The bearer token, when the daemon was started with one. */
+static bool
+authorised(const am_api *api, nng_http_req *req, nng_aio *aio)
+{
+	const char *h;
+
+	if (api->token[0] == '\0')
+		return true;
+	h = nng_http_req_get_header(req, "Authorization");
+	if (h != NULL && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == strlen(api->token) &&
+	    sodium_memcmp(h + 7, api->token, strlen(api->token)) == 0)
+		return true;
+	send_error(aio, 401, "missing or wrong bearer token (Authorization: Bearer ...)");
+	return false;
+}
+
+static int
+status_for(int rc)
+{
+	switch (rc) {
+	case AM_EFULL: return 507;
+	case AM_ETOOBIG: return 413;
+	case AM_ENOTFOUND: return 404;
+	case AM_ESTORE:
+	case AM_EIO:
+	case AM_ENOMEM: return 500;
+	default: return 400;
+	}
+}
+
+static void
+on_send(nng_aio *aio)
+{
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	am_envelope_spec s = {0};
+	am_envelope env = {0};
+	am_geo geo;
+	am_queue_result res;
+	json_error_t jerr;
+	json_t *j = NULL, *v;
+	void *body;
+	size_t blen, ndest = 0;
+	uint8_t *bin = NULL;
+	char idhex[AM_ID_HEX_LEN + 1];
+	uint64_t ttl = 7ull * 24 * 3600 * 1000, now = am_now_ms();
+	int rc;
+
+	if (!authorised(api, req, aio))
+		return;
+	nng_http_req_get_data(req, &body, &blen);
+	if (blen > API_MAX_BODY) {
+		send_error(aio, 413, "body of %zu bytes, limit %u", blen, API_MAX_BODY);
+		return;
+	}
+	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL || !json_is_object(j)) {
+		if (j == NULL)
+			send_error(aio, 400, "bad JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		else
+			send_error(aio, 400, "the body must be a JSON object");
+		json_decref(j);
+		return;
+	}
+#define FIELD_ERR(...) \
+	do { \
+		send_error(aio, 400, __VA_ARGS__); \
+		goto out; \
+	} while (0)
+	if ((v = json_object_get(j, "to")) != NULL) {
+		ndest++;
+		if (!json_is_string(v) || am_node_id_parse(s.dest_node, json_string_value(v)) != 0)
+			FIELD_ERR("field \"to\" must be a node id (64 hex characters)");
+		s.dest_kind = AM_DEST_NODE;
+	}
+	if ((v = json_object_get(j, "group")) != NULL) {
+		ndest++;
+		if (!json_is_string(v) || am_tag_check("group", json_string_value(v), strlen(json_string_value(v))) != 0)
+			FIELD_ERR("field \"group\" must be a group name of [A-Za-z0-9._:-]");
+		s.dest_kind = AM_DEST_GROUP;
+		s.dest_group = json_string_value(v);
+	}
+	if ((v = json_object_get(j, "broadcast")) != NULL) {
+		if (!json_is_boolean(v))
+			FIELD_ERR("field \"broadcast\" must be true or false");
+		if (json_is_true(v)) {
+			ndest++;
+			s.dest_kind = AM_DEST_BROADCAST;
+		}
+	}
+	if (ndest != 1)
+		FIELD_ERR("give exactly one of \"to\", \"group\", \"broadcast\": true");
+	if ((v = json_object_get(j, "geo")) != NULL) {
+		if (!json_is_string(v) || am_geo_parse(&geo, json_string_value(v)) != 0)
+			FIELD_ERR("field \"geo\": %s", json_is_string(v) ? am_error_detail() : "must be a string like circle:LAT,LON,R");
+		s.geo = &geo;
+	}
+	if ((v = json_object_get(j, "ttl")) != NULL) {
+		if (json_is_integer(v) && json_integer_value(v) > 0)
+			ttl = (uint64_t) json_integer_value(v) * 1000;
+		else if (!json_is_string(v) || am_duration_parse(&ttl, json_string_value(v)) != 0)
+			FIELD_ERR("field \"ttl\" must be seconds or a duration like \"2h\"");
+	}
+	s.priority = AM_PRIO_NORMAL;
+	if ((v = json_object_get(j, "priority")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 3)
+			FIELD_ERR("field \"priority\" must be 0, 1, 2 or 3");
+		s.priority = (uint8_t) json_integer_value(v);
+	}
+	if ((v = json_object_get(j, "content_type")) != NULL) {
+		if (!json_is_string(v))
+			FIELD_ERR("field \"content_type\" must be a string");
+		s.content_type = json_string_value(v);
+	}
+	if ((v = json_object_get(j, "workflow_id")) != NULL) {
+		if (!json_is_string(v))
+			FIELD_ERR("field \"workflow_id\" must be a string");
+		s.workflow_id = json_string_value(v);
+	}
+	if ((v = json_object_get(j, "seal")) != NULL) {
+		if (!json_is_boolean(v))
+			FIELD_ERR("field \"seal\" must be true or false");
+		s.seal = json_is_true(v);
+	}
+	if ((v = json_object_get(j, "text")) != NULL) {
+		if (!json_is_string(v))
+			FIELD_ERR("field \"text\" must be a string");
+		s.payload = (const uint8_t *) json_string_value(v);
+		s.payload_len = json_string_length(v);
+		if (s.content_type == NULL)
+			s.content_type = "text/plain; charset=utf-8";
+	} else if ((v = json_object_get(j, "payload_base64")) != NULL) {
+		size_t cap, n = 0;
+		if (!json_is_string(v))
+			FIELD_ERR("field \"payload_base64\" must be a string");
+		cap = json_string_length(v) / 4 * 3 + 3;
+		if ((bin = malloc(cap ? cap : 1)) == NULL)
+			FIELD_ERR("out of memory");
+		if (sodium_base642bin(bin, cap, json_string_value(v), json_string_length(v), " \r\n", &n, NULL,
+		        sodium_base64_VARIANT_ORIGINAL) != 0)
+			FIELD_ERR("field \"payload_base64\" is not valid base64");
+		s.payload = bin;
+		s.payload_len = n;
+	} else {
+		FIELD_ERR("give the payload as \"text\" or \"payload_base64\"");
+	}
+	if (s.payload_len > AM_MAX_PAYLOAD) {
+		send_error(aio, 413, "payload is %zu bytes, limit %u", s.payload_len, AM_MAX_PAYLOAD);
+		goto out;
+	}
+	s.created_ms = now;
+	s.expires_ms = now + ttl;
+	if ((rc = am_envelope_create_decoded(&env, &s, api->me)) != 0)
+		FIELD_ERR("%s", am_error_detail());
+	if ((rc = am_queue_put_own(api->q, &env, 1, now, &res)) != 0 || (rc = res.rc) != 0) {
+		send_error(aio, (uint16_t) status_for(rc), "%s", rc == res.rc && res.detail[0] ? res.detail : am_error_detail());
+		goto out;
+	}
+	am_id_format(idhex, env.id);
+	if (api->on_new != NULL)
+		api->on_new(api->ctx);
+	send_json(aio, 202, json_pack("{s:s}", "id", idhex));
+#undef FIELD_ERR
+out:
+	am_envelope_clear(&env);
+	free(bin);
+	json_decref(j);
+}
+
+static void
+on_message(nng_aio *aio)
+{
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	const char *uri = nng_http_req_get_uri(req), *last = strrchr(uri, '/');
+	uint8_t id[AM_ID_BYTES], by[AM_PK_BYTES];
+	char who[AM_NODE_ID_LEN + 1];
+	int held, rc;
+
+	if (!authorised(api, req, aio))
+		return;
+	if (last == NULL || am_id_parse(id, last + 1) != 0) {
+		send_error(aio, 400, "the path must end in an envelope id (64 hex characters)");
+		return;
+	}
+	held = am_queue_has(api->q, id);
+	rc = am_queue_delivered(api->q, id, by);
+	if (held == AM_ENOTFOUND && rc != 0) {
+		send_error(aio, 404, "no envelope %s here", last + 1);
+		return;
+	}
+	json_t *j = json_pack("{s:s, s:b, s:b}", "id", last + 1, "held", held == 0, "delivered", rc == 0);
+	if (rc == 0) {
+		am_node_id_format(who, by);
+		json_object_set_new(j, "delivered_to", json_string(who));
+	}
+	if (held == AM_ETOMBSTONE)
+		json_object_set_new(j, "state", json_string(rc == 0 ? "delivered" : "gone (delivered, expired or deleted)"));
+	else
+		json_object_set_new(j, "state", json_string(held == 0 ? (rc == 0 ? "delivered" : "held") : "delivered"));
+	send_json(aio, 200, j);
+}
+
+static json_t *
+inbox_entry(am_api *api, const am_queue_inbox_entry *e)
+{
+	uint8_t *raw = NULL, *payload = NULL;
+	size_t len = 0, plen = 0;
+	am_envelope env;
+	char idhex[AM_ID_HEX_LEN + 1], src[AM_NODE_ID_LEN + 1];
+	json_t *j;
+
+	am_id_format(idhex, e->id);
+	if (am_queue_get(api->q, e->id, &raw, &len, NULL) != 0 || am_envelope_decode(&env, raw, len) != 0) {
+		free(raw);
+		return json_pack("{s:s, s:s}", "id", idhex, "error", am_error_detail());
+	}
+	free(raw);
+	am_node_id_format(src, env.body.src);
+	j = json_pack("{s:I, s:s, s:s, s:s, s:I, s:i, s:s}", "seq", (json_int_t) e->seq, "id", idhex, "from", src, "type",
+	    env.body.type, "created_ms", (json_int_t) env.body.created_ms, "priority", env.body.priority, "content_type",
+	    env.body.content_type);
+	if (env.body.workflow_id[0])
+		json_object_set_new(j, "workflow_id", json_string(env.body.workflow_id));
+	if (am_envelope_payload(&payload, &plen, &env, api->me) == 0) {
+		json_t *t = json_stringn((const char *) payload, plen);
+		if (t != NULL && strncmp(env.body.content_type, "text/", 5) == 0) {
+			json_object_set_new(j, "text", t);
+		} else {
+			size_t cap = sodium_base64_ENCODED_LEN(plen, sodium_base64_VARIANT_ORIGINAL);
+			char *b64 = malloc(cap);
+			json_decref(t);
+			if (b64 != NULL) {
+				sodium_bin2base64(b64, cap, payload, plen, sodium_base64_VARIANT_ORIGINAL);
+				json_object_set_new(j, "payload_base64", json_string(b64));
+				free(b64);
+			}
+		}
+		free(payload);
+	}
+	am_envelope_clear(&env);
+	return j;
+}
+
+static void
+on_inbox(nng_aio *aio)
+{
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	const char *uri = nng_http_req_get_uri(req), *q = strchr(uri, '?');
+	size_t limit = 100, n = 0;
+	bool ack = false;
+	am_queue_inbox_entry *ents;
+	json_t *arr;
+
+	if (!authorised(api, req, aio))
+		return;
+	for (const char *p = q; p != NULL && *p; p = strchr(p + 1, '&')) {
+		const char *kv = p + 1;
+		if (strncmp(kv, "limit=", 6) == 0) {
+			char *end;
+			long l = strtol(kv + 6, &end, 10);
+			if (l < 1 || l > 10000 || (*end != '\0' && *end != '&')) {
+				send_error(aio, 400, "query \"limit\" must be 1..10000");
+				return;
+			}
+			limit = (size_t) l;
+		} else if (strncmp(kv, "ack=", 4) == 0) {
+			ack = kv[4] == '1' || strncmp(kv + 4, "true", 4) == 0;
+		}
+	}
+	if ((ents = calloc(limit, sizeof(*ents))) == NULL || am_queue_inbox_list(api->q, 0, ents, limit, &n) != 0) {
+		free(ents);
+		send_error(aio, 500, "%s", am_error_detail());
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, inbox_entry(api, &ents[i]));
+	/* acked only once the listing is built; a client that loses the
+	 * response loses them, so careful clients ack separately */
+	for (size_t i = 0; ack && i < n; i++)
+		(void) am_queue_inbox_ack(api->q, ents[i].id, am_now_ms());
+	free(ents);
+	send_json(aio, 200, json_pack("{s:o, s:b}", "messages", arr, "acked", ack));
+}
+
+static void
+on_ack(nng_aio *aio)
+{
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	json_error_t jerr;
+	json_t *j, *ids, *v;
+	void *body;
+	size_t blen, i, acked = 0;
+
+	if (!authorised(api, req, aio))
+		return;
+	nng_http_req_get_data(req, &body, &blen);
+	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL) {
+		send_error(aio, 400, "bad JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		return;
+	}
+	if (!json_is_array(ids = json_object_get(j, "ids"))) {
+		json_decref(j);
+		send_error(aio, 400, "field \"ids\" must be an array of envelope ids");
+		return;
+	}
+	json_array_foreach(ids, i, v) {
+		uint8_t id[AM_ID_BYTES];
+		if (!json_is_string(v) || am_id_parse(id, json_string_value(v)) != 0) {
+			json_decref(j);
+			send_error(aio, 400, "field \"ids\" entry %zu is not an envelope id", i);
+			return;
+		}
+		acked += am_queue_inbox_ack(api->q, id, am_now_ms()) == 0;
+	}
+	json_decref(j);
+	send_json(aio, 200, json_pack("{s:I}", "acked", (json_int_t) acked));
+}
+
+int
+am_api_register(nng_http_server *srv, am_api *api)
+{
+	static const struct {
+		const char *path, *method;
+		void (*fn)(nng_aio *);
+		bool tree;
+	} routes[] = {
+	    {"/v1/messages", "POST", on_send, false},
+	    {"/v1/messages", "GET", on_message, true},
+	    {"/v1/inbox", "GET", on_inbox, false},
+	    {"/v1/inbox/ack", "POST", on_ack, false},
+	};
+	nng_http_handler *h;
+	int rv;
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if ((rv = nng_http_handler_alloc(&h, routes[i].path, routes[i].fn)) != 0 ||
+		    (rv = nng_http_handler_set_method(h, routes[i].method)) != 0 ||
+		    (routes[i].tree && (rv = nng_http_handler_set_tree(h)) != 0) ||
+		    /* bodies up to our own limit reach us, so we can answer 413 */
+		    (rv = nng_http_handler_collect_body(h, true, API_MAX_BODY + 4096)) != 0 ||
+		    (rv = nng_http_handler_set_data(h, api, NULL)) != 0 ||
+		    (rv = nng_http_server_add_handler(srv, h)) != 0)
+			return am_error_set(AM_EIO, "HTTP route %s: %s", routes[i].path, nng_strerror(rv));
+	}
+	return 0;
+}

@@ -136,6 +136,10 @@ typedef struct am_api {
 struct nng_http_server;
 int am_api_register(struct nng_http_server *srv, am_api *api) AM_MUST_CHECK;
 
+/* am_daemon_main: the whole daemon (daemon.c); agent-mesh-node and
+ * agent-mesh-gateway are this with their role. Returns the exit status. */
+int am_daemon_main(bool gateway, int argc, char **argv);
+
 /* am_file_map / am_file_unmap: a read-only mapping of a whole file. */
 int am_file_map(const uint8_t **buf, size_t *len, const char *path) AM_MUST_CHECK;
 void am_file_unmap(const uint8_t *buf, size_t len);

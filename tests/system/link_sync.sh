@@ -55,13 +55,20 @@ check "third sync: nothing moves" grep -q "sent 0, received 0" "$T/d.out"
 sync_pair b c "ipc://$T/link.sock"
 check "ipc: C got the message A gave B to carry" test "$(count c)" = 1
 
+# and over a websocket
+"$AM" send --store "$T/c" --broadcast --text "over a websocket" >/dev/null
+sync_pair b c "ws://127.0.0.1:$(port)/mesh"
+check "ws: both exit 0" test "$LRC" -eq 0 -a "$DRC" -eq 0
+check "ws: b got c's broadcast" bash -c "'$AM' inbox --store '$T/b' --json --limit 1000 | grep -q 'over a websocket'"
+
 # a wrong network key: refused on both ends, by name
+before=$(count b)
 sync_pair a b tcp://127.0.0.1:$(port) "$T/net.key" "$T/other.key"
 check "wrong key: listener exits 1" test "$LRC" -eq 1
 check "wrong key: dialer exits 1" test "$DRC" -eq 1
 check "wrong key: listener says why" grep -q "network's key" "$T/l.err"
 check "wrong key: dialer says why" grep -q "network key" "$T/d.err"
-check "wrong key: nothing moved" test "$(count b)" = 50
+check "wrong key: nothing moved" test "$(count b)" = "$before"
 
 # bad arguments
 "$AM" link sync --store "$T/a" --dial tcp://127.0.0.1:1 --network-key 1234 >/dev/null 2>"$T/err"

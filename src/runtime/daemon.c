@@ -44,8 +44,25 @@ struct node {
 	am_api api;
 	pthread_mutex_t mu; /* guards the counters */
 	uint64_t links_ok, links_failed, sent, received;
+	uint64_t refused[5]; /* by reason, see reasons[] */
 	char node_id[AM_NODE_ID_LEN + 1];
 };
+
+/* Why a link session failed, for the metrics. */
+static const char *const reasons[5] = {"network_key", "bad_proof_or_frame", "malformed", "connection", "other"};
+
+static int
+reason_of(int rc, const char *problem)
+{
+	if (rc == AM_EBADSIG)
+		return strstr(problem, "network") != NULL ? 0 : 1;
+	if (rc == AM_EMALFORMED || rc == AM_ETRUNC || rc == AM_ETOOBIG || rc == AM_ETRAILING || rc == AM_EVERSION ||
+	    rc == AM_ELIMIT)
+		return 2;
+	if (rc == AM_EIO || rc == AM_ENOTFOUND)
+		return strstr(problem, "network key") != NULL ? 0 : 3;
+	return 4;
+}
 
 static void
 count(struct node *n, int rc, const am_link_report *r, const char *how, const char *where)
@@ -65,6 +82,7 @@ count(struct node *n, int rc, const am_link_report *r, const char *how, const ch
 		n->received += r->received;
 	} else {
 		n->links_failed++;
+		n->refused[reason_of(rc, r->problem)]++;
 	}
 	pthread_mutex_unlock(&n->mu);
 	am_node_id_format(peer, r->peer);
@@ -101,22 +119,36 @@ serve(void *arg)
 	return NULL;
 }
 
+/* Sync with each peer every every_ms; a peer that fails is retried after
+ * 1 s, then 2, 4, ... up to every_ms, so a link that comes back is used
+ * soon without hammering one that stays down. A post to the API (kick)
+ * syncs with every peer at once. */
 static void *
 dial(void *arg)
 {
 	struct node *n = arg;
-	uint64_t next = 0;
+	uint64_t next[MAX_PEERS] = {0}, backoff[MAX_PEERS] = {0};
 
 	while (!n->stop) {
-		if (am_now_ms() >= next || n->kick) {
-			n->kick = 0;
-			for (size_t i = 0; i < n->npeers && !n->stop; i++) {
-				am_link_options o = {am_now_ms(), n->netkey, 30000, NULL, NULL};
-				am_link_report r;
-				int rc = am_link_sync_dial(n->q, n->me, n->peers[i], &o, &r);
-				count(n, rc, &r, "to", n->peers[i]);
+		bool kicked = n->kick;
+		n->kick = 0;
+		for (size_t i = 0; i < n->npeers && !n->stop; i++) {
+			uint64_t now = am_now_ms();
+			if (!kicked && now < next[i])
+				continue;
+			am_link_options o = {now, n->netkey, 30000, NULL, NULL};
+			am_link_report r;
+			int rc = am_link_sync_dial(n->q, n->me, n->peers[i], &o, &r);
+			count(n, rc, &r, "to", n->peers[i]);
+			if (rc == 0) {
+				backoff[i] = 0;
+				next[i] = am_now_ms() + n->every_ms;
+			} else {
+				backoff[i] = backoff[i] ? backoff[i] * 2 : 1000;
+				if (backoff[i] > n->every_ms)
+					backoff[i] = n->every_ms;
+				next[i] = am_now_ms() + backoff[i];
 			}
-			next = am_now_ms() + n->every_ms;
 		}
 		usleep(100 * 1000);
 	}
@@ -183,7 +215,7 @@ on_metrics(nng_aio *aio)
 {
 	struct node *n = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
 	am_queue_stats st = {0};
-	char body[2048];
+	char body[4096];
 
 	if (!token_ok(n, aio))
 		return;
@@ -205,6 +237,14 @@ on_metrics(nng_aio *aio)
 	    (unsigned long long) st.envelopes, (unsigned long long) st.outbox, (unsigned long long) st.inbox_unacked,
 	    (unsigned long long) n->links_ok, (unsigned long long) n->links_failed, (unsigned long long) n->sent,
 	    (unsigned long long) n->received);
+	{
+		size_t len = strlen(body);
+		len += (size_t) snprintf(body + len, sizeof(body) - len,
+		    "# HELP am_link_refused_total Failed link sessions by reason.\n# TYPE am_link_refused_total counter\n");
+		for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]) && len < sizeof(body); i++)
+			len += (size_t) snprintf(body + len, sizeof(body) - len, "am_link_refused_total{reason=\"%s\"} %llu\n",
+			    reasons[i], (unsigned long long) n->refused[i]);
+	}
 	pthread_mutex_unlock(&n->mu);
 	reply(aio, 200, "text/plain; version=0.0.4", body);
 }

@@ -45,6 +45,7 @@ M=$(get "http://127.0.0.1:$HP/metrics")
 check "metrics: received 2" grep -q '^am_envelopes_received_total 2$' <<<"$M"
 check "metrics: links ok 2" grep -q '^am_links_total{result="ok"} 2$' <<<"$M"
 check "metrics: Prometheus types" grep -q '^# TYPE am_links_total counter$' <<<"$M"
+check "metrics: the wrong key counted by reason" grep -q '^am_link_refused_total{reason="network_key"} 1$' <<<"$M"
 
 # the receipt b made goes back to a on a's next sync; a purges
 "$AM" link sync --store "$T/a" --dial "tcp://127.0.0.1:$LP" --network-key "@$T/net.key" >/dev/null
@@ -107,6 +108,21 @@ check "without it: 401" grep -qE '^401 ' <<<"$(req GET "http://127.0.0.1:$HP/v1/
 check "with it: 200" grep -qE '^200 ' <<<"$(req GET "http://127.0.0.1:$HP/v1/inbox" "" "$TOK")"
 check "health needs no token" grep -qE '^200 ' <<<"$(req GET "http://127.0.0.1:$HP/health")"
 kill -TERM "$NP"; wait "$NP"; NP=
+
+# a peer that is down at first: retried with backoff, used soon after it
+# comes up (not only at the next 30 s sync)
+GW=${NODE%/src/node/agent-mesh-node}/src/gateway/agent-mesh-gateway
+LP2=$(port)
+NODE_PORT=$(port) "$NODE" --data "$T/c" --network-key "@$T/net.key" --peer "tcp://127.0.0.1:$LP2" \
+    --sync-every 30s >"$T/c.log" 2>&1 &
+NP=$!
+sleep 1.5
+GATEWAY_PORT=$(port) "$GW" --data "$T/b" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP2" >"$T/gw.log" 2>&1 &
+GP=$!
+for _ in $(seq 1 100); do grep -q "^link to .*: peer" "$T/c.log" && break; sleep 0.1; done
+check "down at first: refused, then retried" grep -q "refused" "$T/c.log"
+check "linked within seconds once the peer is up" grep -q "^link to .*: peer" "$T/c.log"
+kill -TERM "$NP" "$GP"; wait "$NP" "$GP"; NP=
 
 echo "node_daemon: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

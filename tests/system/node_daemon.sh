@@ -3,9 +3,9 @@
 # HTTP on 127.0.0.1, link sessions from several peers one after another,
 # receipts that reach the sender on its next sync, a peer with the wrong
 # network key refused while the node keeps serving, and a clean SIGTERM.
-# usage: node_daemon.sh PATH/TO/agent-mesh PATH/TO/agent-mesh-node
+# usage: node_daemon.sh PATH/TO/agent-mesh PATH/TO/agent-mesh-node PATH/TO/agent-mesh-gateway
 set -u
-AM=$1 NODE=$2
+AM=$1 NODE=$2 GW=$3
 T=$(mktemp -d /tmp/am-node-XXXXXX)
 NP=
 trap '[ -n "$NP" ] && kill -9 "$NP" 2>/dev/null; rm -rf "$T"' EXIT
@@ -111,7 +111,6 @@ kill -TERM "$NP"; wait "$NP"; NP=
 
 # a peer that is down at first: retried with backoff, used soon after it
 # comes up (not only at the next 30 s sync)
-GW=${NODE%/src/node/agent-mesh-node}/src/gateway/agent-mesh-gateway
 LP2=$(port)
 NODE_PORT=$(port) "$NODE" --data "$T/c" --network-key "@$T/net.key" --peer "tcp://127.0.0.1:$LP2" \
     --sync-every 30s >"$T/c.log" 2>&1 &

@@ -7,6 +7,8 @@
  *   'R' reconciliation message   'F' reconciliation finished
  *   'E' envelopes: u32 count, then count x (u32 length, bytes)
  *   'D' done sending
+ *   'C' everything received is committed (the last frame each way: a
+ *       session ends only when both sides have stored what they got)
  * This is the engine the daemons will run on every link; `agent-mesh link
  * sync` runs it once.
  */
@@ -369,6 +371,15 @@ session_run(struct session *ss, bool initiator)
 	pthread_join(th, NULL);
 	if (rc == 0 && (rc = ss->send_rc) != 0)
 		am_error_set(rc, "%s", ss->send_detail);
+	/* both sides: all we received is committed; wait for the peer to say
+	 * the same, so a session that returns 0 means both stores hold it */
+	if (rc == 0 && (rc = send_frame(ss, 'C', NULL, 0)) == 0) {
+		uint8_t *in = NULL;
+		size_t ilen = 0;
+		if ((rc = recv_frame(ss, &in, &ilen)) == 0 && in[0] != 'C')
+			rc = am_error_set(AM_EMALFORMED, "link: expected the peer's commit, got frame '%c'", in[0]);
+		free(in);
+	}
 	/* receipts for what was delivered here; they ride the next session */
 	if (rc == 0)
 		rc = am_owed_send(&ss->owed, ss->q, ss->me, ss->o->now_ms, &ss->r->receipts_made);

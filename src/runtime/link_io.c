@@ -390,6 +390,35 @@ out:
 	return rc;
 }
 
+/* Both ends of a session (one-shot run or a long-lived server) share these. */
+static int
+session_open_aios(struct session *ss)
+{
+	int rv, ms = ss->o->timeout_ms ? ss->o->timeout_ms : 30000;
+
+	if ((rv = nng_aio_alloc(&ss->tx_aio, NULL, NULL)) != 0 || (rv = nng_aio_alloc(&ss->rx_aio, NULL, NULL)) != 0)
+		return nng_fail(rv, "link");
+	nng_aio_set_timeout(ss->tx_aio, ms);
+	nng_aio_set_timeout(ss->rx_aio, ms);
+	return 0;
+}
+
+static void
+session_close(struct session *ss, int rc)
+{
+	if (rc != 0)
+		snprintf(ss->r->problem, sizeof(ss->r->problem), "%s", am_error_detail());
+	if (ss->s != NULL) {
+		nng_stream_close(ss->s);
+		nng_stream_free(ss->s);
+	}
+	am_link_free(ss->link);
+	if (ss->tx_aio)
+		nng_aio_free(ss->tx_aio);
+	if (ss->rx_aio)
+		nng_aio_free(ss->rx_aio);
+}
+
 static int
 run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_link_options *o, am_link_report *r)
 {
@@ -400,14 +429,13 @@ run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_lin
 	int rv, rc = 0;
 
 	memset(r, 0, sizeof(*r));
-	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0 || (rv = nng_aio_alloc(&ss.tx_aio, NULL, NULL)) != 0 ||
-	    (rv = nng_aio_alloc(&ss.rx_aio, NULL, NULL)) != 0) {
+	if ((rc = session_open_aios(&ss)) != 0)
+		goto out;
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
 		rc = nng_fail(rv, "link");
 		goto out;
 	}
 	nng_aio_set_timeout(aio, o->timeout_ms ? o->timeout_ms : 30000);
-	nng_aio_set_timeout(ss.tx_aio, o->timeout_ms ? o->timeout_ms : 30000);
-	nng_aio_set_timeout(ss.rx_aio, o->timeout_ms ? o->timeout_ms : 30000);
 	if (dial) {
 		if ((rv = nng_stream_dialer_alloc(&d, url)) != 0) {
 			rc = nng_fail(rv, url);
@@ -431,17 +459,7 @@ run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_lin
 	ss.s = nng_aio_get_output(aio, 0);
 	rc = session_run(&ss, dial);
 out:
-	if (rc != 0)
-		snprintf(r->problem, sizeof(r->problem), "%s", am_error_detail());
-	if (ss.s != NULL) {
-		nng_stream_close(ss.s);
-		nng_stream_free(ss.s);
-	}
-	am_link_free(ss.link);
-	if (ss.tx_aio)
-		nng_aio_free(ss.tx_aio);
-	if (ss.rx_aio)
-		nng_aio_free(ss.rx_aio);
+	session_close(&ss, rc);
 	if (aio)
 		nng_aio_free(aio);
 	if (d)
@@ -519,7 +537,7 @@ am_link_server_serve(am_link_server *sv, am_queue *q, const am_identity *me, con
     am_link_report *r, int wait_ms)
 {
 	struct session ss = {q, me, o, r, NULL, NULL, NULL, NULL, 0, "", {0}};
-	int rv, rc = 0;
+	int rv, rc;
 
 	memset(r, 0, sizeof(*r));
 	nng_aio_set_timeout(sv->aio, wait_ms > 0 ? wait_ms : NNG_DURATION_INFINITE);
@@ -528,23 +546,9 @@ am_link_server_serve(am_link_server *sv, am_queue *q, const am_identity *me, con
 	if ((rv = nng_aio_result(sv->aio)) != 0)
 		return rv == NNG_ETIMEDOUT ? AM_ENOTFOUND : nng_fail(rv, "waiting for a peer");
 	ss.s = nng_aio_get_output(sv->aio, 0);
-	if ((rv = nng_aio_alloc(&ss.tx_aio, NULL, NULL)) != 0 || (rv = nng_aio_alloc(&ss.rx_aio, NULL, NULL)) != 0) {
-		rc = nng_fail(rv, "link");
-		goto out;
-	}
-	nng_aio_set_timeout(ss.tx_aio, o->timeout_ms ? o->timeout_ms : 30000);
-	nng_aio_set_timeout(ss.rx_aio, o->timeout_ms ? o->timeout_ms : 30000);
-	rc = session_run(&ss, false);
-out:
-	if (rc != 0)
-		snprintf(r->problem, sizeof(r->problem), "%s", am_error_detail());
-	nng_stream_close(ss.s);
-	nng_stream_free(ss.s);
-	am_link_free(ss.link);
-	if (ss.tx_aio)
-		nng_aio_free(ss.tx_aio);
-	if (ss.rx_aio)
-		nng_aio_free(ss.rx_aio);
+	if ((rc = session_open_aios(&ss)) == 0)
+		rc = session_run(&ss, false);
+	session_close(&ss, rc);
 	return rc;
 }
 

@@ -47,6 +47,40 @@ check "metrics: links ok 2" grep -q '^am_links_total{result="ok"} 2$' <<<"$M"
 check "metrics: Prometheus types" grep -q '^# TYPE am_links_total counter$' <<<"$M"
 check "metrics: the wrong key counted by reason" grep -q '^am_link_refused_total{reason="network_key"} 1$' <<<"$M"
 
+# hostile bytes on the link port: a random hello, a truncated hello, a
+# stream that opens with an oversize frame length (the hello is fixed-size,
+# so it is judged as a hello and refused there), nothing at all. Each is
+# refused with a log line and a counter, and the node keeps serving (the
+# next good session below). Garbage, replayed, reordered and oversize frames
+# after a good handshake are refused in tests/unit/sync/test_link.c.
+raw() { # MODE: garbage | truncated | huge | silent
+    /usr/bin/python3 - "$LP" "$1" <<'PY'
+import os, socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+mode = sys.argv[2]
+if mode == "garbage":
+    s.sendall(os.urandom(64) + os.urandom(200))
+elif mode == "truncated":
+    s.sendall(os.urandom(10))
+elif mode == "huge":
+    s.sendall(struct.pack(">I", 0xFFFFFFF0) + os.urandom(60))
+s.shutdown(socket.SHUT_WR)
+try:
+    s.recv(4096)
+except OSError:
+    pass
+s.close()
+PY
+}
+refused_total() { get "http://127.0.0.1:$HP/metrics" | awk '/^am_link_refused_total/ {n += $2} END {print n + 0}'; }
+before=$(refused_total)
+for mode in garbage truncated huge silent; do raw "$mode"; done
+for _ in $(seq 1 50); do [ "$(refused_total)" -ge $((before + 4)) ] && break; sleep 0.1; done
+check "four hostile connections: four refusals counted" test "$(refused_total)" -eq $((before + 4))
+check "each refusal logged with its reason" test "$(grep -c 'refused: ' "$T/node.log")" -ge 5
+check "the node is still up after them" test "$(get "http://127.0.0.1:$HP/health" | json "['status']")" = ok
+grep "refused: " "$T/node.log" | tail -4 | sed "s/^/  node log: /"
+
 # the receipt b made goes back to a on a's next sync; a purges
 "$AM" link sync --store "$T/a" --dial "tcp://127.0.0.1:$LP" --network-key "@$T/net.key" >/dev/null
 check "a no longer holds what b received" bash -c "! '$AM' store get --store '$T/a' --id $AB --output '$T/x' 2>/dev/null"

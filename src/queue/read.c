@@ -98,6 +98,7 @@ walk(am_queue *q, MDB_dbi dbi, am_queue_visit_fn fn, void *ctx)
 		am_q_meta_decode(&m, mv.mv_data);
 		if ((rc = fn(ctx, id, &m)) != 0)
 			goto out;
+		am_q_trim_check(q); /* a walk of a large store maps it all otherwise */
 	}
 	if (mrc != MDB_NOTFOUND)
 		rc = am_q_err(mrc, "walking the store");
@@ -105,6 +106,10 @@ out:
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
+	/* fault-around maps the neighbours of every index page read (the
+	 * envelopes written beside them); an idle daemon answering /metrics
+	 * should not keep the store mapped */
+	am_queue_trim(q);
 	return rc;
 }
 

@@ -118,8 +118,11 @@ pipe_put(am_queue_pipe *p, am_q_prepare_fn prep, const void *in, size_t n, uint6
 
 	if (n == 0)
 		return drain(p);
-	if ((pend = calloc(n, sizeof(*pend))) == NULL)
+	if ((pend = calloc(n, sizeof(*pend))) == NULL) {
+		/* callers may free the previous batch's input once we return */
+		(void) drain(p);
 		return am_error_set(AM_ENOMEM, "out of memory for a batch of %zu", n);
+	}
 	if ((rc = prep(p->q, in, n, now_ms, res, pend)) != 0) {
 		free(pend);
 		int prev = drain(p);

@@ -287,61 +287,104 @@ push(void *arg)
 	return NULL;
 }
 
+/* Count what one committed batch did and note the receipts it owes. */
+static int
+received_batch(struct session *ss, const am_queue_result *res, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		if (am_owed_note(&ss->owed, &res[i]) != 0)
+			return AM_ENOMEM;
+		ss->r->received += res[i].rc == 0;
+		ss->r->inboxed += res[i].inboxed;
+		ss->r->refused += res[i].rc != 0 && res[i].rc != AM_EDUP && res[i].rc != AM_ETOMBSTONE &&
+		    res[i].rc != AM_EEXPIRED;
+	}
+	return 0;
+}
+
+/* Envelopes from the peer, verified by the store as from a stick. Two
+ * batches are in hand: while the store's writer commits one, this thread
+ * reads and verifies the next, so the socket, the verifying cores and the
+ * commit overlap. A frame's buffer lives until its batch has committed. */
 static int
 receive(struct session *ss)
 {
-	am_queue_item items[PUSH_BATCH];
-	am_queue_result res[PUSH_BATCH];
+	am_queue_item items[2][PUSH_BATCH];
+	am_queue_result (*res)[PUSH_BATCH]; /* 2 x 64 KiB: too much for a small thread stack */
+	uint8_t *held[2] = {NULL, NULL};    /* the frames the two batches point into */
+	uint32_t counts[2] = {0, 0};
+	am_queue_pipe *pipe = NULL;
 	uint8_t *in = NULL;
 	size_t ilen;
-	int rc;
+	int rc, cur = 0;
 
+	if ((res = calloc(2, sizeof(*res))) == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory for receiving");
+	if ((rc = am_queue_pipe_open(&pipe, ss->q)) != 0) {
+		free(res);
+		return rc;
+	}
 	for (;;) {
 		uint32_t count;
 		size_t off = 5;
 		if ((rc = recv_frame(ss, &in, &ilen)) != 0)
-			return rc;
+			goto out;
 		if (in[0] == 'D')
 			break;
 		if (in[0] != 'E' || ilen < 5) {
-			free(in);
-			return am_error_set(AM_EMALFORMED, "link: expected envelopes, got frame '%c'", in[0]);
+			rc = am_error_set(AM_EMALFORMED, "link: expected envelopes, got frame '%c'", in[0]);
+			goto out;
 		}
 		count = (uint32_t) in[1] << 24 | (uint32_t) in[2] << 16 | (uint32_t) in[3] << 8 | in[4];
 		if (count == 0 || count > PUSH_BATCH) {
-			free(in);
-			return am_error_set(AM_EMALFORMED, "link: a batch of %u envelopes", count);
+			rc = am_error_set(AM_EMALFORMED, "link: a batch of %u envelopes", count);
+			goto out;
 		}
 		for (uint32_t i = 0; i < count; i++) {
 			uint32_t n;
 			if (ilen - off < 4 || (n = (uint32_t) in[off] << 24 | (uint32_t) in[off + 1] << 16 |
 			                              (uint32_t) in[off + 2] << 8 | in[off + 3]) > ilen - off - 4) {
-				free(in);
-				return am_error_set(AM_EMALFORMED, "link: envelope %u of a batch is cut", i + 1);
+				rc = am_error_set(AM_EMALFORMED, "link: envelope %u of a batch is cut", i + 1);
+				goto out;
 			}
-			items[i].raw = in + off + 4;
-			items[i].len = n;
+			items[cur][i].raw = in + off + 4;
+			items[cur][i].len = n;
 			off += 4 + n;
 		}
-		/* every envelope is verified by the store, as from a stick */
-		rc = am_queue_put_batch(ss->q, items, count, ss->o->now_ms, res);
-		for (uint32_t i = 0; i < count; i++) {
-			if (am_owed_note(&ss->owed, &res[i]) != 0) {
-				free(in);
-				return AM_ENOMEM;
-			}
-			ss->r->received += res[i].rc == 0;
-			ss->r->inboxed += res[i].inboxed;
-			ss->r->refused += res[i].rc != 0 && res[i].rc != AM_EDUP && res[i].rc != AM_ETOMBSTONE &&
-			    res[i].rc != AM_EEXPIRED;
-		}
-		free(in);
+		held[cur] = in;
+		counts[cur] = count;
 		in = NULL;
+		/* returns the previous batch's commit: account for it, free it */
+		rc = am_queue_pipe_put_batch(pipe, items[cur], count, ss->o->now_ms, res[cur]);
+		cur ^= 1;
+		if (held[cur] != NULL) {
+			int brc = received_batch(ss, res[cur], counts[cur]);
+			free(held[cur]);
+			held[cur] = NULL;
+			if (rc == 0)
+				rc = brc;
+		}
 		if (rc != 0)
-			return rc;
+			goto out;
 	}
+out:
+	/* whatever happened, the batch in flight commits (or fails) before we
+	 * return, so what we acknowledge with 'C' is really stored. After an
+	 * error the session fails and nothing is acknowledged or receipted,
+	 * so the last batch is not accounted for (its results may be unset). */
+	{
+		int frc = am_queue_pipe_close(pipe);
+		cur ^= 1;
+		if (rc == 0 && frc == 0 && held[cur] != NULL)
+			frc = received_batch(ss, res[cur], counts[cur]);
+		free(held[0]);
+		free(held[1]);
+		if (rc == 0)
+			rc = frc;
+	}
+	free(res);
 	free(in);
-	return 0;
+	return rc;
 }
 
 static int

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #define PUSH_BATCH     256
+#define PUSH_TRIM_BATCHES 8    /* ~2 MiB of 1 KiB envelopes between trims */
 #define PUSH_BYTES     (1u << 20)
 
 struct session {
@@ -242,7 +243,7 @@ push(void *arg)
 	struct session *ss = p->ss;
 	uint8_t *batch = malloc(PUSH_BYTES + AM_MAX_ENVELOPE + 8);
 	size_t blen = 4;
-	uint32_t count = 0;
+	uint32_t count = 0, batches = 0;
 	int rc = batch == NULL ? am_error_set(AM_ENOMEM, "out of memory") : 0;
 
 	for (size_t i = 0; rc == 0 && i <= p->n; i++) {
@@ -276,6 +277,10 @@ push(void *arg)
 			ss->r->sent += count;
 			blen = 4;
 			count = 0;
+			/* reading by id maps each envelope's neighbours too
+			 * (fault-around); a long push should not map the store */
+			if (++batches % PUSH_TRIM_BATCHES == 0)
+				am_queue_trim(ss->q);
 		}
 	}
 	if (rc == 0)

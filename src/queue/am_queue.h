@@ -248,6 +248,12 @@ typedef struct am_queue_stats {
 	uint64_t oldest_created_ms, newest_created_ms;
 } am_queue_stats;
 
+/* am_queue_get_counts: the table sizes and map figures only (envelopes,
+ * outbox, inbox_unacked, tombstones, peers, map_*), in constant time; the
+ * rest is zero. For health checks and metrics, which are polled.
+ * am_queue_get_stats: everything, walking every envelope's metadata for
+ * bytes, by_priority and the oldest/newest times: O(envelopes). */
+int am_queue_get_counts(am_queue *q, am_queue_stats *st);
 int am_queue_get_stats(am_queue *q, am_queue_stats *st);
 
 /* ---- peers ---- */

@@ -142,7 +142,7 @@ count_prio(void *ctx, const uint8_t id[AM_ID_BYTES], const am_queue_meta *m)
 }
 
 int
-am_queue_get_stats(am_queue *q, am_queue_stats *st)
+am_queue_get_counts(am_queue *q, am_queue_stats *st)
 {
 	MDB_txn *txn = NULL;
 	MDB_stat s;
@@ -167,7 +167,15 @@ am_queue_get_stats(am_queue *q, am_queue_stats *st)
 	st->map_size = info.me_mapsize;
 	st->map_used = (uint64_t) (info.me_last_pgno + 1) * s.ms_psize;
 	mdb_txn_abort(txn);
-	return walk(q, q->bytime, count_prio, st);
+	return 0;
+}
+
+int
+am_queue_get_stats(am_queue *q, am_queue_stats *st)
+{
+	int rc = am_queue_get_counts(q, st);
+
+	return rc != 0 ? rc : walk(q, q->bytime, count_prio, st);
 }
 
 int

@@ -804,7 +804,7 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 		struct statvfs vfs;
 		am_queue_stats qs = {0};
 		uint64_t free_bytes = UINT64_MAX, margin;
-		(void) am_queue_get_stats(q, &qs);
+		(void) am_queue_get_counts(q, &qs);
 		/* the summary and custody record written after the bundle */
 		margin = MARGIN + 8 * (qs.envelopes + qs.tombstones + im->ntaken + r->exported);
 		if (statvfs(dir, &vfs) == 0)
@@ -867,7 +867,7 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 		c.added = r->exported;
 		c.taken = im->ntaken;
 		c.taken_prefixes = im->taken;
-		if (am_queue_get_stats(q, &qs) == 0)
+		if (am_queue_get_counts(q, &qs) == 0)
 			c.store_count = qs.envelopes;
 		am_node_id_format(node, am_identity_pk(me));
 		randombytes_buf(rnd, sizeof(rnd));

@@ -178,7 +178,7 @@ on_health(nng_aio *aio)
 	am_queue_stats st;
 	char body[512];
 
-	if (am_queue_get_stats(n->q, &st) != 0) {
+	if (am_queue_get_counts(n->q, &st) != 0) {
 		snprintf(body, sizeof(body), "{\"status\":\"error\",\"error\":\"%s\"}", am_strerror(AM_ESTORE));
 		reply(aio, 503, "application/json", body);
 		return;
@@ -219,7 +219,7 @@ on_metrics(nng_aio *aio)
 
 	if (!token_ok(n, aio))
 		return;
-	(void) am_queue_get_stats(n->q, &st);
+	(void) am_queue_get_counts(n->q, &st);
 	pthread_mutex_lock(&n->mu);
 	snprintf(body, sizeof(body),
 	    "# HELP am_store_envelopes Envelopes held in the store.\n# TYPE am_store_envelopes gauge\n"

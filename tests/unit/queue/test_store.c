@@ -251,6 +251,13 @@ test_order_batch(void)
 	CHECK_RC(am_queue_get_stats(q, &st), 0);
 	CHECK(st.envelopes == N && st.outbox == N && st.inbox_unacked == 0);
 	CHECK(st.by_priority[0] == N / 4);
+	{
+		/* the constant-time counts agree with the walk, and walk nothing */
+		am_queue_stats c;
+		CHECK_RC(am_queue_get_counts(q, &c), 0);
+		CHECK(c.envelopes == st.envelopes && c.outbox == st.outbox && c.inbox_unacked == st.inbox_unacked);
+		CHECK(c.map_used == st.map_used && c.bytes == 0 && c.by_priority[0] == 0);
+	}
 	for (size_t i = 0; i < N; i++)
 		free((void *) items[i].raw);
 	free(items);

@@ -10,6 +10,7 @@
  */
 #include "am_core.h"
 #include "am_sync.h"
+#include "../membuf.h"
 
 #include <jansson.h>
 #include <msgpack.h>
@@ -21,25 +22,6 @@
 #define T0 1767225600000ull /* 2026-01-01T00:00:00Z */
 
 static uint8_t seed_a[32], seed_b[32], nonce[8];
-
-struct sinkbuf {
-	uint8_t *buf;
-	size_t len, cap;
-};
-
-static int
-sink_write(void *ctx, const void *p, size_t n)
-{
-	struct sinkbuf *s = ctx;
-
-	if (s->len + n > s->cap) {
-		s->cap = (s->len + n) * 2;
-		s->buf = realloc(s->buf, s->cap);
-	}
-	memcpy(s->buf + s->len, p, n);
-	s->len += n;
-	return 0;
-}
 
 static char *
 hex(const uint8_t *p, size_t n)
@@ -346,13 +328,13 @@ main(int argc, char **argv)
 
 	/* a bundle of the three positive envelopes, written by A */
 	{
-		struct sinkbuf sb = {0};
+		struct membuf sb = {0};
 		am_bundle_writer *w = NULL;
 		uint8_t hdr[AM_BUNDLE_HDR_LEN];
 		json_t *bo = json_object();
 		size_t i;
 		json_t *pv;
-		if (am_bundle_writer_new(&w, a, T0 + 60000, NULL, sink_write, &sb) != 0)
+		if (am_bundle_writer_new(&w, a, T0 + 60000, NULL, membuf_write, &sb) != 0)
 			return 1;
 		json_array_foreach(pos, i, pv) {
 			const char *h = json_string_value(json_object_get(pv, "envelope"));

@@ -6,6 +6,7 @@
  */
 #include "am_sync.h"
 #include "../../check.h"
+#include "../../membuf.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -16,25 +17,6 @@
 static uint8_t *envs[N];
 static size_t lens[N];
 static uint8_t ids[N][32];
-
-struct sink {
-	uint8_t *buf;
-	size_t len, cap;
-};
-
-static int
-sink_write(void *ctx, const void *p, size_t n)
-{
-	struct sink *s = ctx;
-
-	if (s->len + n > s->cap) {
-		s->cap = (s->len + n) * 2;
-		s->buf = realloc(s->buf, s->cap);
-	}
-	memcpy(s->buf + s->len, p, n);
-	s->len += n;
-	return 0;
-}
 
 struct seen {
 	unsigned found, genuine, verified, foreign;
@@ -72,14 +54,14 @@ on_env(void *ctx, const uint8_t *env, size_t len, uint64_t off)
 }
 
 static void
-build(struct sink *out, am_identity *me, size_t block_fill_hint)
+build(struct membuf *out, am_identity *me, size_t block_fill_hint)
 {
 	am_bundle_writer *w = NULL;
 	uint8_t hdr[AM_BUNDLE_HDR_LEN];
 
 	(void) block_fill_hint;
 	out->len = 0;
-	REQUIRE(am_bundle_writer_new(&w, me, 1767225600000ull, NULL, sink_write, out) == 0);
+	REQUIRE(am_bundle_writer_new(&w, me, 1767225600000ull, NULL, membuf_write, out) == 0);
 	am_bundle_writer_set_block(w, 2048); /* several blocks in a small bundle */
 	for (int i = 0; i < N; i++)
 		REQUIRE(am_bundle_writer_add(w, envs[i], lens[i], ids[i]) == 0);
@@ -93,7 +75,7 @@ int
 main(void)
 {
 	am_identity *me = NULL, *other = NULL;
-	struct sink b = {0};
+	struct membuf b = {0};
 	am_bundle_info info;
 	struct seen s;
 	uint8_t seed[32] = {4};
@@ -163,7 +145,7 @@ main(void)
 
 	/* a header re-signed by someone else: still usable envelope by envelope */
 	{
-		struct sink forged = {0};
+		struct membuf forged = {0};
 		build(&forged, other, 0);
 		memset(&s, 0, sizeof(s));
 		CHECK_RC(am_bundle_read(&info, forged.buf, forged.len, on_env, NULL, &s), 0);

@@ -58,9 +58,10 @@ enum am_error {
 	AM_ESEAL       = -23, /* sealed payload cannot be opened with this key */
 	AM_ENOSTORE    = -24, /* no store at that path */
 	AM_ELOCKED     = -25, /* store busy (reader table full) */
+	AM_EUNTRUSTED  = -26, /* a peer's key is not the one trusted for it */
 };
 
-#define AM_ERROR_MIN (-25)
+#define AM_ERROR_MIN (-26)
 
 /* am_strerror: a fixed, stable phrase for code (never NULL). */
 const char *am_strerror(int code);

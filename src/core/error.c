@@ -43,6 +43,7 @@ am_strerror(int code)
 	case AM_ESEAL: return "cannot open sealed payload";
 	case AM_ENOSTORE: return "no store at that path";
 	case AM_ELOCKED: return "store busy";
+	case AM_EUNTRUSTED: return "peer not trusted";
 	default: return "unknown error";
 	}
 }

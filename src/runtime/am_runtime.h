@@ -2,7 +2,9 @@
  * am_runtime.h — the public contract of src/runtime: what the daemons and
  * the CLI run over the store and the protocol engine. So far: the stick
  * (a USB folder is a peer) — its layout, crash-safe bundle writes, and the
- * sync, import and export operations.
+ * sync, import and export operations; link sessions (one-shot or live),
+ * the hub live sessions share, the TOFU trust store, the HTTP API and the
+ * daemon.
  *
  * Stick layout (docs/PROTOCOL.md section 9):
  *   PATH/AGENTMESH/bundles/<created>-<writer16>-<rand>.amb   bundles
@@ -18,6 +20,8 @@
 #include "am_core.h"
 #include "am_queue.h"
 #include "am_sync.h"
+
+#include <stdatomic.h>
 
 /* Called as work goes on: phase "import" or "export", units done of
  * total, and bytes moved so far. */
@@ -80,7 +84,55 @@ int am_bundle_import_file(am_queue *q, const am_identity *me, const char *path,
 int am_bundle_export_file(am_queue *q, const am_identity *me, const char *path,
     const am_stick_options *o, am_stick_report *r);
 
+/* ------------------------------------------------------------------ hub --- */
+
+/* What a daemon's live link sessions share (hub.c): a bounded ring of the
+ * ids stored lately, each tagged with the session that brought it (0 for
+ * this node's own), an inbox arrival counter for API long-polls, and the
+ * open link streams, which am_hub_stop closes. Thread-safe. */
+typedef struct am_hub am_hub;
+struct nng_stream;
+int am_hub_new(am_hub **out, size_t ring) AM_MUST_CHECK;
+void am_hub_free(am_hub *h);
+/* a fresh session tag (never 0) */
+uint64_t am_hub_tag(am_hub *h);
+/* the ring's current end: a cursor that sees only what comes later */
+uint64_t am_hub_cursor(am_hub *h);
+/* n ids stored (source: the session tag, 0 own), inboxed of them went to
+ * the inbox; h may be NULL (then nothing happens). */
+void am_hub_note(am_hub *h, const uint8_t *ids, size_t n, uint64_t source, size_t inboxed);
+/* am_hub_next: up to max ids after *cursor not brought by session self,
+ * waiting up to wait_ms for one. Errors: AM_ELIMIT (the cursor fell more
+ * than the ring behind: reconcile instead), AM_ENOTFOUND (stopping). */
+int am_hub_next(am_hub *h, uint64_t *cursor, uint64_t self, uint8_t *out, size_t max, int wait_ms, size_t *n);
+/* wake every waiter (a session ending its live phase) */
+void am_hub_kick(am_hub *h);
+uint64_t am_hub_inbox_seq(am_hub *h);
+/* wait until the inbox counter moves past seen; false on timeout */
+bool am_hub_wait_inbox(am_hub *h, uint64_t seen, int wait_ms);
+int am_hub_attach(am_hub *h, struct nng_stream *s) AM_MUST_CHECK;
+void am_hub_detach(am_hub *h, struct nng_stream *s);
+size_t am_hub_links(am_hub *h);
+void am_hub_stop(am_hub *h);
+bool am_hub_stopping(am_hub *h);
+
+/* ---------------------------------------------------------------- trust --- */
+
+/* TOFU trust store DATA/trust/trust_store.json (trust.c): the first key a
+ * name proves is pinned; a changed key, or a pinned key under another
+ * name, is refused with AM_EUNTRUSTED. Thread-safe. */
+typedef struct am_trust am_trust;
+/* Errors: AM_EIO, AM_EMALFORMED / AM_EFIELD (a damaged file is never
+ * overwritten), AM_ENOMEM. */
+int am_trust_open(am_trust **out, const char *data_dir) AM_MUST_CHECK;
+void am_trust_close(am_trust *t);
+const char *am_trust_path(const am_trust *t);
+int am_trust_check(am_trust *t, const char *name, const uint8_t pk[static AM_PK_BYTES],
+    const char *address, uint64_t now_ms, bool *pinned_now) AM_MUST_CHECK;
+
 /* ---------------------------------------------------------------- links --- */
+
+typedef struct am_link_report am_link_report;
 
 typedef struct am_link_options {
 	uint64_t now_ms;
@@ -88,22 +140,39 @@ typedef struct am_link_options {
 	int timeout_ms;             /* per read or write; 0: 30 s */
 	void (*ready)(void *ctx);   /* listen: called once listening */
 	void *ctx;
+	/* Live: after the first sync the session stays open and pushes what
+	 * is noted in the hub as it comes, until either side closes, the
+	 * peer is silent for timeout_ms (keepalives go every timeout_ms/3),
+	 * or resync_ms passes (then it ends cleanly so the next session
+	 * reconciles). NULL: one sync, then close. */
+	am_hub *hub;
+	uint64_t resync_ms;
+	const am_peer_info *info;   /* what this side says; NULL: named by its key */
+	/* the peer's info arrived (r->peer and r->info set): return 0 to go
+	 * on, or an error (with am_error_set) to refuse the link */
+	int (*on_peer)(void *ctx, const am_link_report *r);
+	/* the first sync finished: both stores hold what was exchanged */
+	void (*on_synced)(void *ctx, const am_link_report *r);
 } am_link_options;
 
-typedef struct am_link_report {
+struct am_link_report {
 	uint8_t peer[AM_PK_BYTES];  /* proven identity of the other side */
+	am_peer_info info;          /* what it said about itself */
+	bool synced;                /* the first sync finished */
 	uint64_t sent, received, inboxed, refused;
 	uint64_t recon_out, recon_in, recon_rounds;
 	uint64_t receipts_made;      /* for what was delivered here */
+	uint64_t live_sent, live_received;
 	char problem[200];
-} am_link_report;
+};
 
-/* am_link_sync_dial / _listen: one sync session over nng's byte streams
+/* am_link_sync_dial / _listen: one session over nng's byte streams
  * (tcp://host:port, ipc:///path, ws://...): handshake with the network
- * key, reconcile, push both ways at once, close. listen accepts one peer.
- * Trust in the peer's key is not checked yet (that is the trust work).
- * Errors: AM_EBADSIG (wrong network key, bad proof, altered frame),
- * AM_EIO (the connection), AM_ENOTFOUND (nobody listening), store errors. */
+ * key, peer info both ways (o->on_peer decides trust), reconcile, push
+ * both ways at once, then close, or with o->hub stay live. listen accepts
+ * one peer. Errors: AM_EBADSIG (wrong network key, bad proof, altered
+ * frame), AM_EUNTRUSTED (refused by on_peer here or by the peer), AM_EIO
+ * (the connection), AM_ENOTFOUND (nobody listening), store errors. */
 int am_link_sync_dial(am_queue *q, const am_identity *me, const char *url,
     const am_link_options *o, am_link_report *r);
 int am_link_sync_listen(am_queue *q, const am_identity *me, const char *url,
@@ -113,14 +182,37 @@ int am_link_sync_listen(am_queue *q, const am_identity *me, const char *url,
  * holding them. Errors: AM_EFIELD, AM_EIO. */
 int am_netkey_parse(uint8_t key[static 32], const char *arg) AM_MUST_CHECK;
 
-/* A listening link endpoint that serves one session at a time (the
- * daemons' loop). serve waits up to wait_ms (<= 0: forever) for a peer and
- * runs one session; AM_ENOTFOUND when nobody came in time. */
+/* A listening link endpoint (the daemons'): accept waits up to wait_ms
+ * (<= 0: forever) for a connection (AM_ENOTFOUND when nobody came);
+ * am_link_session runs one session on it and frees it. */
 typedef struct am_link_server am_link_server;
 int am_link_server_open(am_link_server **out, const char *url) AM_MUST_CHECK;
-int am_link_server_serve(am_link_server *sv, am_queue *q, const am_identity *me,
-    const am_link_options *o, am_link_report *r, int wait_ms);
+int am_link_server_accept(am_link_server *sv, struct nng_stream **s, int wait_ms);
 void am_link_server_close(am_link_server *sv);
+int am_link_session(struct nng_stream *s, bool initiator, am_queue *q, const am_identity *me,
+    const am_link_options *o, am_link_report *r);
+
+/* ----------------------------------------------------------- discovery --- */
+
+/* UDP multicast beacons (discovery.c). */
+typedef struct am_discovery am_discovery;
+typedef struct am_discovery_options {
+	const char *group_ip;       /* MESH_MULTICAST_IP, 239.255.42.99 */
+	uint16_t port;              /* MESH_MULTICAST_PORT, 9999 */
+	const char *if_ip;          /* MESH_MULTICAST_IF or NULL */
+	const am_identity *me;
+	const uint8_t *netkey;
+	const char *name;
+	uint16_t link_port;         /* 0: listen only, send no beacons */
+	int every_ms;               /* 0: 5 s */
+} am_discovery_options;
+/* fn runs on the discovery thread for each new, verified beacon from
+ * another node, with the URL to dial. */
+typedef void (*am_discovered_fn)(void *ctx, const am_beacon *b, const char *url);
+int am_discovery_start(am_discovery **out, const am_discovery_options *o,
+    am_discovered_fn fn, void *ctx) AM_MUST_CHECK;
+void am_discovery_stop(am_discovery *d);
+void am_discovery_counts(am_discovery *d, uint64_t *sent, uint64_t *accepted, uint64_t *refused);
 
 /* ----------------------------------------------------------------- api --- */
 
@@ -129,12 +221,17 @@ typedef struct am_api {
 	am_queue *q;
 	const am_identity *me;
 	char token[65];             /* bearer token; "" = none (loopback only) */
-	void (*on_new)(void *ctx);  /* called after a message was stored */
-	void *ctx;
+	am_hub *hub;                /* stored messages are noted here (may be NULL) */
+	atomic_bool waiting;        /* an inbox long-poll is waiting */
 } am_api;
 
 struct nng_http_server;
 int am_api_register(struct nng_http_server *srv, am_api *api) AM_MUST_CHECK;
+
+/* am_env_file_load: set each KEY=VALUE of a .env file that is not already
+ * in the environment (envfile.c). A missing file is fine unless required.
+ * Errors: AM_EIO, AM_EFIELD (names file and line). */
+int am_env_file_load(const char *path, bool required) AM_MUST_CHECK;
 
 /* am_daemon_main: the whole daemon (daemon.c); agent-mesh-node and
  * agent-mesh-gateway are this with their role. Returns the exit status. */

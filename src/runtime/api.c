@@ -4,8 +4,12 @@
  *                              "payload_base64", "ttl", "priority", "geo",
  *                              "content_type", "workflow_id", "seal"} -> 202 {"id"}
  *   GET  /v1/messages/{id}     held here, delivered (a receipt was seen), or unknown
- *   GET  /v1/inbox[?limit=N][&ack=1]   what arrived, oldest first; ack=1
- *                              acknowledges what was returned
+ *   GET  /v1/inbox[?limit=N][&ack=1][&wait_ms=N]   what arrived, oldest
+ *                              first; ack=1 acknowledges what was returned;
+ *                              wait_ms (<= 30000) waits for an arrival when
+ *                              the inbox is empty (one such wait at a time:
+ *                              it holds one of nng's HTTP threads, so a
+ *                              second waiter is answered at once)
  *   POST /v1/inbox/ack         {"ids": [...]} -> {"acked": n}
  * Errors are JSON {"error": "..."} naming the problem: 400 bad JSON or a
  * bad field, 401 without the bearer token, 404, 413 too large, 507 store
@@ -18,6 +22,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,8 +222,8 @@ on_send(nng_aio *aio)
 		goto out;
 	}
 	am_id_format(idhex, env.id);
-	if (api->on_new != NULL)
-		api->on_new(api->ctx);
+	/* live links push it now */
+	am_hub_note(api->hub, env.id, 1, 0, res.inboxed);
 	send_json(aio, 202, json_pack("{s:s}", "id", idhex));
 #undef FIELD_ERR
 out:
@@ -309,6 +314,8 @@ on_inbox(nng_aio *aio)
 	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
 	const char *uri = nng_http_req_get_uri(req), *q = strchr(uri, '?');
 	size_t limit = 100, n = 0;
+	long wait_ms = 0;
+	int lrc = 0;
 	bool ack = false;
 	am_queue_inbox_entry *ents;
 	json_t *arr;
@@ -327,9 +334,31 @@ on_inbox(nng_aio *aio)
 			limit = (size_t) l;
 		} else if (strncmp(kv, "ack=", 4) == 0) {
 			ack = kv[4] == '1' || strncmp(kv + 4, "true", 4) == 0;
+		} else if (strncmp(kv, "wait_ms=", 8) == 0) {
+			char *end;
+			wait_ms = strtol(kv + 8, &end, 10);
+			if (wait_ms < 0 || wait_ms > 30000 || (*end != '\0' && *end != '&')) {
+				send_error(aio, 400, "query \"wait_ms\" must be 0..30000");
+				return;
+			}
 		}
 	}
-	if ((ents = calloc(limit, sizeof(*ents))) == NULL || am_queue_inbox_list(api->q, 0, ents, limit, &n) != 0) {
+	if ((ents = calloc(limit, sizeof(*ents))) == NULL) {
+		send_error(aio, 500, "out of memory");
+		return;
+	}
+	for (;;) {
+		uint64_t seen = api->hub ? am_hub_inbox_seq(api->hub) : 0;
+		if ((lrc = am_queue_inbox_list(api->q, 0, ents, limit, &n)) != 0 || n > 0 || wait_ms == 0 ||
+		    api->hub == NULL || atomic_exchange(&api->waiting, true))
+			break;
+		bool moved = am_hub_wait_inbox(api->hub, seen, (int) wait_ms);
+		atomic_store(&api->waiting, false);
+		wait_ms = 0; /* one wait, then answer with what there is */
+		if (!moved)
+			break;
+	}
+	if (lrc != 0) {
 		free(ents);
 		send_error(aio, 500, "%s", am_error_detail());
 		return;

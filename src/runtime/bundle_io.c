@@ -86,7 +86,7 @@ struct importer {
 static int
 make_receipts(struct importer *im)
 {
-	return am_owed_send(&im->owed, im->q, im->me, im->o->now_ms, &im->r->receipts_made);
+	return am_owed_send(&im->owed, im->q, im->me, im->o->now_ms, &im->r->receipts_made, NULL);
 }
 
 static int

@@ -1,26 +1,26 @@
 /*
- * daemon.c — what agent-mesh-node and agent-mesh-gateway run: serve link
- * sessions from peers on --listen, sync with every --peer on a timer, and
- * answer GET /health, the metrics and the messages API (api.c) over HTTP:
- * a node on 127.0.0.1:NODE_PORT (8000, metrics at /metrics), a gateway on
- * 127.0.0.1:GATEWAY_PORT (8787, metrics at /v1/metrics, and
- * /v1/mesh_scan). A message stored through the API starts a sync with the
- * peers at once; peers met are recorded with their address and time.
+ * daemon.c — what agent-mesh-node and agent-mesh-gateway run: accept link
+ * sessions on --listen (each on its own thread, many at once), keep a
+ * link to every --peer / --gateway and to every node discovery finds
+ * (one thread each, reconnecting with backoff), and serve HTTP (status.c
+ * and the messages API, api.c). Links are live: after the first sync a
+ * link stays open and carries what is stored next within milliseconds
+ * (the hub), and ends every --sync-every so a reconciliation catches what
+ * came in by other ways (a stick imported by another process).
  *
- * This is the first slice of the daemon: one link session at a time, and
- * between syncs no live push (that is the rest of the online-mesh work).
- * Without --dev-token the API is served on loopback only. Stops cleanly on
- * SIGINT or SIGTERM.
+ * Every peer's name is checked against the TOFU trust store
+ * (DATA/trust/trust_store.json). Configuration: flags, then the
+ * environment, then a .env file (--env-file, default ./.env), then
+ * defaults. Without --dev-token the API is served on loopback only. Stops
+ * cleanly on SIGINT or SIGTERM.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "daemon.h"
 
 #include <getopt.h>
-#include <jansson.h>
+#include <stdarg.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,70 +28,236 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_PEERS 32
-
-struct node {
-	bool gateway;
-	am_queue *q;
-	am_identity *me;
-	uint8_t netkey[32];
-	const char *listen;
-	const char *peers[MAX_PEERS];
-	size_t npeers;
-	uint64_t every_ms;
-	volatile sig_atomic_t stop;
-	volatile sig_atomic_t kick; /* sync with the peers now */
-	am_api api;
-	pthread_mutex_t mu; /* guards the counters */
-	uint64_t links_ok, links_failed, sent, received;
-	uint64_t refused[5]; /* by reason, see reasons[] */
-	char node_id[AM_NODE_ID_LEN + 1];
-};
+#define BACKOFF_MAX_MS 30000
 
 /* Why a link session failed, for the metrics. */
-static const char *const reasons[5] = {"network_key", "bad_proof_or_frame", "malformed", "connection", "other"};
+const char *const am_daemon_reasons[N_REASONS] = {"network_key", "bad_proof_or_frame", "malformed", "connection",
+    "trust", "other"};
 
 static int
 reason_of(int rc, const char *problem)
 {
+	if (rc == AM_EUNTRUSTED)
+		return 4;
 	if (rc == AM_EBADSIG)
 		return strstr(problem, "network") != NULL ? 0 : 1;
 	if (rc == AM_EMALFORMED || rc == AM_ETRUNC || rc == AM_ETOOBIG || rc == AM_ETRAILING || rc == AM_EVERSION ||
-	    rc == AM_ELIMIT)
+	    rc == AM_ELIMIT || rc == AM_EFIELD)
 		return 2;
 	if (rc == AM_EIO || rc == AM_ENOTFOUND)
 		return strstr(problem, "network key") != NULL ? 0 : 3;
-	return 4;
+	return 5;
 }
 
 static void
-count(struct node *n, int rc, const am_link_report *r, const char *how, const char *where)
-{
-	char peer[AM_NODE_ID_LEN + 1];
+say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-	if (rc == 0) {
+static void
+say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+/* ---- one session's callbacks ---- */
+
+struct sctx {
+	struct node *n;
+	const char *how; /* "to" or "from" */
+	char where[128];
+	char via[16];
+	int slot;        /* in n->peers once the peer said who it is */
+};
+
+static int
+live_slot(struct node *n, const uint8_t pk[AM_PK_BYTES])
+{
+	int free_slot = -1, oldest = 0;
+
+	for (int i = 0; i < MAX_LIVE; i++) {
+		if (n->peers[i].used && memcmp(n->peers[i].pk, pk, AM_PK_BYTES) == 0)
+			return i;
+		if (!n->peers[i].used && free_slot < 0)
+			free_slot = i;
+		if (n->peers[i].links == 0 && n->peers[i].last_seen_ms < n->peers[oldest].last_seen_ms)
+			oldest = i;
+	}
+	return free_slot >= 0 ? free_slot : oldest;
+}
+
+static bool
+linked(struct node *n, const uint8_t pk[AM_PK_BYTES])
+{
+	bool up = false;
+
+	pthread_mutex_lock(&n->mu);
+	for (int i = 0; i < MAX_LIVE; i++)
+		if (n->peers[i].used && n->peers[i].links > 0 && memcmp(n->peers[i].pk, pk, AM_PK_BYTES) == 0)
+			up = true;
+	pthread_mutex_unlock(&n->mu);
+	return up;
+}
+
+static int
+on_peer(void *ctx, const am_link_report *r)
+{
+	struct sctx *c = ctx;
+	struct node *n = c->n;
+	bool pinned = false;
+	int rc, i;
+
+	if (memcmp(r->peer, am_identity_pk(n->me), AM_PK_BYTES) == 0)
+		return am_error_set(AM_EINVAL, "that is this node itself");
+	if ((rc = am_trust_check(n->trust, r->info.name, r->peer, c->where, am_now_ms(), &pinned)) != 0)
+		return rc;
+	if (pinned) {
+		char id[AM_NODE_ID_LEN + 1];
+		am_node_id_format(id, r->peer);
+		say("trust: pinned \"%s\" to key %.16s… (first contact, %s)", r->info.name, id, c->where);
+	}
+	{
 		am_queue_peer p = {0};
 		memcpy(p.pk, r->peer, AM_PK_BYTES);
-		snprintf(p.address, sizeof(p.address), "%s", where);
+		snprintf(p.name, sizeof(p.name), "%s", r->info.name);
+		snprintf(p.address, sizeof(p.address), "%s", strcmp(c->how, "to") == 0 ? c->where : r->info.listen);
 		(void) am_queue_peer_seen(n->q, &p, am_now_ms());
 	}
 	pthread_mutex_lock(&n->mu);
-	if (rc == 0) {
-		n->links_ok++;
-		n->sent += r->sent;
-		n->received += r->received;
+	i = live_slot(n, r->peer);
+	if (!n->peers[i].used || memcmp(n->peers[i].pk, r->peer, AM_PK_BYTES) != 0) {
+		memset(&n->peers[i], 0, sizeof(n->peers[i]));
+		n->peers[i].used = true;
+		memcpy(n->peers[i].pk, r->peer, AM_PK_BYTES);
+	}
+	n->peers[i].info = r->info;
+	snprintf(n->peers[i].address, sizeof(n->peers[i].address), "%s", c->where);
+	snprintf(n->peers[i].via, sizeof(n->peers[i].via), "%s", c->via);
+	n->peers[i].links++;
+	n->peers[i].last_seen_ms = am_now_ms();
+	c->slot = i;
+	pthread_mutex_unlock(&n->mu);
+	return 0;
+}
+
+static void
+on_synced(void *ctx, const am_link_report *r)
+{
+	struct sctx *c = ctx;
+	struct node *n = c->n;
+	char peer[AM_NODE_ID_LEN + 1];
+
+	pthread_mutex_lock(&n->mu);
+	n->links_ok++;
+	n->sent += r->sent;
+	n->received += r->received;
+	pthread_mutex_unlock(&n->mu);
+	am_node_id_format(peer, r->peer);
+	say("link %s %s: peer %.16s… \"%s\" sent %llu, received %llu%s", c->how, c->where, peer, r->info.name,
+	    (unsigned long long) r->sent, (unsigned long long) r->received, n->hub ? "; live" : "");
+}
+
+/* After a session, whatever happened. */
+static void
+session_ended(struct sctx *c, int rc, const am_link_report *r)
+{
+	struct node *n = c->n;
+
+	pthread_mutex_lock(&n->mu);
+	if (c->slot >= 0) {
+		n->peers[c->slot].links--;
+		n->peers[c->slot].last_seen_ms = am_now_ms();
+	}
+	if (r->synced) {
+		n->live_sent += r->live_sent;
+		n->live_received += r->live_received;
 	} else {
 		n->links_failed++;
 		n->refused[reason_of(rc, r->problem)]++;
 	}
 	pthread_mutex_unlock(&n->mu);
-	am_node_id_format(peer, r->peer);
-	if (rc == 0)
-		printf("link %s %s: peer %.16s… sent %llu, received %llu\n", how, where, peer, (unsigned long long) r->sent,
-		    (unsigned long long) r->received);
+	if (!r->synced)
+		say("link %s %s refused: %s", c->how, c->where, r->problem);
 	else
-		printf("link %s %s refused: %s\n", how, where, r->problem);
-	fflush(stdout);
+		say("link %s %s closed after %llu sent, %llu received live%s%s", c->how, c->where,
+		    (unsigned long long) r->live_sent, (unsigned long long) r->live_received, rc ? ": " : "",
+		    rc ? r->problem : "");
+}
+
+static void
+session_options(struct node *n, struct sctx *c, am_link_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->now_ms = am_now_ms();
+	o->netkey = n->netkey;
+	o->timeout_ms = 30000;
+	o->ctx = c;
+	o->hub = n->hub;
+	o->resync_ms = n->resync_ms;
+	o->info = &n->info;
+	o->on_peer = on_peer;
+	o->on_synced = on_synced;
+	/* the queue depth we announce is read once per session */
+	{
+		am_queue_stats st;
+		if (am_queue_get_counts(n->q, &st) == 0) {
+			pthread_mutex_lock(&n->mu);
+			n->info.outbox = st.outbox;
+			pthread_mutex_unlock(&n->mu);
+		}
+	}
+}
+
+/* ---- inbound ---- */
+
+struct inbound {
+	struct node *n;
+	nng_stream *s;
+	char where[128];
+};
+
+static void *
+inbound_session(void *arg)
+{
+	struct inbound *in = arg;
+	struct node *n = in->n;
+	struct sctx c = {n, "from", "", "inbound", -1};
+	am_link_options o;
+	am_link_report *r = malloc(sizeof(*r));
+
+	snprintf(c.where, sizeof(c.where), "%s", in->where);
+	session_options(n, &c, &o);
+	if (r != NULL) {
+		int rc = am_link_session(in->s, false, n->q, n->me, &o, r);
+		session_ended(&c, rc, r);
+	} else {
+		nng_stream_close(in->s);
+		nng_stream_free(in->s);
+	}
+	free(r);
+	free(in);
+	pthread_mutex_lock(&n->mu);
+	n->sessions--;
+	pthread_cond_broadcast(&n->idle);
+	pthread_mutex_unlock(&n->mu);
+	return NULL;
+}
+
+static void
+peer_address(nng_stream *s, char *out, size_t cap)
+{
+	nng_sockaddr sa;
+
+	snprintf(out, cap, "inbound");
+	if (nng_stream_get_addr(s, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
+		const uint8_t *a = (const uint8_t *) &sa.s_in.sa_addr;
+		const uint8_t *p = (const uint8_t *) &sa.s_in.sa_port;
+		snprintf(out, cap, "tcp://%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3], (unsigned) (p[0] << 8 | p[1]));
+	}
 }
 
 static void *
@@ -101,240 +267,205 @@ serve(void *arg)
 	am_link_server *sv = NULL;
 
 	if (am_link_server_open(&sv, n->listen) != 0) {
-		fprintf(stderr, "%s: --listen %s: %s\n", n->gateway ? "agent-mesh-gateway" : "agent-mesh-node", n->listen,
-		    am_error_detail());
+		fprintf(stderr, "%s: --listen %s: %s\n", n->prog, n->listen, am_error_detail());
 		n->stop = 1;
+		kill(getpid(), SIGTERM);
 		return NULL;
 	}
-	printf("listening for links on %s\n", n->listen);
-	fflush(stdout);
+	say("listening for links on %s", n->listen);
 	while (!n->stop) {
-		am_link_options o = {am_now_ms(), n->netkey, 30000, NULL, NULL};
-		am_link_report r;
-		int rc = am_link_server_serve(sv, n->q, n->me, &o, &r, 250);
-		if (rc != AM_ENOTFOUND || r.problem[0] != '\0')
-			count(n, rc, &r, "from", n->listen);
+		nng_stream *s = NULL;
+		struct inbound *in;
+		pthread_t th;
+		if (am_link_server_accept(sv, &s, 250) != 0)
+			continue;
+		if ((in = calloc(1, sizeof(*in))) == NULL) {
+			nng_stream_close(s);
+			nng_stream_free(s);
+			continue;
+		}
+		in->n = n;
+		in->s = s;
+		peer_address(s, in->where, sizeof(in->where));
+		pthread_mutex_lock(&n->mu);
+		n->sessions++;
+		pthread_mutex_unlock(&n->mu);
+		if (pthread_create(&th, NULL, inbound_session, in) != 0) {
+			pthread_mutex_lock(&n->mu);
+			n->sessions--;
+			pthread_mutex_unlock(&n->mu);
+			nng_stream_close(s);
+			nng_stream_free(s);
+			free(in);
+			continue;
+		}
+		pthread_detach(th);
 	}
 	am_link_server_close(sv);
 	return NULL;
 }
 
-/* Sync with each peer every every_ms; a peer that fails is retried after
- * 1 s, then 2, 4, ... up to every_ms, so a link that comes back is used
- * soon without hammering one that stays down. A post to the API (kick)
- * syncs with every peer at once. */
+/* ---- outbound ---- */
+
+static void
+nap(struct node *n, uint64_t ms)
+{
+	for (uint64_t waited = 0; waited < ms && !n->stop; waited += 50)
+		usleep(50 * 1000);
+}
+
+/* Keep a link to one peer: dial, run the session (live until it ends),
+ * dial again at once after a link that worked, or after a backoff (1 s,
+ * doubling up to 30 s) after one that failed. A discovered peer already
+ * linked (it dialed us) is not dialed; of two nodes that discover each
+ * other, the one with the smaller key dials first. */
 static void *
 dial(void *arg)
 {
-	struct node *n = arg;
-	uint64_t next[MAX_PEERS] = {0}, backoff[MAX_PEERS] = {0};
+	struct dialer *d = arg;
+	struct node *n = d->n;
+	uint64_t backoff = 0;
 
+	if (d->has_pk && memcmp(am_identity_pk(n->me), d->pk, AM_PK_BYTES) > 0)
+		nap(n, (uint64_t) n->beacon_ms * 2);
 	while (!n->stop) {
-		bool kicked = n->kick;
-		n->kick = 0;
-		for (size_t i = 0; i < n->npeers && !n->stop; i++) {
-			uint64_t now = am_now_ms();
-			if (!kicked && now < next[i])
-				continue;
-			am_link_options o = {now, n->netkey, 30000, NULL, NULL};
-			am_link_report r;
-			int rc = am_link_sync_dial(n->q, n->me, n->peers[i], &o, &r);
-			count(n, rc, &r, "to", n->peers[i]);
-			if (rc == 0) {
-				backoff[i] = 0;
-				next[i] = am_now_ms() + n->every_ms;
-			} else {
-				backoff[i] = backoff[i] ? backoff[i] * 2 : 1000;
-				if (backoff[i] > n->every_ms)
-					backoff[i] = n->every_ms;
-				next[i] = am_now_ms() + backoff[i];
-			}
+		struct sctx c = {n, "to", "", "", -1};
+		am_link_options o;
+		am_link_report r;
+		int rc;
+
+		if (d->has_pk && linked(n, d->pk)) {
+			nap(n, 1000);
+			continue;
 		}
-		usleep(100 * 1000);
+		snprintf(c.where, sizeof(c.where), "%s", d->url);
+		snprintf(c.via, sizeof(c.via), "%s", d->via);
+		session_options(n, &c, &o);
+		rc = am_link_sync_dial(n->q, n->me, d->url, &o, &r);
+		if (n->stop)
+			break;
+		session_ended(&c, rc, &r);
+		if (r.synced) {
+			backoff = 0;
+			nap(n, 200);
+		} else {
+			backoff = backoff ? backoff * 2 : 1000;
+			if (backoff > BACKOFF_MAX_MS)
+				backoff = BACKOFF_MAX_MS;
+			nap(n, backoff);
+		}
 	}
 	return NULL;
 }
 
-static void
-reply(nng_aio *aio, uint16_t status, const char *type, const char *body)
-{
-	nng_http_res *res = NULL;
-
-	if (nng_http_res_alloc(&res) != 0) {
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_http_res_set_status(res, status);
-	nng_http_res_set_header(res, "Content-Type", type);
-	nng_http_res_copy_data(res, body, strlen(body));
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
-}
-
-static void
-on_health(nng_aio *aio)
-{
-	struct node *n = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	am_queue_stats st;
-	char body[512];
-
-	if (am_queue_get_counts(n->q, &st) != 0) {
-		snprintf(body, sizeof(body), "{\"status\":\"error\",\"error\":\"%s\"}", am_strerror(AM_ESTORE));
-		reply(aio, 503, "application/json", body);
-		return;
-	}
-	pthread_mutex_lock(&n->mu);
-	snprintf(body, sizeof(body),
-	    "{\"status\":\"ok\",\"node_id\":\"%s\",\"envelopes\":%llu,\"outbox\":%llu,\"inbox_unacked\":%llu,"
-	    "\"links_ok\":%llu,\"links_failed\":%llu}",
-	    n->node_id, (unsigned long long) st.envelopes, (unsigned long long) st.outbox,
-	    (unsigned long long) st.inbox_unacked, (unsigned long long) n->links_ok,
-	    (unsigned long long) n->links_failed);
-	pthread_mutex_unlock(&n->mu);
-	reply(aio, 200, "application/json", body);
-}
-
-/* Everything but /health wants the bearer token when the daemon has one. */
-static bool
-token_ok(struct node *n, nng_aio *aio)
-{
-	const char *h;
-
-	if (n->api.token[0] == '\0')
-		return true;
-	h = nng_http_req_get_header(nng_aio_get_input(aio, 0), "Authorization");
-	if (h != NULL && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == strlen(n->api.token) &&
-	    sodium_memcmp(h + 7, n->api.token, strlen(n->api.token)) == 0)
-		return true;
-	reply(aio, 401, "application/json", "{\"error\":\"missing or wrong bearer token (Authorization: Bearer ...)\"}");
-	return false;
-}
-
-static void
-on_metrics(nng_aio *aio)
-{
-	struct node *n = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	am_queue_stats st = {0};
-	char body[4096];
-
-	if (!token_ok(n, aio))
-		return;
-	(void) am_queue_get_counts(n->q, &st);
-	pthread_mutex_lock(&n->mu);
-	snprintf(body, sizeof(body),
-	    "# HELP am_store_envelopes Envelopes held in the store.\n# TYPE am_store_envelopes gauge\n"
-	    "am_store_envelopes %llu\n"
-	    "# HELP am_store_outbox Envelopes this node carries on.\n# TYPE am_store_outbox gauge\n"
-	    "am_store_outbox %llu\n"
-	    "# HELP am_inbox_unacked Envelopes waiting for the consumer.\n# TYPE am_inbox_unacked gauge\n"
-	    "am_inbox_unacked %llu\n"
-	    "# HELP am_links_total Link sessions by result.\n# TYPE am_links_total counter\n"
-	    "am_links_total{result=\"ok\"} %llu\nam_links_total{result=\"failed\"} %llu\n"
-	    "# HELP am_envelopes_sent_total Envelopes pushed to peers.\n# TYPE am_envelopes_sent_total counter\n"
-	    "am_envelopes_sent_total %llu\n"
-	    "# HELP am_envelopes_received_total Envelopes stored from peers.\n"
-	    "# TYPE am_envelopes_received_total counter\nam_envelopes_received_total %llu\n",
-	    (unsigned long long) st.envelopes, (unsigned long long) st.outbox, (unsigned long long) st.inbox_unacked,
-	    (unsigned long long) n->links_ok, (unsigned long long) n->links_failed, (unsigned long long) n->sent,
-	    (unsigned long long) n->received);
-	{
-		size_t len = strlen(body);
-		len += (size_t) snprintf(body + len, sizeof(body) - len,
-		    "# HELP am_link_refused_total Failed link sessions by reason.\n# TYPE am_link_refused_total counter\n");
-		for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]) && len < sizeof(body); i++)
-			len += (size_t) snprintf(body + len, sizeof(body) - len, "am_link_refused_total{reason=\"%s\"} %llu\n",
-			    reasons[i], (unsigned long long) n->refused[i]);
-	}
-	pthread_mutex_unlock(&n->mu);
-	reply(aio, 200, "text/plain; version=0.0.4", body);
-}
-
 static int
-scan_peer(void *ctx, const am_queue_peer *p)
+add_dialer(struct node *n, const char *url, const char *via, const uint8_t *pk)
 {
-	char id[AM_NODE_ID_LEN + 1];
+	struct dialer *d;
+	int rc = 0;
 
-	am_node_id_format(id, p->pk);
-	json_array_append_new(ctx, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "id", id, "name", p->name, "address",
-	    p->address, "first_seen_ms", (json_int_t) p->first_seen_ms, "last_seen_ms", (json_int_t) p->last_seen_ms,
-	    "contacts", (json_int_t) p->contacts));
-	return 0;
-}
-
-static void
-on_scan(nng_aio *aio)
-{
-	struct node *n = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	json_t *peers = json_array(), *j;
-	char *body;
-
-	if (!token_ok(n, aio)) {
-		json_decref(peers);
-		return;
-	}
-	(void) am_queue_peer_each(n->q, scan_peer, peers);
-	j = json_pack("{s:s, s:s, s:o}", "node_id", n->node_id, "role", n->gateway ? "gateway" : "node", "peers", peers);
-	body = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	reply(aio, 200, "application/json", body ? body : "{}");
-	free(body);
-}
-
-static void
-kick(void *ctx)
-{
-	((struct node *) ctx)->kick = 1;
-}
-
-static int
-http_start(nng_http_server **out, struct node *n, const char *host, int port)
-{
-	char url[128];
-	nng_url *u = NULL;
-	nng_http_handler *h;
-	struct {
-		const char *path;
-		void (*fn)(nng_aio *);
-	} routes[] = {{"/health", on_health}, {n->gateway ? "/v1/metrics" : "/metrics", on_metrics},
-	    {"/v1/mesh_scan", on_scan}};
-	int rv;
-
-	snprintf(url, sizeof(url), "http://%s:%d", host, port);
-	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_server_hold(out, u)) != 0)
-		goto out;
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if ((rv = nng_http_handler_alloc(&h, routes[i].path, routes[i].fn)) != 0 ||
-		    (rv = nng_http_handler_set_method(h, "GET")) != 0 ||
-		    (rv = nng_http_handler_set_data(h, n, NULL)) != 0 || (rv = nng_http_server_add_handler(*out, h)) != 0)
-			goto out;
-	}
-	n->api.q = n->q;
-	n->api.me = n->me;
-	n->api.on_new = kick;
-	n->api.ctx = n;
-	if (am_api_register(*out, &n->api) != 0) {
-		fprintf(stderr, "%s\n", am_error_detail());
-		rv = NNG_EINVAL;
+	pthread_mutex_lock(&n->mu);
+	for (size_t i = 0; i < n->ndialers; i++)
+		if (strcmp(n->dialers[i]->url, url) == 0 ||
+		    (pk != NULL && n->dialers[i]->has_pk && memcmp(n->dialers[i]->pk, pk, AM_PK_BYTES) == 0))
+			goto out; /* known already */
+	if (n->ndialers == MAX_DIALERS) {
+		rc = am_error_set(AM_ELIMIT, "at most %d peers to dial", MAX_DIALERS);
 		goto out;
 	}
-	rv = nng_http_server_start(*out);
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		rc = am_error_set(AM_ENOMEM, "out of memory");
+		goto out;
+	}
+	d->n = n;
+	snprintf(d->url, sizeof(d->url), "%s", url);
+	snprintf(d->via, sizeof(d->via), "%s", via);
+	if (pk != NULL) {
+		memcpy(d->pk, pk, AM_PK_BYTES);
+		d->has_pk = true;
+	}
+	if (pthread_create(&d->th, NULL, dial, d) != 0) {
+		free(d);
+		rc = am_error_set(AM_ENOMEM, "cannot start a dialing thread");
+		goto out;
+	}
+	n->dialers[n->ndialers++] = d;
 out:
-	if (u != NULL)
-		nng_url_free(u);
-	if (rv != 0)
-		fprintf(stderr, "%s: HTTP on %s: %s\n", n->gateway ? "agent-mesh-gateway" : "agent-mesh-node", url,
-		    nng_strerror(rv));
-	return rv;
+	pthread_mutex_unlock(&n->mu);
+	return rc;
 }
+
+static void
+discovered(void *ctx, const am_beacon *b, const char *url)
+{
+	struct node *n = ctx;
+	size_t before = n->ndialers;
+
+	if (add_dialer(n, url, "discovery", b->pk) == 0 && n->ndialers > before)
+		say("discovery: \"%s\" at %s", b->name, url);
+}
+
+/* ---- configuration ---- */
 
 static void
 usage(FILE *f, bool gateway)
 {
-	fprintf(f, "usage: %s --data DIR --network-key HEX|@FILE [--listen URL] [--peer URL]...\n"
-	           "       [--host 127.0.0.1] [--port N (%s, default %s)] [--sync-every 30s] [--identity PEM]\n"
-	           "       [--dev-token]%s\n",
-	    gateway ? "agent-mesh-gateway" : "agent-mesh-node", gateway ? "GATEWAY_PORT" : "NODE_PORT",
-	    gateway ? "8787" : "8000", gateway ? " [--trust-mode tofu]" : "");
+	fprintf(f,
+	    "usage: %s --data DIR --network-key HEX|@FILE [options]\n"
+	    "  --listen URL          accept links (tcp://0.0.0.0:7400, ws://..., ipc://...)\n"
+	    "  --peer URL            keep a link to this peer (repeatable)%s\n"
+	    "  --name NAME           how peers know this node (NODE_NAME; default %s-<key prefix>)\n"
+	    "  --position LAT,LON    this node's position; --zone TAG, --group NAME (repeatable)\n"
+	    "  --host H --port N     HTTP API (%s, default 127.0.0.1:%s)\n"
+	    "  --dev-token           print a bearer token the API requires (DEV_TOKEN_ENABLED=true)\n"
+	    "  --trust-mode tofu     pin each peer name's first key (TRUST_MODE)\n"
+	    "  --identity PEM        the key (default DIR/identity.pem)\n"
+	    "  --sync-every 5m       reconcile on every link at least this often\n"
+	    "  --no-discovery        no multicast beacons (MESH_DISCOVERY=off); static peers still work\n"
+	    "  --beacon-every 5s     beacon interval; group MESH_MULTICAST_IP:MESH_MULTICAST_PORT\n"
+	    "  --env-file FILE       KEY=VALUE defaults (default ./.env when present)\n",
+	    gateway ? "agent-mesh-gateway" : "agent-mesh-node", gateway ? "" : "\n  --gateway URL         the same, for the gateway",
+	    gateway ? "gateway" : "node", gateway ? "GATEWAY_HOST/GATEWAY_PORT" : "NODE_PORT", gateway ? "8787" : "8000");
+}
+
+static int
+parse_port(const char *prog, const char *what, const char *s, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*s == '\0' || *end != '\0' || v < 1 || v > 65535) {
+		fprintf(stderr, "%s: %s \"%s\" is not a port (1..65535)\n", prog, what, s);
+		return -1;
+	}
+	*out = (int) v;
+	return 0;
+}
+
+/* the tcp port of a listen URL, for beacons (0: not tcp) */
+static uint16_t
+listen_port(const char *url)
+{
+	const char *colon;
+
+	if (url == NULL || strncmp(url, "tcp://", 6) != 0 || (colon = strrchr(url, ':')) == NULL)
+		return 0;
+	long v = strtol(colon + 1, NULL, 10);
+	return v > 0 && v < 65536 ? (uint16_t) v : 0;
+}
+
+static bool
+env_true(const char *name)
+{
+	const char *v = getenv(name);
+	return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0);
+}
+
+static bool
+env_false(const char *name)
+{
+	const char *v = getenv(name);
+	return v != NULL && (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0 || strcmp(v, "off") == 0);
 }
 
 int
@@ -342,86 +473,205 @@ am_daemon_main(bool gateway, int argc, char **argv)
 {
 	static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
 	    {"network-key", required_argument, NULL, 'k'}, {"listen", required_argument, NULL, 'l'},
-	    {"peer", required_argument, NULL, 'p'}, {"host", required_argument, NULL, 'H'},
-	    {"port", required_argument, NULL, 'P'}, {"sync-every", required_argument, NULL, 'e'},
-	    {"dev-token", no_argument, NULL, 't'}, {"identity", required_argument, NULL, 'i'},
-	    {"trust-mode", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
-	bool dev_token = getenv("DEV_TOKEN_ENABLED") != NULL && strcmp(getenv("DEV_TOKEN_ENABLED"), "true") == 0;
-	const char *identity = NULL;
-	const char *me = gateway ? "agent-mesh-gateway" : "agent-mesh-node";
+	    {"peer", required_argument, NULL, 'p'}, {"gateway", required_argument, NULL, 'g'},
+	    {"host", required_argument, NULL, 'H'}, {"port", required_argument, NULL, 'P'},
+	    {"sync-every", required_argument, NULL, 'e'}, {"dev-token", no_argument, NULL, 't'},
+	    {"identity", required_argument, NULL, 'i'}, {"trust-mode", required_argument, NULL, 'T'},
+	    {"name", required_argument, NULL, 'n'}, {"position", required_argument, NULL, 'x'},
+	    {"zone", required_argument, NULL, 'z'}, {"group", required_argument, NULL, 'G'},
+	    {"no-discovery", no_argument, NULL, 'D'}, {"beacon-every", required_argument, NULL, 'b'},
+	    {"env-file", required_argument, NULL, 'E'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	const char *prog = gateway ? "agent-mesh-gateway" : "agent-mesh-node";
+	const char *identity = NULL, *dir = NULL, *key = NULL, *host = NULL, *name = NULL, *trust_mode = NULL;
+	const char *env_file = NULL, *peers[MAX_DIALERS], *position = NULL;
+	const char *zones[AM_GEO_MAX_TAGS], *groups[AM_QUEUE_MAX_GROUPS];
+	size_t npeers = 0, nzones = 0, ngroups = 0;
+	bool dev_token = false, no_discovery = false;
+	uint64_t beacon_ms = 5000;
+	int port = 0, c, rc = 1;
 	struct node n;
-	const char *dir = NULL, *key = NULL, *host = "127.0.0.1";
-	const char *port_env = getenv(gateway ? "GATEWAY_PORT" : "NODE_PORT");
-	int port = port_env ? atoi(port_env) : gateway ? 8787 : 8000, c, rc = 1;
 	char path[4096];
 	nng_http_server *http = NULL;
-	pthread_t ts, td;
-	bool serving = false, dialing = false;
+	pthread_t ts;
+	bool serving = false;
 	sigset_t sigs;
 
 	memset(&n, 0, sizeof(n));
 	n.gateway = gateway;
-	n.every_ms = 30000;
-	if (gateway && getenv("GATEWAY_HOST") != NULL)
-		host = getenv("GATEWAY_HOST");
+	n.prog = prog;
+	n.resync_ms = 5 * 60 * 1000;
 	pthread_mutex_init(&n.mu, NULL);
-	while ((c = getopt_long(argc, argv, "d:k:l:p:H:P:e:ti:T:h", opts, NULL)) != -1) {
+	pthread_cond_init(&n.idle, NULL);
+	while ((c = getopt_long(argc, argv, "d:k:l:p:g:H:P:e:ti:T:n:x:z:G:Db:E:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'k': key = optarg; break;
 		case 'l': n.listen = optarg; break;
 		case 'p':
-			if (n.npeers == MAX_PEERS) {
-				fprintf(stderr, "%s: at most %d --peer\n", me, MAX_PEERS);
+		case 'g':
+			if (npeers == MAX_DIALERS) {
+				fprintf(stderr, "%s: at most %d --peer\n", prog, MAX_DIALERS);
 				return 2;
 			}
-			n.peers[n.npeers++] = optarg;
+			peers[npeers++] = optarg;
 			break;
 		case 'H': host = optarg; break;
-		case 'P': port = atoi(optarg); break;
+		case 'P':
+			if (parse_port(prog, "--port", optarg, &port) != 0)
+				return 2;
+			break;
 		case 'e':
-			if (am_duration_parse(&n.every_ms, optarg) != 0) {
-				fprintf(stderr, "%s: --sync-every: %s\n", me, am_error_detail());
+			if (am_duration_parse(&n.resync_ms, optarg) != 0 || n.resync_ms < 1000) {
+				fprintf(stderr, "%s: --sync-every %s: a duration of at least 1s (30s, 5m, 1h)\n", prog, optarg);
 				return 2;
 			}
 			break;
 		case 't': dev_token = true; break;
 		case 'i': identity = optarg; break;
-		case 'T':
-			if (strcmp(optarg, "tofu") != 0) {
-				fprintf(stderr, "%s: --trust-mode %s: only tofu exists yet (pki comes with the trust work)\n", me,
-				    optarg);
+		case 'T': trust_mode = optarg; break;
+		case 'n': name = optarg; break;
+		case 'x': position = optarg; break;
+		case 'z':
+			if (nzones == AM_GEO_MAX_TAGS) {
+				fprintf(stderr, "%s: at most %d --zone\n", prog, AM_GEO_MAX_TAGS);
+				return 2;
+			}
+			zones[nzones++] = optarg;
+			break;
+		case 'G':
+			if (ngroups == AM_QUEUE_MAX_GROUPS) {
+				fprintf(stderr, "%s: at most %d --group\n", prog, AM_QUEUE_MAX_GROUPS);
+				return 2;
+			}
+			groups[ngroups++] = optarg;
+			break;
+		case 'D': no_discovery = true; break;
+		case 'b':
+			if (am_duration_parse(&beacon_ms, optarg) != 0 || beacon_ms < 100 || beacon_ms > 3600000) {
+				fprintf(stderr, "%s: --beacon-every %s: a duration from 100ms to 1h\n", prog, optarg);
 				return 2;
 			}
 			break;
+		case 'E': env_file = optarg; break;
 		case 'h': usage(stdout, gateway); return 0;
 		default: usage(stderr, gateway); return 2;
 		}
 	}
-	if (dir == NULL || key == NULL || port <= 0 || port > 65535) {
-		fprintf(stderr, "%s: --data DIR and --network-key are required, and the port 1..65535\n", me);
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument \"%s\"\n", prog, argv[optind]);
+		return 2;
+	}
+	/* flags > environment > .env > defaults */
+	if (am_env_file_load(env_file ? env_file : ".env", env_file != NULL) != 0) {
+		fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+		return 2;
+	}
+	if (!dev_token)
+		dev_token = env_true("DEV_TOKEN_ENABLED");
+	if (host == NULL)
+		host = gateway && getenv("GATEWAY_HOST") ? getenv("GATEWAY_HOST") : "127.0.0.1";
+	if (port == 0) {
+		const char *pe = getenv(gateway ? "GATEWAY_PORT" : "NODE_PORT");
+		port = gateway ? 8787 : 8000;
+		if (pe != NULL && parse_port(prog, gateway ? "GATEWAY_PORT" : "NODE_PORT", pe, &port) != 0)
+			return 2;
+	}
+	if (trust_mode == NULL)
+		trust_mode = getenv("TRUST_MODE") ? getenv("TRUST_MODE") : "tofu";
+	if (strcmp(trust_mode, "tofu") != 0) {
+		fprintf(stderr, "%s: trust mode \"%s\": only tofu exists yet (pki comes with the trust work)\n", prog,
+		    trust_mode);
+		return 2;
+	}
+	if (key == NULL)
+		key = getenv("MESH_NETWORK_KEY");
+	if (n.listen == NULL)
+		n.listen = getenv("MESH_LISTEN");
+	if (name == NULL)
+		name = getenv("NODE_NAME");
+	if (env_false("MESH_DISCOVERY"))
+		no_discovery = true;
+	n.beacon_ms = (int) beacon_ms;
+	if (dir == NULL || key == NULL) {
+		fprintf(stderr, "%s: --data DIR and --network-key (or MESH_NETWORK_KEY) are required\n", prog);
 		usage(stderr, gateway);
 		return 2;
 	}
 	if (!dev_token && strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0 && strcmp(host, "::1") != 0) {
-		fprintf(stderr, "%s: --host %s is not loopback: the API then needs --dev-token\n", me, host);
+		fprintf(stderr, "%s: --host %s is not loopback: the API then needs --dev-token\n", prog, host);
+		return 2;
+	}
+	if (name != NULL && am_tag_check("--name", name, strlen(name)) != 0) {
+		fprintf(stderr, "%s: %s\n", prog, am_error_detail());
 		return 2;
 	}
 	if (am_core_init() != 0 || am_netkey_parse(n.netkey, key) != 0) {
-		fprintf(stderr, "%s: --network-key: %s\n", me, am_error_detail());
+		fprintf(stderr, "%s: --network-key: %s\n", prog, am_error_detail());
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/identity.pem", dir);
 	if (am_identity_load_pem(&n.me, identity ? identity : path) != 0) {
-		fprintf(stderr, "%s: %s (make the folder with: agent-mesh init --store %s)\n", me, am_error_detail(), dir);
+		fprintf(stderr, "%s: %s (make the folder with: agent-mesh init --store %s)\n", prog, am_error_detail(), dir);
 		return 1;
 	}
 	snprintf(path, sizeof(path), "%s/store", dir);
-	if (am_queue_open(&n.q, path, NULL) != 0) {
-		fprintf(stderr, "%s: %s\n", me, am_error_detail());
+	if (am_queue_open(&n.q, path, NULL) != 0 || am_trust_open(&n.trust, dir) != 0 || am_hub_new(&n.hub, 65536) != 0) {
+		fprintf(stderr, "%s: %s\n", prog, am_error_detail());
 		goto out;
 	}
 	am_node_id_format(n.node_id, am_identity_pk(n.me));
+	/* position, zones and groups given here are kept in the store */
+	if (position != NULL || nzones > 0) {
+		am_position pos = {0};
+		(void) am_queue_get_position(n.q, &pos);
+		if (position != NULL) {
+			char *end;
+			pos.lat = strtod(position, &end);
+			if (*end != ',' || (pos.lon = strtod(end + 1, &end), *end != '\0') || !(pos.lat >= -90 && pos.lat <= 90) ||
+			    !(pos.lon >= -180 && pos.lon <= 180)) {
+				fprintf(stderr, "%s: --position \"%s\": want LAT,LON in degrees (52.52,13.405)\n", prog, position);
+				rc = 2;
+				goto out;
+			}
+			pos.has_fix = true;
+		}
+		if (nzones > 0) {
+			pos.ntags = 0;
+			for (size_t i = 0; i < nzones; i++) {
+				if (am_tag_check("--zone", zones[i], strlen(zones[i])) != 0) {
+					fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+					rc = 2;
+					goto out;
+				}
+				snprintf(pos.tags[pos.ntags++], AM_TAG_MAX + 1, "%s", zones[i]);
+			}
+		}
+		if (am_queue_set_position(n.q, &pos) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+			goto out;
+		}
+	}
+	if (ngroups > 0) {
+		char g[AM_QUEUE_MAX_GROUPS][AM_TAG_MAX + 1];
+		for (size_t i = 0; i < ngroups; i++)
+			snprintf(g[i], sizeof(g[i]), "%s", groups[i]);
+		if (am_queue_set_groups(n.q, g, ngroups) != 0) {
+			fprintf(stderr, "%s: --group: %s\n", prog, am_error_detail());
+			rc = 2;
+			goto out;
+		}
+	}
+	snprintf(n.info.name, sizeof(n.info.name), "%s", name ? name : "");
+	if (name == NULL)
+		snprintf(n.info.name, sizeof(n.info.name), "%s-%.16s", gateway ? "gateway" : "node", n.node_id);
+	snprintf(n.info.role, sizeof(n.info.role), "%s", gateway ? "gateway" : "node");
+	snprintf(n.info.listen, sizeof(n.info.listen), "%s", n.listen ? n.listen : "");
+	(void) am_queue_get_position(n.q, &n.info.pos);
+	{
+		size_t ng = 0;
+		if (am_queue_get_groups(n.q, n.info.groups, &ng) == 0)
+			n.info.ngroups = (uint8_t) ng;
+	}
 	if (dev_token) {
 		uint8_t t[16];
 		randombytes_buf(t, sizeof(t));
@@ -433,33 +683,70 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	if (http_start(&http, &n, host, port) != 0)
+	if (am_daemon_http_start(&http, &n, host, port) != 0)
 		goto out;
-	printf("%s %s: http://%s:%d/health\n", me, n.node_id, host, port);
-	fflush(stdout);
+	say("%s %s \"%s\": http://%s:%d/health (trust store %s)", prog, n.node_id, n.info.name, host, port,
+	    am_trust_path(n.trust));
 	if (n.listen != NULL)
 		serving = pthread_create(&ts, NULL, serve, &n) == 0;
-	if (n.npeers > 0)
-		dialing = pthread_create(&td, NULL, dial, &n) == 0;
+	for (size_t i = 0; i < npeers; i++)
+		if (add_dialer(&n, peers[i], "static", NULL) != 0)
+			fprintf(stderr, "%s: --peer %s: %s\n", prog, peers[i], am_error_detail());
+	if (!no_discovery) {
+		const char *ip = getenv("MESH_MULTICAST_IP"), *mp = getenv("MESH_MULTICAST_PORT");
+		int mport = 9999;
+		if (mp != NULL && parse_port(prog, "MESH_MULTICAST_PORT", mp, &mport) != 0)
+			goto stop;
+		am_discovery_options d = {ip ? ip : "239.255.42.99", (uint16_t) mport, getenv("MESH_MULTICAST_IF"), n.me,
+		    n.netkey, n.info.name, listen_port(n.listen), n.beacon_ms};
+		/* discovery is a convenience: without a multicast route the
+		 * daemon still runs on its static peers */
+		if (am_discovery_start(&n.disc, &d, discovered, &n) != 0)
+			say("discovery off: %s", am_error_detail());
+		else
+			say("discovery on %s:%d%s", d.group_ip, mport, d.link_port ? "" : " (listening only: no tcp --listen)");
+	}
 	{
 		int sig = 0;
 		sigwait(&sigs, &sig);
-		printf("stopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-		fflush(stdout);
+		say("stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	}
+stop:
 	n.stop = 1;
+	am_discovery_stop(n.disc);
+	n.disc = NULL;
+	am_hub_stop(n.hub); /* closes every open link */
 	if (serving)
 		pthread_join(ts, NULL);
-	if (dialing)
-		pthread_join(td, NULL);
+	for (size_t i = 0; i < n.ndialers; i++) {
+		pthread_join(n.dialers[i]->th, NULL);
+		free(n.dialers[i]);
+	}
+	{
+		/* inbound sessions end once their streams are closed */
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += 10;
+		pthread_mutex_lock(&n.mu);
+		while (n.sessions > 0)
+			if (pthread_cond_timedwait(&n.idle, &n.mu, &dl) != 0)
+				break;
+		pthread_mutex_unlock(&n.mu);
+	}
 	rc = 0;
 out:
 	if (http != NULL) {
 		nng_http_server_stop(http);
 		nng_http_server_release(http);
 	}
-	am_queue_close(n.q);
-	am_identity_free(n.me);
+	/* a session that did not end in time still uses these: the process
+	 * exits anyway */
+	if (n.sessions == 0) {
+		am_queue_close(n.q);
+		am_hub_free(n.hub);
+		am_trust_close(n.trust);
+		am_identity_free(n.me);
+	}
 	sodium_memzero(n.netkey, sizeof(n.netkey));
 	return rc;
 }

@@ -4,13 +4,17 @@
  * side holds, then each side pushes what the other lacks, concurrently.
  *
  * Frames after the handshake (plaintext inside the link's AEAD):
+ *   'N' peer info (first frame each way: name, role, position ...)
+ *   'X' refused: a reason in words, then the sender closes
  *   'R' reconciliation message   'F' reconciliation finished
  *   'E' envelopes: u32 count, then count x (u32 length, bytes)
  *   'D' done sending
- *   'C' everything received is committed (the last frame each way: a
- *       session ends only when both sides have stored what they got)
- * This is the engine the daemons will run on every link; `agent-mesh link
- * sync` runs it once.
+ *   'C' everything received is committed (the end of the first sync: it
+ *       is complete only when both sides have stored what they got)
+ *   'K' keepalive (live phase, when there was nothing to push for a while)
+ * A live session (the daemons') then goes on pushing 'E' frames with what
+ * the hub reports as newly stored, until a side closes. `agent-mesh link
+ * sync` runs one sync and closes.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "am_runtime.h"
@@ -39,6 +43,9 @@ struct session {
 	int send_rc;
 	char send_detail[200]; /* the sending thread's error, in words */
 	struct am_owed_list owed; /* receipts owed for what arrived */
+	uint64_t tag;          /* this session's tag in the hub */
+	uint64_t cursor;       /* the hub position the live push starts from */
+	volatile int live_stop; /* the receiving side ended the live phase */
 };
 
 static int
@@ -230,6 +237,74 @@ reconcile(struct session *ss, bool initiator, am_recon *rec)
 
 /* ---- pushing ---- */
 
+struct batch {
+	uint8_t *buf; /* 5 bytes of frame header room, then (u32 len, bytes)... */
+	size_t len;
+	uint32_t count;
+};
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) (v >> 24);
+	p[1] = (uint8_t) (v >> 16);
+	p[2] = (uint8_t) (v >> 8);
+	p[3] = (uint8_t) v;
+}
+
+/* Add one envelope to the batch if it is carried on: in the outbox, a
+ * hop left (spent here) and not expired. Gone since (delivered, expired)
+ * is skipped. */
+static void
+batch_add(struct session *ss, struct batch *b, const uint8_t id[AM_ID_BYTES], uint64_t now_ms)
+{
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	am_queue_meta m;
+
+	if (am_queue_get(ss->q, id, &raw, &len, &m) != 0)
+		return;
+	if ((m.flags & AM_QF_OUTBOX) && m.hops_left > 0 && m.expires_ms > now_ms &&
+	    am_envelope_set_hops(raw, len, (uint8_t) (m.hops_left - 1)) == 0) {
+		put32(b->buf + b->len, (uint32_t) len);
+		memcpy(b->buf + b->len + 4, raw, len);
+		b->len += 4 + len;
+		b->count++;
+	}
+	free(raw);
+}
+
+static bool
+batch_full(const struct batch *b)
+{
+	return b->count == PUSH_BATCH || b->len >= PUSH_BYTES;
+}
+
+static int
+batch_flush(struct session *ss, struct batch *b, uint64_t *counter)
+{
+	int rc = 0;
+
+	if (b->count > 0) {
+		put32(b->buf, b->count);
+		rc = send_frame(ss, 'E', b->buf, b->len);
+		*counter += b->count;
+	}
+	b->len = 4;
+	b->count = 0;
+	return rc;
+}
+
+static int
+batch_init(struct batch *b)
+{
+	b->len = 4;
+	b->count = 0;
+	if ((b->buf = malloc(PUSH_BYTES + AM_MAX_ENVELOPE + 8)) == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	return 0;
+}
+
 struct pusher {
 	struct session *ss;
 	const uint8_t *ids;
@@ -241,42 +316,14 @@ push(void *arg)
 {
 	struct pusher *p = arg;
 	struct session *ss = p->ss;
-	uint8_t *batch = malloc(PUSH_BYTES + AM_MAX_ENVELOPE + 8);
-	size_t blen = 4;
-	uint32_t count = 0, batches = 0;
-	int rc = batch == NULL ? am_error_set(AM_ENOMEM, "out of memory") : 0;
+	struct batch b;
+	uint32_t batches = 0;
+	int rc = batch_init(&b);
 
-	for (size_t i = 0; rc == 0 && i <= p->n; i++) {
-		if (i < p->n) {
-			uint8_t *raw = NULL;
-			size_t len = 0;
-			am_queue_meta m;
-			if (am_queue_get(ss->q, p->ids + i * AM_ID_BYTES, &raw, &len, &m) != 0)
-				continue; /* gone since: delivered or expired */
-			/* carry only what is carried on, spending a hop */
-			if (!(m.flags & AM_QF_OUTBOX) || m.hops_left == 0 || m.expires_ms <= ss->o->now_ms ||
-			    am_envelope_set_hops(raw, len, (uint8_t) (m.hops_left - 1)) != 0) {
-				free(raw);
-				continue;
-			}
-			batch[blen] = (uint8_t) (len >> 24);
-			batch[blen + 1] = (uint8_t) (len >> 16);
-			batch[blen + 2] = (uint8_t) (len >> 8);
-			batch[blen + 3] = (uint8_t) len;
-			memcpy(batch + blen + 4, raw, len);
-			blen += 4 + len;
-			count++;
-			free(raw);
-		}
-		if (count > 0 && (i == p->n || count == PUSH_BATCH || blen >= PUSH_BYTES)) {
-			batch[0] = (uint8_t) (count >> 24);
-			batch[1] = (uint8_t) (count >> 16);
-			batch[2] = (uint8_t) (count >> 8);
-			batch[3] = (uint8_t) count;
-			rc = send_frame(ss, 'E', batch, blen);
-			ss->r->sent += count;
-			blen = 4;
-			count = 0;
+	for (size_t i = 0; rc == 0 && i < p->n; i++) {
+		batch_add(ss, &b, p->ids + i * AM_ID_BYTES, ss->o->now_ms);
+		if (batch_full(&b) || (i + 1 == p->n && b.count > 0)) {
+			rc = batch_flush(ss, &b, &ss->r->sent);
 			/* reading by id maps each envelope's neighbours too
 			 * (fault-around); a long push should not map the store */
 			if (++batches % PUSH_TRIM_BATCHES == 0)
@@ -285,7 +332,7 @@ push(void *arg)
 	}
 	if (rc == 0)
 		rc = send_frame(ss, 'D', NULL, 0);
-	free(batch);
+	free(b.buf);
 	ss->send_rc = rc;
 	if (rc != 0)
 		snprintf(ss->send_detail, sizeof(ss->send_detail), "%s", am_error_detail());
@@ -301,6 +348,8 @@ received_batch(struct session *ss, const am_queue_result *res, uint32_t count)
 			return AM_ENOMEM;
 		ss->r->received += res[i].rc == 0;
 		ss->r->inboxed += res[i].inboxed;
+		if (res[i].rc == 0) /* live links to others carry it on at once */
+			am_hub_note(ss->o->hub, res[i].id, 1, ss->tag, res[i].inboxed);
 		ss->r->refused += res[i].rc != 0 && res[i].rc != AM_EDUP && res[i].rc != AM_ETOMBSTONE &&
 		    res[i].rc != AM_EEXPIRED;
 	}
@@ -392,6 +441,197 @@ out:
 	return rc;
 }
 
+/* ---- peer info and trust ---- */
+
+/* The peer refused us: its 'X' frame says why. */
+static int
+refused_by_peer(const uint8_t *in, size_t ilen)
+{
+	return am_error_set(AM_EUNTRUSTED, "the peer refused the link: %.*s", (int) (ilen > 180 ? 180 : ilen - 1),
+	    (const char *) in + 1);
+}
+
+static int
+exchange_info(struct session *ss)
+{
+	am_peer_info mine;
+	uint8_t *buf = NULL, *in = NULL;
+	size_t len = 0, ilen = 0;
+	int rc;
+
+	if (ss->o->info != NULL)
+		mine = *ss->o->info;
+	else {
+		char id[AM_NODE_ID_LEN + 1];
+		memset(&mine, 0, sizeof(mine));
+		am_node_id_format(id, am_identity_pk(ss->me));
+		snprintf(mine.name, sizeof(mine.name), "node-%.16s", id);
+		snprintf(mine.role, sizeof(mine.role), "node");
+	}
+	if ((rc = am_peer_info_encode(&buf, &len, &mine)) != 0 || (rc = send_frame(ss, 'N', buf, len)) != 0)
+		goto out;
+	if ((rc = recv_frame(ss, &in, &ilen)) != 0)
+		goto out;
+	if (in[0] == 'X') {
+		rc = refused_by_peer(in, ilen);
+		goto out;
+	}
+	if (in[0] != 'N') {
+		rc = am_error_set(AM_EMALFORMED, "link: expected the peer's info, got frame '%c'", in[0]);
+		goto out;
+	}
+	if ((rc = am_peer_info_decode(&ss->r->info, in + 1, ilen - 1)) != 0)
+		goto out;
+	if (ss->o->on_peer != NULL && (rc = ss->o->on_peer(ss->o->ctx, ss->r)) != 0) {
+		/* say why before closing, so the other side's log names it */
+		char why[200];
+		snprintf(why, sizeof(why), "%s", am_error_detail());
+		(void) send_frame(ss, 'X', (const uint8_t *) why, strlen(why));
+		rc = am_error_set(rc, "%s", why);
+	}
+out:
+	free(buf);
+	free(in);
+	return rc;
+}
+
+/* ---- the live phase ---- */
+
+/* Push what the hub reports as new (not what this session brought in),
+ * with a keepalive when idle; stop when the receiving side ends, the hub
+ * stops, this sender falls behind the ring, or resync time comes. */
+static void *
+live_push(void *arg)
+{
+	struct session *ss = arg;
+	am_hub *hub = ss->o->hub;
+	int ms = ss->o->timeout_ms ? ss->o->timeout_ms : 30000;
+	uint64_t until = ss->o->resync_ms ? am_now_ms() + ss->o->resync_ms : UINT64_MAX;
+	uint64_t idle_since = am_now_ms();
+	uint8_t *ids = malloc(PUSH_BATCH * AM_ID_BYTES);
+	struct batch b = {0};
+	int rc = ids == NULL ? am_error_set(AM_ENOMEM, "out of memory") : batch_init(&b);
+
+	while (rc == 0 && !ss->live_stop && am_now_ms() < until) {
+		size_t n = 0;
+		if ((rc = am_hub_next(hub, &ss->cursor, ss->tag, ids, PUSH_BATCH, ms / 3 > 1000 ? 1000 : ms / 3, &n)) != 0)
+			break;
+		if (n == 0) {
+			if (am_now_ms() - idle_since >= (uint64_t) ms / 3) {
+				rc = send_frame(ss, 'K', NULL, 0);
+				idle_since = am_now_ms();
+			}
+			continue;
+		}
+		uint64_t now = am_now_ms();
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			batch_add(ss, &b, ids + i * AM_ID_BYTES, now);
+		if (b.count > 0) {
+			rc = batch_flush(ss, &b, &ss->r->live_sent);
+			idle_since = am_now_ms();
+		}
+	}
+	if (rc == AM_ENOTFOUND) /* the hub is stopping: a clean end */
+		rc = 0;
+	ss->send_rc = rc;
+	if (rc != 0)
+		snprintf(ss->send_detail, sizeof(ss->send_detail), "%s", am_error_detail());
+	/* wakes the receiving side (blocked on the socket) */
+	nng_stream_close(ss->s);
+	free(ids);
+	free(b.buf);
+	return NULL;
+}
+
+/* Receive live batches and commit each at once (no pipelining: latency
+ * matters more than throughput here), note them in the hub, and send the
+ * receipts owed. Returns 0 when the link ended normally. */
+static int
+live_receive(struct session *ss)
+{
+	am_queue_item items[PUSH_BATCH];
+	am_queue_result *res = calloc(PUSH_BATCH, sizeof(*res));
+	uint8_t *in = NULL;
+	size_t ilen;
+	int rc = res == NULL ? am_error_set(AM_ENOMEM, "out of memory") : 0;
+
+	while (rc == 0) {
+		uint32_t count;
+		size_t off = 5;
+		free(in);
+		in = NULL;
+		if ((rc = recv_frame(ss, &in, &ilen)) != 0)
+			break;
+		if (in[0] == 'K')
+			continue;
+		if (in[0] == 'X') {
+			rc = refused_by_peer(in, ilen);
+			break;
+		}
+		if (in[0] != 'E' || ilen < 5) {
+			rc = am_error_set(AM_EMALFORMED, "link: expected envelopes, got frame '%c'", in[0]);
+			break;
+		}
+		count = (uint32_t) in[1] << 24 | (uint32_t) in[2] << 16 | (uint32_t) in[3] << 8 | in[4];
+		if (count == 0 || count > PUSH_BATCH) {
+			rc = am_error_set(AM_EMALFORMED, "link: a batch of %u envelopes", count);
+			break;
+		}
+		for (uint32_t i = 0; i < count && rc == 0; i++) {
+			uint32_t n;
+			if (ilen - off < 4 || (n = (uint32_t) in[off] << 24 | (uint32_t) in[off + 1] << 16 |
+			                              (uint32_t) in[off + 2] << 8 | in[off + 3]) > ilen - off - 4)
+				rc = am_error_set(AM_EMALFORMED, "link: envelope %u of a batch is cut", i + 1);
+			else {
+				items[i].raw = in + off + 4;
+				items[i].len = n;
+				off += 4 + n;
+			}
+		}
+		if (rc != 0 || (rc = am_queue_put_batch(ss->q, items, count, am_now_ms(), res)) != 0)
+			break;
+		uint64_t before = ss->r->received;
+		if ((rc = received_batch(ss, res, count)) != 0)
+			break;
+		ss->r->live_received += ss->r->received - before;
+		rc = am_owed_send(&ss->owed, ss->q, ss->me, am_now_ms(), &ss->r->receipts_made, ss->o->hub);
+	}
+	free(in);
+	free(res);
+	return rc;
+}
+
+static int
+live(struct session *ss)
+{
+	pthread_t th;
+	bool closed;
+	int rc;
+
+	if (pthread_create(&th, NULL, live_push, ss) != 0)
+		return am_error_set(AM_ENOMEM, "cannot start the live sending thread");
+	rc = live_receive(ss);
+	/* a closed stream (by the peer, or by our sender ending on purpose)
+	 * is how a live link ends; a silent peer is a failure */
+	closed = rc == AM_EIO && strstr(am_error_detail(), "Timed out") == NULL;
+	if (rc == AM_EIO && !closed)
+		rc = am_error_set(AM_EIO, "live: the peer was silent for %d ms", ss->o->timeout_ms ? ss->o->timeout_ms : 30000);
+	else if (rc != 0 && !closed)
+		rc = am_error_set(rc, "%s", am_error_detail());
+	ss->live_stop = 1;
+	am_hub_kick(ss->o->hub);
+	nng_stream_close(ss->s);
+	pthread_join(th, NULL);
+	if (closed) {
+		rc = 0;
+		/* our sender's reason for ending (falling behind the ring), if
+		 * it ended first; its errors after the close are noise */
+		if (ss->send_rc == AM_ELIMIT)
+			rc = am_error_set(ss->send_rc, "%s", ss->send_detail);
+	}
+	return rc;
+}
+
 static int
 session_run(struct session *ss, bool initiator)
 {
@@ -401,8 +641,14 @@ session_run(struct session *ss, bool initiator)
 	struct pusher p = {ss, NULL, 0};
 	int rc;
 
-	if ((rc = handshake(ss, initiator)) != 0)
+	if ((rc = handshake(ss, initiator)) != 0 || (rc = exchange_info(ss)) != 0)
 		goto out;
+	/* what is stored from here on goes out live; what is stored now is
+	 * reconciled (both: the peer drops the duplicate) */
+	if (ss->o->hub != NULL) {
+		ss->tag = am_hub_tag(ss->o->hub);
+		ss->cursor = am_hub_cursor(ss->o->hub);
+	}
 	if ((rc = am_queue_each(ss->q, collect, &it)) != 0 || (rc = am_recon_new(&rec, it.v, it.n)) != 0)
 		goto out;
 	if ((rc = reconcile(ss, initiator, rec)) != 0)
@@ -428,9 +674,22 @@ session_run(struct session *ss, bool initiator)
 			rc = am_error_set(AM_EMALFORMED, "link: expected the peer's commit, got frame '%c'", in[0]);
 		free(in);
 	}
-	/* receipts for what was delivered here; they ride the next session */
+	/* receipts for what was delivered here; they ride the live link or
+	 * the next session */
 	if (rc == 0)
-		rc = am_owed_send(&ss->owed, ss->q, ss->me, ss->o->now_ms, &ss->r->receipts_made);
+		rc = am_owed_send(&ss->owed, ss->q, ss->me, am_now_ms(), &ss->r->receipts_made, ss->o->hub);
+	if (rc != 0)
+		goto out;
+	/* the live phase may last hours: let go of the sync's memory */
+	am_recon_free(rec);
+	rec = NULL;
+	free(it.v);
+	it.v = NULL;
+	ss->r->synced = true;
+	if (ss->o->on_synced != NULL)
+		ss->o->on_synced(ss->o->ctx, ss->r);
+	if (ss->o->hub != NULL)
+		rc = live(ss);
 out:
 	am_owed_free(&ss->owed);
 	am_recon_free(rec);
@@ -457,6 +716,8 @@ session_close(struct session *ss, int rc)
 	if (rc != 0)
 		snprintf(ss->r->problem, sizeof(ss->r->problem), "%s", am_error_detail());
 	if (ss->s != NULL) {
+		if (ss->o->hub != NULL)
+			am_hub_detach(ss->o->hub, ss->s);
 		nng_stream_close(ss->s);
 		nng_stream_free(ss->s);
 	}
@@ -470,7 +731,7 @@ session_close(struct session *ss, int rc)
 static int
 run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_link_options *o, am_link_report *r)
 {
-	struct session ss = {q, me, o, r, NULL, NULL, NULL, NULL, 0, "", {0}};
+	struct session ss = {.q = q, .me = me, .o = o, .r = r};
 	nng_stream_dialer *d = NULL;
 	nng_stream_listener *l = NULL;
 	nng_aio *aio = NULL;
@@ -483,7 +744,9 @@ run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_lin
 		rc = nng_fail(rv, "link");
 		goto out;
 	}
-	nng_aio_set_timeout(aio, o->timeout_ms ? o->timeout_ms : 30000);
+	/* connecting waits at most 10 s: an unreachable peer is retried later */
+	nng_aio_set_timeout(aio, dial && (o->timeout_ms == 0 || o->timeout_ms > 10000) ? 10000 :
+	                         o->timeout_ms ? o->timeout_ms : 30000);
 	if (dial) {
 		if ((rv = nng_stream_dialer_alloc(&d, url)) != 0) {
 			rc = nng_fail(rv, url);
@@ -505,7 +768,13 @@ run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_lin
 		goto out;
 	}
 	ss.s = nng_aio_get_output(aio, 0);
-	rc = session_run(&ss, dial);
+	if (o->hub == NULL || (rc = am_hub_attach(o->hub, ss.s)) == 0)
+		rc = session_run(&ss, dial);
+	else {
+		nng_stream_close(ss.s);
+		nng_stream_free(ss.s);
+		ss.s = NULL;
+	}
 out:
 	session_close(&ss, rc);
 	if (aio)
@@ -581,21 +850,36 @@ am_link_server_close(am_link_server *sv)
 }
 
 int
-am_link_server_serve(am_link_server *sv, am_queue *q, const am_identity *me, const am_link_options *o,
-    am_link_report *r, int wait_ms)
+am_link_server_accept(am_link_server *sv, nng_stream **s, int wait_ms)
 {
-	struct session ss = {q, me, o, r, NULL, NULL, NULL, NULL, 0, "", {0}};
-	int rv, rc;
+	int rv;
 
-	memset(r, 0, sizeof(*r));
+	*s = NULL;
 	nng_aio_set_timeout(sv->aio, wait_ms > 0 ? wait_ms : NNG_DURATION_INFINITE);
 	nng_stream_listener_accept(sv->l, sv->aio);
 	nng_aio_wait(sv->aio);
 	if ((rv = nng_aio_result(sv->aio)) != 0)
 		return rv == NNG_ETIMEDOUT ? AM_ENOTFOUND : nng_fail(rv, "waiting for a peer");
-	ss.s = nng_aio_get_output(sv->aio, 0);
+	*s = nng_aio_get_output(sv->aio, 0);
+	return 0;
+}
+
+int
+am_link_session(nng_stream *s, bool initiator, am_queue *q, const am_identity *me, const am_link_options *o,
+    am_link_report *r)
+{
+	struct session ss = {.q = q, .me = me, .o = o, .r = r, .s = s};
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (o->hub != NULL && (rc = am_hub_attach(o->hub, s)) != 0) {
+		nng_stream_close(s);
+		nng_stream_free(s);
+		snprintf(r->problem, sizeof(r->problem), "%s", am_error_detail());
+		return rc;
+	}
 	if ((rc = session_open_aios(&ss)) == 0)
-		rc = session_run(&ss, false);
+		rc = session_run(&ss, initiator);
 	session_close(&ss, rc);
 	return rc;
 }

@@ -33,7 +33,7 @@ by_src(const void *a, const void *b)
 }
 
 int
-am_owed_send(struct am_owed_list *l, am_queue *q, const am_identity *me, uint64_t now_ms, uint64_t *made)
+am_owed_send(struct am_owed_list *l, am_queue *q, const am_identity *me, uint64_t now_ms, uint64_t *made, am_hub *hub)
 {
 	am_envelope *envs = NULL;
 	am_queue_result *res = NULL;
@@ -67,8 +67,12 @@ am_owed_send(struct am_owed_list *l, am_queue *q, const am_identity *me, uint64_
 		i = j;
 	}
 	rc = am_queue_put_own(q, envs, count, now_ms, res);
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count; i++) {
 		*made += res[i].rc == 0;
+		/* live links carry receipts at once */
+		if (rc == 0 && res[i].rc == 0)
+			am_hub_note(hub, envs[i].id, 1, 0, 0);
+	}
 	l->n = 0;
 out:
 	for (size_t i = 0; envs != NULL && i < count; i++)

@@ -23,9 +23,9 @@ struct am_owed_list {
 int am_owed_note(struct am_owed_list *l, const am_queue_result *res);
 /* am_owed_send: make one receipt per sender (up to AM_RECEIPT_MAX_IDS
  * ids each), store them in one transaction, empty the list; *made counts
- * them. */
+ * them; each stored receipt is noted in hub (may be NULL) for live links. */
 int am_owed_send(struct am_owed_list *l, am_queue *q, const am_identity *me,
-    uint64_t now_ms, uint64_t *made);
+    uint64_t now_ms, uint64_t *made, am_hub *hub);
 void am_owed_free(struct am_owed_list *l);
 
 #endif

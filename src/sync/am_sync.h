@@ -230,4 +230,47 @@ int am_summary_create(am_envelope *env, const uint8_t *prefixes, size_t n,
 /* am_summary_has: binary search of a decoded summary's prefixes. */
 bool am_summary_has(const am_envelope *summary, const uint8_t id[static AM_ID_BYTES]);
 
+/* ---------------------------------------------------------- peer info --- */
+
+/* What each side says about itself in the first frame of an open link
+ * ('N', docs/PROTOCOL.md section 13). Only the key is proven by the
+ * handshake; the name is what TOFU pins to it. */
+#define AM_PEER_INFO_MAX 8192
+typedef struct am_peer_info {
+	char name[AM_TAG_MAX + 1];    /* required */
+	char role[16];                /* "node", "gateway" */
+	char listen[128];             /* where it accepts links; "" none */
+	am_position pos;              /* fix and zone tags */
+	uint8_t ngroups;
+	char groups[AM_QUEUE_MAX_GROUPS][AM_TAG_MAX + 1];
+	uint64_t outbox;              /* envelopes it carries */
+} am_peer_info;
+
+/* am_peer_info_encode: *out malloc'd (caller frees). */
+int am_peer_info_encode(uint8_t **out, size_t *out_len, const am_peer_info *pi) AM_MUST_CHECK;
+/* am_peer_info_decode: strict types and tag syntax; unknown keys ignored.
+ * Errors: AM_ETOOBIG, AM_ETRUNC, AM_ETRAILING, AM_EMALFORMED, AM_ELIMIT,
+ * AM_EFIELD (named). On error *pi is zeroed. */
+int am_peer_info_decode(am_peer_info *pi, const uint8_t *buf, size_t len) AM_MUST_CHECK;
+
+/* ------------------------------------------------------------- beacons --- */
+
+/* A discovery beacon (beacon.c, docs/PROTOCOL.md section 14): a node's key,
+ * link port, time and name, signed with its key and MAC'd with a key
+ * derived from the network key. At most AM_BEACON_MAX bytes. */
+#define AM_BEACON_MAX 256
+typedef struct am_beacon {
+	uint8_t pk[AM_PK_BYTES];
+	uint16_t port;             /* its tcp link port (1..65535) */
+	uint64_t ts_ms;            /* sender's clock; receivers keep it rising */
+	char name[AM_TAG_MAX + 1];
+} am_beacon;
+
+int am_beacon_encode(uint8_t *out, size_t cap, size_t *len, const am_beacon *b,
+    const am_identity *me, const uint8_t netkey[static 32]) AM_MUST_CHECK;
+/* Errors: AM_ETRUNC, AM_EVERSION (not a beacon), AM_EMALFORMED,
+ * AM_EBADSIG (another network key, or a forged signature), AM_EFIELD. */
+int am_beacon_decode(am_beacon *b, const uint8_t *buf, size_t len,
+    const uint8_t netkey[static 32]) AM_MUST_CHECK;
+
 #endif /* AM_SYNC_H */

@@ -1,0 +1,74 @@
+/*
+ * daemon.h — private to src/runtime: the state one daemon process shares
+ * between its threads (daemon.c runs them, status.c answers /health,
+ * the metrics and /v1/mesh_scan from it).
+ */
+#ifndef AM_RUNTIME_DAEMON_H
+#define AM_RUNTIME_DAEMON_H
+
+#include "am_runtime.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#define MAX_DIALERS 64
+#define MAX_LIVE    256
+#define N_REASONS   6
+
+struct node;
+
+/* A peer this daemon has a link with, or had one with since it started. */
+struct live_peer {
+	bool used;
+	uint8_t pk[AM_PK_BYTES];
+	am_peer_info info;
+	char address[128];  /* dialed URL, or where it came from */
+	char via[16];       /* "static", "discovery", "inbound" */
+	int links;          /* sessions open now */
+	uint64_t last_seen_ms;
+};
+
+/* One peer this daemon keeps a link to (--peer, --gateway, discovery). */
+struct dialer {
+	struct node *n;
+	char url[128];
+	char via[16];
+	uint8_t pk[AM_PK_BYTES]; /* known for discovered peers */
+	bool has_pk;
+	pthread_t th;
+};
+
+struct node {
+	bool gateway;
+	const char *prog;
+	am_queue *q;
+	am_identity *me;
+	uint8_t netkey[32];
+	am_hub *hub;
+	am_trust *trust;
+	am_discovery *disc;
+	const char *listen;
+	uint16_t link_port;       /* the tcp port of --listen, for beacons */
+	int beacon_ms;
+	uint64_t resync_ms;
+	volatile sig_atomic_t stop;
+	am_api api;
+	am_peer_info info;        /* what this node says about itself */
+	char node_id[AM_NODE_ID_LEN + 1];
+
+	pthread_mutex_t mu;       /* guards everything below */
+	pthread_cond_t idle;
+	struct dialer *dialers[MAX_DIALERS];
+	size_t ndialers;
+	struct live_peer peers[MAX_LIVE];
+	int sessions;             /* inbound sessions running */
+	uint64_t links_ok, links_failed, sent, received, live_sent, live_received;
+	uint64_t refused[N_REASONS];
+};
+
+extern const char *const am_daemon_reasons[N_REASONS];
+
+/* status.c */
+int am_daemon_http_start(struct nng_http_server **out, struct node *n, const char *host, int port);
+
+#endif

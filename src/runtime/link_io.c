@@ -123,6 +123,13 @@ recv_frame(struct session *ss, uint8_t **plain, size_t *plen)
 		*plain = NULL;
 		rc = am_error_set(AM_EMALFORMED, "link: empty frame");
 	}
+	/* the peer refused us, whatever we were waiting for: say why */
+	if (rc == 0 && (*plain)[0] == 'X') {
+		rc = am_error_set(AM_EUNTRUSTED, "the peer refused the link: %.*s", (int) (*plen > 180 ? 180 : *plen - 1),
+		    (const char *) *plain + 1);
+		free(*plain);
+		*plain = NULL;
+	}
 	return rc;
 }
 
@@ -443,14 +450,6 @@ out:
 
 /* ---- peer info and trust ---- */
 
-/* The peer refused us: its 'X' frame says why. */
-static int
-refused_by_peer(const uint8_t *in, size_t ilen)
-{
-	return am_error_set(AM_EUNTRUSTED, "the peer refused the link: %.*s", (int) (ilen > 180 ? 180 : ilen - 1),
-	    (const char *) in + 1);
-}
-
 static int
 exchange_info(struct session *ss)
 {
@@ -472,10 +471,6 @@ exchange_info(struct session *ss)
 		goto out;
 	if ((rc = recv_frame(ss, &in, &ilen)) != 0)
 		goto out;
-	if (in[0] == 'X') {
-		rc = refused_by_peer(in, ilen);
-		goto out;
-	}
 	if (in[0] != 'N') {
 		rc = am_error_set(AM_EMALFORMED, "link: expected the peer's info, got frame '%c'", in[0]);
 		goto out;
@@ -564,10 +559,6 @@ live_receive(struct session *ss)
 			break;
 		if (in[0] == 'K')
 			continue;
-		if (in[0] == 'X') {
-			rc = refused_by_peer(in, ilen);
-			break;
-		}
 		if (in[0] != 'E' || ilen < 5) {
 			rc = am_error_set(AM_EMALFORMED, "link: expected envelopes, got frame '%c'", in[0]);
 			break;

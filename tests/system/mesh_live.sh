@@ -1,0 +1,135 @@
+#!/bin/bash
+# A gateway and two nodes as real processes on 127.0.0.1, linked live
+# (the nodes dial the gateway and the links stay open): messages both ways
+# and node to node through the gateway, group, broadcast and geo-targeted
+# delivery, receipts back to the sender, mesh_scan, TOFU (a changed key
+# under a known name is refused, logged and counted), hostile frames after
+# a good handshake (garbage, replayed, oversize, truncated), and the
+# gateway serving the others throughout.
+# usage: mesh_live.sh AGENT_MESH NODE GATEWAY LINK_HOSTILE
+set -u
+AM=$1 NODE=$2 GW=$3 HOSTILE=$4
+T=$(mktemp -d /tmp/am-mesh-XXXXXX)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+fails=0 passes=0
+ok()  { passes=$((passes+1)); echo "ok: $*"; }
+bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+req() { # METHOD URL [BODY] -> "STATUS BODY"
+    /usr/bin/python3 - "$@" <<'PY'
+import sys, urllib.request, urllib.error
+m, url = sys.argv[1], sys.argv[2]
+body = sys.argv[3].encode() if len(sys.argv) > 3 and sys.argv[3] else None
+r = urllib.request.Request(url, data=body, method=m)
+try:
+    with urllib.request.urlopen(r, timeout=40) as f:
+        print(f.status, f.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+PY
+}
+js() { /usr/bin/python3 -c "import json,sys; d=json.loads(sys.stdin.read().split(' ',1)[1]); print($1)"; }
+metric() { req GET "$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+# wait until CMD succeeds (up to N tenths of a second)
+until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
+
+"$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
+G=$("$AM" init --store "$T/g" 2>/dev/null)
+N1=$("$AM" init --store "$T/n1" 2>/dev/null)
+N2=$("$AM" init --store "$T/n2" 2>/dev/null)
+GP=$(port) LP=$(port) P1=$(port) P2=$(port)
+GU=http://127.0.0.1:$GP U1=http://127.0.0.1:$P1 U2=http://127.0.0.1:$P2
+"$GW" --data "$T/g" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP" --port "$GP" --name site-gw \
+    --no-discovery >"$T/g.log" 2>&1 &
+PIDS+=($!); GPID=$!
+start_node() { # DIR PORT NAME [more flags]
+    local d=$1 p=$2 name=$3; shift 3
+    "$NODE" --data "$T/$d" --network-key "@$T/net.key" --gateway "tcp://127.0.0.1:$LP" --port "$p" --name "$name" \
+        --no-discovery "$@" >>"$T/$d.log" 2>&1 &
+    PIDS+=($!)
+}
+start_node n1 "$P1" crane-1 --position 52.52,13.405 --zone north-yard --group cranes
+N1PID=$!
+start_node n2 "$P2" office-1 --position 48.85,2.35 --group office
+N2PID=$!
+links_up() { [ "$(req GET "$GU/v1/mesh_scan" | js "sum(p['link'] == 'up' for p in d['peers'])")" = 2 ]; }
+check "both nodes linked to the gateway within 10 s" until_ok 100 links_up
+S=$(req GET "$GU/v1/mesh_scan")
+check "mesh_scan: crane-1 by name, with position and zone" test "$(echo "$S" | js "[p for p in d['peers'] if p['name'] == 'crane-1'][0]['position']['lat']")" = 52.52
+check "mesh_scan: crane-1's zone and group" test "$(echo "$S" | js "[(p['zones'], p['groups']) for p in d['peers'] if p['name'] == 'crane-1'][0]")" = "(['north-yard'], ['cranes'])"
+check "mesh_scan: addresses and queue depth" test "$(echo "$S" | js "all('addresses' in p and 'queue_depth' in p and 'last_seen_ms' in p for p in d['peers'])")" = True
+check "gateway: two links open at once" test "$(metric "$GU/v1" am_links_open)" = 2
+check "trust store pinned both names" test "$(/usr/bin/python3 -c "import json; print(sorted(json.load(open('$T/g/trust/trust_store.json'))['peers']))")" = "['crane-1', 'office-1']"
+
+# gateway -> node: live, no new session needed
+before=$(metric "$GU/v1" am_links_total | head -1)
+out=$(req POST "$GU/v1/messages" "{\"to\":\"$N1\",\"text\":\"lift plan approved\"}")
+MID=$(echo "$out" | js "d['id']")
+IN=$(req GET "$U1/v1/inbox?wait_ms=5000")
+check "gateway -> crane-1 over the open link" grep -q "lift plan approved" <<<"$IN"
+delivered() { req GET "$GU/v1/messages/$MID" | grep -q '"delivered":true'; }
+check "the receipt comes back live: delivered on the gateway" until_ok 50 delivered
+check "gateway dropped its copy after the receipt" bash -c "! '$AM' store get --store '$T/g' --id $MID --output '$T/x' 2>/dev/null"
+# node -> node through the gateway
+out=$(req POST "$U1/v1/messages" "{\"to\":\"$N2\",\"text\":\"crane-1 to office-1\"}")
+check "crane-1 -> office-1 through the gateway" grep -q "crane-1 to office-1" <<<"$(req GET "$U2/v1/inbox?wait_ms=5000")"
+out=$(req POST "$U2/v1/messages" "{\"to\":\"$G\",\"text\":\"office-1 to the gateway\"}")
+check "office-1 -> gateway" until_ok 50 grep -q "office-1 to the gateway" <(req GET "$GU/v1/inbox")
+# group: only members' inboxes
+req POST "$GU/v1/messages" '{"group":"cranes","text":"to every crane"}' >/dev/null
+check "group cranes: crane-1 gets it" until_ok 50 grep -q "to every crane" <(req GET "$U1/v1/inbox")
+sleep 0.5
+check "group cranes: office-1 does not" bash -c "! grep -q 'to every crane' <<<'$(req GET "$U2/v1/inbox")'"
+# broadcast: everyone
+req POST "$GU/v1/messages" '{"broadcast":true,"text":"site closes at 18:00"}' >/dev/null
+check "broadcast: crane-1" until_ok 50 grep -q "site closes" <(req GET "$U1/v1/inbox")
+check "broadcast: office-1" until_ok 50 grep -q "site closes" <(req GET "$U2/v1/inbox")
+# geo: a 5 km circle around crane-1 (Berlin); office-1 (Paris) carries it but its inbox does not get it
+out=$(req POST "$GU/v1/messages" '{"broadcast":true,"geo":"circle:52.52,13.405,5000","text":"storm warning north yard"}')
+GEO=$(echo "$out" | js "d['id']")
+check "geo: crane-1 inside the circle gets it" until_ok 50 grep -q "storm warning" <(req GET "$U1/v1/inbox")
+held2() { req GET "$U2/v1/messages/$GEO" | grep -q '"held":true'; }
+check "geo: office-1 outside still carries it" until_ok 50 held2
+check "geo: office-1's inbox does not get it" bash -c "! grep -q 'storm warning' <<<'$(req GET "$U2/v1/inbox")'"
+
+# TOFU: another key calling itself office-1 is refused, logged and counted
+"$AM" init --store "$T/impostor" >/dev/null 2>&1
+IP=$(port)
+"$NODE" --data "$T/impostor" --network-key "@$T/net.key" --gateway "tcp://127.0.0.1:$LP" --port "$IP" --name office-1 \
+    --no-discovery >"$T/impostor.log" 2>&1 &
+PIDS+=($!); IMP=$!
+trust_refused() { [ "$(req GET "$GU/v1/metrics" | awk '$1 == "am_link_refused_total{reason=\"trust\"}" {print $2}')" -ge 1 ]; }
+check "a changed key for office-1: refused and counted (reason trust)" until_ok 100 trust_refused
+check "the gateway log names it" grep -q 'refused: trust: "office-1" presented key' "$T/g.log"
+check "the impostor's log says why" until_ok 50 grep -q "the peer refused the link: trust" "$T/impostor.log"
+kill "$IMP" 2>/dev/null; wait "$IMP" 2>/dev/null
+check "a fresh key posing as office-1 on the raw protocol: refused (trust)" grep -q "^refused: trust" \
+    <<<"$("$HOSTILE" 127.0.0.1 "$LP" "@$T/net.key" hello office-1)"
+
+# hostile frames after a good handshake: each refused by name and counted
+refused_total() { req GET "$GU/v1/metrics" | awk '/^am_link_refused_total/ {n += $2} END {print n + 0}'; }
+before=$(refused_total)
+for mode in garbage replay oversize truncated; do "$HOSTILE" 127.0.0.1 "$LP" "@$T/net.key" "$mode" >/dev/null 2>&1; done
+four_more() { [ "$(refused_total)" -ge $((before + 4)) ]; }
+check "four bad frames: four refusals counted" until_ok 50 four_more
+check "garbage: refused as an altered frame" grep -q "refused: .*did not authenticate\|refused: link: frame" "$T/g.log"
+check "oversize: refused naming the limit" grep -q "refused: link: peer sent a frame of .* bytes (limit" "$T/g.log"
+grep "refused: " "$T/g.log" | sed "s/^/  gateway log: /" | tail -6
+check "the links to both nodes stayed up through it" test "$(metric "$GU/v1" am_links_open)" = 2
+out=$(req POST "$GU/v1/messages" "{\"to\":\"$N2\",\"text\":\"still serving\"}")
+check "and the gateway still delivers" until_ok 50 grep -q "still serving" <(req GET "$U2/v1/inbox")
+
+# a node restarts: it relinks by itself and what was sent meanwhile arrives
+kill -TERM "$N1PID"; wait "$N1PID" 2>/dev/null
+req POST "$GU/v1/messages" "{\"to\":\"$N1\",\"text\":\"while you were away\"}" >/dev/null
+start_node n1 "$P1" crane-1
+N1PID=$!
+check "after a restart crane-1 gets what was sent while it was down" until_ok 100 grep -q "while you were away" <(req GET "$U1/v1/inbox" 2>/dev/null)
+
+kill -TERM "$GPID" "$N1PID" "$N2PID"
+for p in "$GPID" "$N1PID" "$N2PID"; do wait "$p"; rc=$?; [ "$rc" -eq 0 ] || bad "a daemon exited $rc on SIGTERM"; done
+check "SIGTERM with open links: the gateway stops cleanly" grep -q "stopping (SIGTERM)" "$T/g.log"
+echo "mesh_live: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]

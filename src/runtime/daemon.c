@@ -16,6 +16,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "daemon.h"
+#include "owed.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -28,7 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BACKOFF_MAX_MS 30000
 
 /* Why a link session failed, for the metrics. */
 const char *const am_daemon_reasons[N_REASONS] = {"network_key", "bad_proof_or_frame", "malformed", "connection",
@@ -194,7 +194,7 @@ session_options(struct node *n, struct sctx *c, am_link_options *o)
 	memset(o, 0, sizeof(*o));
 	o->now_ms = am_now_ms();
 	o->netkey = n->netkey;
-	o->timeout_ms = 30000;
+	o->timeout_ms = n->link_timeout_ms;
 	o->ctx = c;
 	o->hub = n->hub;
 	o->resync_ms = n->resync_ms;
@@ -316,7 +316,7 @@ nap(struct node *n, uint64_t ms)
 
 /* Keep a link to one peer: dial, run the session (live until it ends),
  * dial again at once after a link that worked, or after a backoff (1 s,
- * doubling up to 30 s) after one that failed. A discovered peer already
+ * doubling up to --link-timeout, 30 s) after one that failed. A discovered peer already
  * linked (it dialed us) is not dialed; of two nodes that discover each
  * other, the one with the smaller key dials first. */
 static void *
@@ -350,8 +350,8 @@ dial(void *arg)
 			nap(n, 200);
 		} else {
 			backoff = backoff ? backoff * 2 : 1000;
-			if (backoff > BACKOFF_MAX_MS)
-				backoff = BACKOFF_MAX_MS;
+			if (backoff > (uint64_t) n->link_timeout_ms)
+				backoff = (uint64_t) n->link_timeout_ms;
 			nap(n, backoff);
 		}
 	}
@@ -421,6 +421,7 @@ usage(FILE *f, bool gateway)
 	    "  --trust-mode tofu     pin each peer name's first key (TRUST_MODE)\n"
 	    "  --identity PEM        the key (default DIR/identity.pem)\n"
 	    "  --sync-every 5m       reconcile on every link at least this often\n"
+	    "  --link-timeout 30s    a silent link ends after this; a down peer is retried at least this often\n"
 	    "  --no-discovery        no multicast beacons (MESH_DISCOVERY=off); static peers still work\n"
 	    "  --beacon-every 5s     beacon interval; group MESH_MULTICAST_IP:MESH_MULTICAST_PORT\n"
 	    "  --env-file FILE       KEY=VALUE defaults (default ./.env when present)\n",
@@ -480,7 +481,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	    {"name", required_argument, NULL, 'n'}, {"position", required_argument, NULL, 'x'},
 	    {"zone", required_argument, NULL, 'z'}, {"group", required_argument, NULL, 'G'},
 	    {"no-discovery", no_argument, NULL, 'D'}, {"beacon-every", required_argument, NULL, 'b'},
-	    {"env-file", required_argument, NULL, 'E'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	    {"env-file", required_argument, NULL, 'E'}, {"link-timeout", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
 	const char *prog = gateway ? "agent-mesh-gateway" : "agent-mesh-node";
 	const char *identity = NULL, *dir = NULL, *key = NULL, *host = NULL, *name = NULL, *trust_mode = NULL;
 	const char *env_file = NULL, *peers[MAX_DIALERS], *position = NULL;
@@ -500,9 +501,10 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	n.gateway = gateway;
 	n.prog = prog;
 	n.resync_ms = 5 * 60 * 1000;
+	n.link_timeout_ms = 30000;
 	pthread_mutex_init(&n.mu, NULL);
 	pthread_cond_init(&n.idle, NULL);
-	while ((c = getopt_long(argc, argv, "d:k:l:p:g:H:P:e:ti:T:n:x:z:G:Db:E:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:k:l:p:g:H:P:e:ti:T:n:x:z:G:Db:E:L:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'k': key = optarg; break;
@@ -553,6 +555,15 @@ am_daemon_main(bool gateway, int argc, char **argv)
 			}
 			break;
 		case 'E': env_file = optarg; break;
+		case 'L': {
+			uint64_t ms = 0;
+			if (am_duration_parse(&ms, optarg) != 0 || ms < 1000 || ms > 3600000) {
+				fprintf(stderr, "%s: --link-timeout %s: a duration from 1s to 1h\n", prog, optarg);
+				return 2;
+			}
+			n.link_timeout_ms = (int) ms;
+			break;
+		}
 		case 'h': usage(stdout, gateway); return 0;
 		default: usage(stderr, gateway); return 2;
 		}
@@ -671,6 +682,13 @@ am_daemon_main(bool gateway, int argc, char **argv)
 		size_t ng = 0;
 		if (am_queue_get_groups(n.q, n.info.groups, &ng) == 0)
 			n.info.ngroups = (uint8_t) ng;
+	}
+	{
+		uint64_t made = 0;
+		if (am_owed_recover(n.q, n.me, am_now_ms(), n.hub, &made) != 0)
+			say("receipts owed from before a crash: %s", am_error_detail());
+		else if (made > 0)
+			say("made %llu receipts owed from before a crash", (unsigned long long) made);
 	}
 	if (dev_token) {
 		uint8_t t[16];

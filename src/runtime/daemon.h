@@ -51,6 +51,7 @@ struct node {
 	uint16_t link_port;       /* the tcp port of --listen, for beacons */
 	int beacon_ms;
 	uint64_t resync_ms;
+	int link_timeout_ms;      /* silence that ends a link; also the retry cap */
 	volatile sig_atomic_t stop;
 	am_api api;
 	am_peer_info info;        /* what this node says about itself */

@@ -31,6 +31,7 @@
 #define PUSH_BATCH     256
 #define PUSH_TRIM_BATCHES 8    /* ~2 MiB of 1 KiB envelopes between trims */
 #define PUSH_BYTES     (1u << 20)
+#define RECEIPT_GATHER_MS 20
 
 struct session {
 	am_queue *q;
@@ -43,6 +44,8 @@ struct session {
 	int send_rc;
 	char send_detail[200]; /* the sending thread's error, in words */
 	struct am_owed_list owed; /* receipts owed for what arrived */
+	pthread_mutex_t owed_mu;  /* live: the receiver notes, the sender makes */
+	uint64_t owed_since;      /* when the oldest owed receipt was noted */
 	uint64_t tag;          /* this session's tag in the hub */
 	uint64_t cursor;       /* the hub position the live push starts from */
 	volatile int live_stop; /* the receiving side ended the live phase */
@@ -350,9 +353,16 @@ push(void *arg)
 static int
 received_batch(struct session *ss, const am_queue_result *res, uint32_t count)
 {
-	for (uint32_t i = 0; i < count; i++) {
-		if (am_owed_note(&ss->owed, &res[i]) != 0)
+	pthread_mutex_lock(&ss->owed_mu);
+	if (ss->owed.n == 0)
+		ss->owed_since = am_now_ms();
+	for (uint32_t i = 0; i < count; i++)
+		if (am_owed_note(&ss->owed, &res[i]) != 0) {
+			pthread_mutex_unlock(&ss->owed_mu);
 			return AM_ENOMEM;
+		}
+	pthread_mutex_unlock(&ss->owed_mu);
+	for (uint32_t i = 0; i < count; i++) {
 		ss->r->received += res[i].rc == 0;
 		ss->r->inboxed += res[i].inboxed;
 		if (res[i].rc == 0) /* live links to others carry it on at once */
@@ -509,7 +519,21 @@ live_push(void *arg)
 
 	while (rc == 0 && !ss->live_stop && am_now_ms() < until) {
 		size_t n = 0;
-		if ((rc = am_hub_next(hub, &ss->cursor, ss->tag, ids, PUSH_BATCH, ms / 3 > 1000 ? 1000 : ms / 3, &n)) != 0)
+		int wait = ms / 3 > 1000 ? 1000 : ms / 3;
+		/* receipts for what arrived are made here, gathered over up to
+		 * RECEIPT_GATHER_MS, so a stream of small live batches gives a
+		 * few receipts rather than one per batch; stored, they come
+		 * back from the hub and go out like anything else */
+		pthread_mutex_lock(&ss->owed_mu);
+		if (ss->owed.n > 0) {
+			uint64_t age = am_now_ms() - ss->owed_since;
+			if (age >= RECEIPT_GATHER_MS)
+				rc = am_owed_send(&ss->owed, ss->q, ss->me, am_now_ms(), &ss->r->receipts_made, hub);
+			else
+				wait = (int) (RECEIPT_GATHER_MS - age);
+		}
+		pthread_mutex_unlock(&ss->owed_mu);
+		if (rc != 0 || (rc = am_hub_next(hub, &ss->cursor, ss->tag, ids, PUSH_BATCH, wait, &n)) != 0)
 			break;
 		if (n == 0) {
 			if (am_now_ms() - idle_since >= (uint64_t) ms / 3) {
@@ -585,7 +609,7 @@ live_receive(struct session *ss)
 		if ((rc = received_batch(ss, res, count)) != 0)
 			break;
 		ss->r->live_received += ss->r->received - before;
-		rc = am_owed_send(&ss->owed, ss->q, ss->me, am_now_ms(), &ss->r->receipts_made, ss->o->hub);
+		am_hub_kick(ss->o->hub); /* the sender gathers the receipts owed */
 	}
 	free(in);
 	free(res);
@@ -613,6 +637,10 @@ live(struct session *ss)
 	am_hub_kick(ss->o->hub);
 	nng_stream_close(ss->s);
 	pthread_join(th, NULL);
+	/* receipts still being gathered: stored now, they go out on the
+	 * next session */
+	if (ss->owed.n > 0)
+		(void) am_owed_send(&ss->owed, ss->q, ss->me, am_now_ms(), &ss->r->receipts_made, ss->o->hub);
 	if (closed) {
 		rc = 0;
 		/* our sender's reason for ending (falling behind the ring), if
@@ -632,6 +660,7 @@ session_run(struct session *ss, bool initiator)
 	struct pusher p = {ss, NULL, 0};
 	int rc;
 
+	pthread_mutex_init(&ss->owed_mu, NULL);
 	if ((rc = handshake(ss, initiator)) != 0 || (rc = exchange_info(ss)) != 0)
 		goto out;
 	/* what is stored from here on goes out live; what is stored now is
@@ -683,6 +712,7 @@ session_run(struct session *ss, bool initiator)
 		rc = live(ss);
 out:
 	am_owed_free(&ss->owed);
+	pthread_mutex_destroy(&ss->owed_mu);
 	am_recon_free(rec);
 	free(it.v);
 	return rc;

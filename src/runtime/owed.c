@@ -89,3 +89,44 @@ am_owed_free(struct am_owed_list *l)
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }
+
+int
+am_owed_recover(am_queue *q, const am_identity *me, uint64_t now_ms, am_hub *hub, uint64_t *made)
+{
+	struct am_owed_list l = {0};
+	am_queue_inbox_entry ents[256];
+	uint64_t after = 0;
+	size_t n = 0;
+	int rc = 0;
+
+	*made = 0;
+	do {
+		if ((rc = am_queue_inbox_list(q, after, ents, 256, &n)) != 0)
+			break;
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			uint8_t *raw = NULL, by[AM_PK_BYTES];
+			size_t len = 0;
+			am_envelope env;
+			after = ents[i].seq;
+			if (am_queue_delivered(q, ents[i].id, by) == 0)
+				continue; /* our receipt is stored */
+			if (am_queue_get(q, ents[i].id, &raw, &len, NULL) != 0)
+				continue;
+			if (am_envelope_decode_view(&env, raw, len, ents[i].id) == 0 && env.body.dest_kind == AM_DEST_NODE &&
+			    memcmp(env.body.dest_node, am_identity_pk(me), AM_PK_BYTES) == 0 &&
+			    memcmp(env.body.src, am_identity_pk(me), AM_PK_BYTES) != 0 && strcmp(env.body.type, "receipt") != 0) {
+				am_queue_result r = {0};
+				r.receipt_due = true;
+				memcpy(r.id, ents[i].id, AM_ID_BYTES);
+				memcpy(r.src, env.body.src, AM_PK_BYTES);
+				r.expires_ms = env.body.expires_ms;
+				rc = am_owed_note(&l, &r);
+			}
+			free(raw);
+		}
+	} while (rc == 0 && n == 256);
+	if (rc == 0)
+		rc = am_owed_send(&l, q, me, now_ms, made, hub);
+	am_owed_free(&l);
+	return rc;
+}

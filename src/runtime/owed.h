@@ -27,5 +27,10 @@ int am_owed_note(struct am_owed_list *l, const am_queue_result *res);
 int am_owed_send(struct am_owed_list *l, am_queue *q, const am_identity *me,
     uint64_t now_ms, uint64_t *made, am_hub *hub);
 void am_owed_free(struct am_owed_list *l);
+/* am_owed_recover: receipts owed but never made (the process was killed
+ * between storing an envelope and making its receipt): every unacked
+ * inbox envelope addressed to this node alone without our receipt gets
+ * one now. Run once at start, before any session. */
+int am_owed_recover(am_queue *q, const am_identity *me, uint64_t now_ms, am_hub *hub, uint64_t *made);
 
 #endif

@@ -22,7 +22,8 @@ chmod 755 "$T"
 NS=amp$$
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
     for n in a g b; do ip netns del "$NS$n" 2>/dev/null; done
     [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }

@@ -34,6 +34,7 @@ struct am_hub {
 	uint64_t head;        /* sequence of the next entry */
 	uint64_t inbox_seq;   /* bumped on every inbox arrival */
 	uint64_t next_tag;
+	uint64_t kicks;       /* am_hub_kick calls: make waiters return */
 	bool stopping;
 	nng_stream *streams[HUB_MAX_STREAMS];
 };
@@ -130,11 +131,13 @@ int
 am_hub_next(am_hub *h, uint64_t *cursor, uint64_t self, uint8_t *out, size_t max, int wait_ms, size_t *n)
 {
 	struct timespec ts;
+	uint64_t kicks;
 	int rc = 0;
 
 	*n = 0;
 	deadline_of(&ts, wait_ms);
 	pthread_mutex_lock(&h->mu);
+	kicks = h->kicks;
 	for (;;) {
 		if (h->stopping) {
 			rc = AM_ENOTFOUND;
@@ -151,7 +154,7 @@ am_hub_next(am_hub *h, uint64_t *cursor, uint64_t self, uint8_t *out, size_t max
 				memcpy(out + (*n)++ * AM_ID_BYTES, e->id, AM_ID_BYTES);
 			(*cursor)++;
 		}
-		if (*n > 0 || wait_ms <= 0)
+		if (*n > 0 || wait_ms <= 0 || h->kicks != kicks)
 			break;
 		if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) == ETIMEDOUT)
 			break;
@@ -164,6 +167,7 @@ void
 am_hub_kick(am_hub *h)
 {
 	pthread_mutex_lock(&h->mu);
+	h->kicks++;
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 }

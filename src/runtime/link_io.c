@@ -31,7 +31,6 @@
 #define PUSH_BATCH     256
 #define PUSH_TRIM_BATCHES 8    /* ~2 MiB of 1 KiB envelopes between trims */
 #define PUSH_BYTES     (1u << 20)
-#define RECEIPT_GATHER_MS 20
 
 struct session {
 	am_queue *q;
@@ -45,7 +44,6 @@ struct session {
 	char send_detail[200]; /* the sending thread's error, in words */
 	struct am_owed_list owed; /* receipts owed for what arrived */
 	pthread_mutex_t owed_mu;  /* live: the receiver notes, the sender makes */
-	uint64_t owed_since;      /* when the oldest owed receipt was noted */
 	uint64_t tag;          /* this session's tag in the hub */
 	uint64_t cursor;       /* the hub position the live push starts from */
 	volatile int live_stop; /* the receiving side ended the live phase */
@@ -354,8 +352,6 @@ static int
 received_batch(struct session *ss, const am_queue_result *res, uint32_t count)
 {
 	pthread_mutex_lock(&ss->owed_mu);
-	if (ss->owed.n == 0)
-		ss->owed_since = am_now_ms();
 	for (uint32_t i = 0; i < count; i++)
 		if (am_owed_note(&ss->owed, &res[i]) != 0) {
 			pthread_mutex_unlock(&ss->owed_mu);
@@ -520,19 +516,23 @@ live_push(void *arg)
 	while (rc == 0 && !ss->live_stop && am_now_ms() < until) {
 		size_t n = 0;
 		int wait = ms / 3 > 1000 ? 1000 : ms / 3;
-		/* receipts for what arrived are made here, gathered over up to
-		 * RECEIPT_GATHER_MS, so a stream of small live batches gives a
-		 * few receipts rather than one per batch; stored, they come
-		 * back from the hub and go out like anything else */
-		pthread_mutex_lock(&ss->owed_mu);
-		if (ss->owed.n > 0) {
-			uint64_t age = am_now_ms() - ss->owed_since;
-			if (age >= RECEIPT_GATHER_MS)
-				rc = am_owed_send(&ss->owed, ss->q, ss->me, am_now_ms(), &ss->r->receipts_made, hub);
-			else
-				wait = (int) (RECEIPT_GATHER_MS - age);
+		/* receipts for what arrived are made here, off the receiving
+		 * path: while one is being signed and stored, what arrives next
+		 * gathers, so a busy link makes one receipt for many envelopes
+		 * and an idle one answers at once. Stored, they come back from
+		 * the hub and go out like anything else. */
+		{
+			struct am_owed_list mine = {0};
+			pthread_mutex_lock(&ss->owed_mu);
+			if (ss->owed.n > 0) { /* take the list; the receiver starts a new one */
+				mine = ss->owed;
+				memset(&ss->owed, 0, sizeof(ss->owed));
+			}
+			pthread_mutex_unlock(&ss->owed_mu);
+			if (mine.n > 0)
+				rc = am_owed_send(&mine, ss->q, ss->me, am_now_ms(), &ss->r->receipts_made, hub);
+			am_owed_free(&mine);
 		}
-		pthread_mutex_unlock(&ss->owed_mu);
 		if (rc != 0 || (rc = am_hub_next(hub, &ss->cursor, ss->tag, ids, PUSH_BATCH, wait, &n)) != 0)
 			break;
 		if (n == 0) {

@@ -274,4 +274,19 @@ int am_queue_peer_get(am_queue *q, const uint8_t pk[static AM_PK_BYTES],
 typedef int (*am_queue_peer_fn)(void *ctx, const am_queue_peer *p);
 int am_queue_peer_each(am_queue *q, am_queue_peer_fn fn, void *ctx);
 
+/* ---- whom an envelope was pushed to (GET /v1/messages/{id}) ---- */
+
+typedef struct am_queue_forward {
+	uint8_t peer[AM_PK_BYTES];
+	uint64_t at_ms;               /* the last push to that peer */
+} am_queue_forward;
+
+/* am_queue_forwarded_add: record, in one transaction, that the held ones
+ * of ids[0..n) went to peer. The record is dropped with the envelope. */
+int am_queue_forwarded_add(am_queue *q, const uint8_t *ids, size_t n,
+    const uint8_t peer[static AM_PK_BYTES], uint64_t now_ms);
+/* am_queue_forwarded_get: up to max peers id was pushed to. */
+int am_queue_forwarded_get(am_queue *q, const uint8_t id[static AM_ID_BYTES],
+    am_queue_forward *out, size_t max, size_t *n);
+
 #endif /* AM_QUEUE_H */

@@ -132,3 +132,62 @@ out:
 	mdb_txn_abort(txn);
 	return rc;
 }
+
+int
+am_queue_forwarded_add(am_queue *q, const uint8_t *ids, size_t n, const uint8_t peer[static AM_PK_BYTES],
+    uint64_t now_ms)
+{
+	MDB_txn *txn = NULL;
+	uint8_t key[AM_ID_BYTES + AM_PK_BYTES], at[8];
+	MDB_val k = {sizeof(key), key}, v = {sizeof(at), at};
+	int mrc;
+
+	if (n == 0)
+		return 0;
+	am_q_put_be64(at, now_ms);
+	if ((mrc = mdb_txn_begin(q->env, NULL, 0, &txn)) != 0)
+		return am_q_err(mrc, "recording forwards");
+	for (size_t i = 0; i < n; i++) {
+		MDB_val mk = {AM_ID_BYTES, (void *) (ids + i * AM_ID_BYTES)}, mv;
+		/* only for what is still held (a receipt may have dropped it) */
+		if (mdb_get(txn, q->meta, &mk, &mv) != 0)
+			continue;
+		memcpy(key, ids + i * AM_ID_BYTES, AM_ID_BYTES);
+		memcpy(key + AM_ID_BYTES, peer, AM_PK_BYTES);
+		if ((mrc = mdb_put(txn, q->fwd, &k, &v, 0)) != 0) {
+			mdb_txn_abort(txn);
+			return am_q_err(mrc, "recording forwards");
+		}
+	}
+	return am_q_err(mdb_txn_commit(txn), "committing forwards");
+}
+
+int
+am_queue_forwarded_get(am_queue *q, const uint8_t id[static AM_ID_BYTES], am_queue_forward *out, size_t max,
+    size_t *n)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	uint8_t key[AM_ID_BYTES + AM_PK_BYTES] = {0};
+	MDB_val k = {sizeof(key), key}, v;
+	int mrc;
+
+	*n = 0;
+	memcpy(key, id, AM_ID_BYTES);
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return am_q_err(mrc, "reading forwards");
+	if ((mrc = mdb_cursor_open(txn, q->fwd, &c)) == 0) {
+		for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); mrc == 0 && *n < max;
+		     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != sizeof(key) || memcmp(k.mv_data, id, AM_ID_BYTES) != 0 || v.mv_size != 8)
+				break;
+			memcpy(out[*n].peer, (const uint8_t *) k.mv_data + AM_ID_BYTES, AM_PK_BYTES);
+			out[*n].at_ms = am_q_get_be64(v.mv_data);
+			(*n)++;
+		}
+		mdb_cursor_close(c);
+		mrc = 0;
+	}
+	mdb_txn_abort(txn);
+	return am_q_err(mrc, "reading forwards");
+}

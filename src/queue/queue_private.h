@@ -23,6 +23,7 @@
  *   rcpts    original id(32)                 -> receipt src(32) expires(8)
  *   peers    pk(32)                          -> peer record
  *   config   name                            -> value
+ *   fwd      id(32) peer(32)                 -> at(8): pushed to that peer
  */
 #ifndef AM_QUEUE_PRIVATE_H
 #define AM_QUEUE_PRIVATE_H
@@ -34,7 +35,7 @@
 struct am_queue {
 	MDB_env *env;
 	MDB_dbi envs, meta, outbox, bytime, expiry, inbox, tombs,
-	    tombexp, rcpts, peers, config;
+	    tombexp, rcpts, peers, config, fwd;
 	char *dir;
 	uint64_t written_since_trim; /* bytes committed since the last trim */
 	uint64_t trim_steps;         /* calls to am_q_trim_check */

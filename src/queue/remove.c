@@ -38,6 +38,33 @@ del_ok(int mrc)
 	return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
+/* The record of whom an envelope was pushed to goes with it. */
+static int
+drop_forwarded(am_queue *q, MDB_txn *txn, const uint8_t id[AM_ID_BYTES])
+{
+	uint8_t key[2 * AM_ID_BYTES] = {0};
+	MDB_cursor *c = NULL;
+	MDB_val k = {sizeof(key), key}, v;
+	int mrc;
+
+	memcpy(key, id, AM_ID_BYTES);
+	if ((mrc = mdb_cursor_open(txn, q->fwd, &c)) != 0)
+		return mrc;
+	/* a few entries (one per peer): seek afresh for each */
+	for (;;) {
+		k.mv_size = sizeof(key);
+		k.mv_data = key;
+		if ((mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)) != 0)
+			break;
+		if (k.mv_size != sizeof(key) || memcmp(k.mv_data, id, AM_ID_BYTES) != 0)
+			break;
+		if ((mrc = mdb_cursor_del(c, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return mrc == MDB_NOTFOUND || mrc == 0 ? 0 : mrc;
+}
+
 int
 am_q_remove(am_queue *q, MDB_txn *txn, const uint8_t id[AM_ID_BYTES], enum am_tomb_reason why,
     uint64_t expires_ms, uint64_t now_ms)
@@ -83,6 +110,8 @@ am_q_remove(am_queue *q, MDB_txn *txn, const uint8_t id[AM_ID_BYTES], enum am_to
 	} else if (mrc != 0 && mrc != MDB_NOTFOUND) {
 		return mrc;
 	}
+	if ((mrc = drop_forwarded(q, txn, id)) != 0)
+		return mrc;
 	return put_tomb(q, txn, id, why, expires_ms, now_ms);
 }
 

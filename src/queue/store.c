@@ -140,7 +140,7 @@ am_queue_open(am_queue **out, const char *dir, const am_queue_options *opt)
 	    {"expiry", offsetof(am_queue, expiry)}, {"inbox", offsetof(am_queue, inbox)},
 	    {"tombs", offsetof(am_queue, tombs)}, {"rcpts", offsetof(am_queue, rcpts)},
 	    {"tombexp", offsetof(am_queue, tombexp)}, {"peers", offsetof(am_queue, peers)},
-	    {"config", offsetof(am_queue, config)},
+	    {"config", offsetof(am_queue, config)}, {"fwd", offsetof(am_queue, fwd)},
 	};
 	am_queue_options defaults = {0};
 	am_queue *q = NULL;

@@ -3,7 +3,8 @@
  *   POST /v1/messages          send: {"to"|"group"|"broadcast", "text"|
  *                              "payload_base64", "ttl", "priority", "geo",
  *                              "content_type", "workflow_id", "seal"} -> 202 {"id"}
- *   GET  /v1/messages/{id}     held here, delivered (a receipt was seen), or unknown
+ *   GET  /v1/messages/{id}     held here, forwarded to whom (peer, name, when),
+ *                              delivered (a receipt was seen, by whom), or unknown
  *   GET  /v1/inbox[?limit=N][&ack=1][&wait_ms=N]   what arrived, oldest
  *                              first; ack=1 acknowledges what was returned;
  *                              wait_ms (<= 30000) waits for an arrival when
@@ -258,6 +259,22 @@ on_message(nng_aio *aio)
 	if (rc == 0) {
 		am_node_id_format(who, by);
 		json_object_set_new(j, "delivered_to", json_string(who));
+	}
+	{
+		am_queue_forward fw[32];
+		size_t nf = 0;
+		json_t *arr = json_array();
+		if (am_queue_forwarded_get(api->q, id, fw, 32, &nf) == 0)
+			for (size_t i = 0; i < nf; i++) {
+				am_queue_peer p;
+				char pid[AM_NODE_ID_LEN + 1];
+				am_node_id_format(pid, fw[i].peer);
+				json_t *e = json_pack("{s:s, s:I}", "peer", pid, "at_ms", (json_int_t) fw[i].at_ms);
+				if (am_queue_peer_get(api->q, fw[i].peer, &p) == 0 && p.name[0])
+					json_object_set_new(e, "name", json_string(p.name));
+				json_array_append_new(arr, e);
+			}
+		json_object_set_new(j, "forwarded_to", arr);
 	}
 	if (held == AM_ETOMBSTONE)
 		json_object_set_new(j, "state", json_string(rc == 0 ? "delivered" : "gone (delivered, expired or deleted)"));

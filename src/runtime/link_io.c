@@ -249,6 +249,7 @@ struct batch {
 	uint8_t *buf; /* 5 bytes of frame header room, then (u32 len, bytes)... */
 	size_t len;
 	uint32_t count;
+	uint8_t ids[PUSH_BATCH * AM_ID_BYTES]; /* what it holds, for the forward record */
 };
 
 static void
@@ -276,6 +277,7 @@ batch_add(struct session *ss, struct batch *b, const uint8_t id[AM_ID_BYTES], ui
 	    am_envelope_set_hops(raw, len, (uint8_t) (m.hops_left - 1)) == 0) {
 		put32(b->buf + b->len, (uint32_t) len);
 		memcpy(b->buf + b->len + 4, raw, len);
+		memcpy(b->ids + b->count * AM_ID_BYTES, id, AM_ID_BYTES);
 		b->len += 4 + len;
 		b->count++;
 	}
@@ -297,6 +299,10 @@ batch_flush(struct session *ss, struct batch *b, uint64_t *counter)
 		put32(b->buf, b->count);
 		rc = send_frame(ss, 'E', b->buf, b->len);
 		*counter += b->count;
+		/* for GET /v1/messages/{id}: whom it went to (a record, not a
+		 * delivery proof: receipts are that) */
+		if (rc == 0)
+			(void) am_queue_forwarded_add(ss->q, b->ids, b->count, ss->r->peer, am_now_ms());
 	}
 	b->len = 4;
 	b->count = 0;

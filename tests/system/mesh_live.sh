@@ -92,6 +92,8 @@ GEO=$(echo "$out" | js "d['id']")
 check "geo: crane-1 inside the circle gets it" until_ok 50 grep -q "storm warning" <(req GET "$U1/v1/inbox")
 held2() { req GET "$U2/v1/messages/$GEO" | grep -q '"held":true'; }
 check "geo: office-1 outside still carries it" until_ok 50 held2
+fwd_both() { [ "$(req GET "$GU/v1/messages/$GEO" | js "sorted(f['name'] for f in d['forwarded_to'])")" = "['crane-1', 'office-1']" ]; }
+check "GET /v1/messages/ID on the gateway: forwarded to crane-1 and office-1, by name" until_ok 50 fwd_both
 check "geo: office-1's inbox does not get it" bash -c "! grep -q 'storm warning' <<<'$(req GET "$U2/v1/inbox")'"
 
 # TOFU: another key calling itself office-1 is refused, logged and counted

@@ -116,11 +116,46 @@ beacons(void)
 	am_identity_free(me);
 }
 
+/* The beacon vector in docs/PROTOCOL.md section 14, made in Python. */
+static void
+beacon_vector(const char *path)
+{
+	char *bytes = NULL;
+	size_t len = 0;
+	uint8_t key[32], pk[AM_PK_BYTES], seed[32];
+	am_identity *id = NULL;
+	am_beacon b;
+
+	REQUIRE(am_file_read(&bytes, &len, path, 4096) == 0);
+	memset(key, 1, sizeof(key));
+	memset(seed, 9, sizeof(seed));
+	REQUIRE(am_identity_from_seed(&id, seed) == 0);
+	memcpy(pk, am_identity_pk(id), AM_PK_BYTES);
+	CHECK_RC(am_beacon_decode(&b, (const uint8_t *) bytes, len, key), 0);
+	CHECK(b.port == 7400 && b.ts_ms == 1700000000123ull && strcmp(b.name, "office-1") == 0);
+	CHECK(memcmp(b.pk, pk, AM_PK_BYTES) == 0);
+	/* and ours is byte for byte the same */
+	{
+		uint8_t mine[AM_BEACON_MAX];
+		size_t mlen = 0;
+		am_beacon in = {0};
+		in.port = 7400;
+		in.ts_ms = 1700000000123ull;
+		snprintf(in.name, sizeof(in.name), "office-1");
+		CHECK_RC(am_beacon_encode(mine, sizeof(mine), &mlen, &in, id, key), 0);
+		CHECK(mlen == len && memcmp(mine, bytes, len) == 0);
+	}
+	am_identity_free(id);
+	free(bytes);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	REQUIRE(am_core_init() == 0);
 	peer_info();
 	beacons();
+	if (argc > 1)
+		beacon_vector(argv[1]);
 	return check_done("test_peerinfo");
 }

@@ -178,6 +178,7 @@ out:
 
 struct items {
 	am_recon_item *v;
+	uint8_t *prio; /* per item, for the push order */
 	size_t n, cap;
 };
 
@@ -192,8 +193,13 @@ collect(void *ctx, const uint8_t id[AM_ID_BYTES], const am_queue_meta *m)
 		if (nv == NULL)
 			return am_error_set(AM_ENOMEM, "out of memory");
 		it->v = nv;
+		uint8_t *np = realloc(it->prio, cap);
+		if (np == NULL)
+			return am_error_set(AM_ENOMEM, "out of memory");
+		it->prio = np;
 		it->cap = cap;
 	}
+	it->prio[it->n] = m->priority;
 	it->v[it->n].created_ms = m->created_ms;
 	memcpy(it->v[it->n].id, id, AM_ID_BYTES);
 	it->n++;
@@ -664,6 +670,7 @@ session_run(struct session *ss, bool initiator)
 	am_recon *rec = NULL;
 	pthread_t th;
 	struct pusher p = {ss, NULL, 0};
+	uint8_t *order = NULL;
 	int rc;
 
 	pthread_mutex_init(&ss->owed_mu, NULL);
@@ -679,7 +686,20 @@ session_run(struct session *ss, bool initiator)
 		goto out;
 	if ((rc = reconcile(ss, initiator, rec)) != 0)
 		goto out;
-	p.ids = am_recon_peer_lacks(rec, &p.n);
+	{
+		/* most urgent first, then oldest (the push scheduler) */
+		size_t k = 0;
+		const uint8_t *lacks = am_recon_peer_lacks(rec, &k);
+		if ((order = malloc(k ? k * AM_ID_BYTES : 1)) == NULL) {
+			rc = am_error_set(AM_ENOMEM, "out of memory");
+			goto out;
+		}
+		memcpy(order, lacks, k * AM_ID_BYTES);
+		if ((rc = am_push_order(order, k, it.v, it.prio, it.n)) != 0)
+			goto out;
+		p.ids = order;
+		p.n = k;
+	}
 	/* push on a thread while receiving here: both directions at once */
 	if (pthread_create(&th, NULL, push, &p) != 0) {
 		rc = am_error_set(AM_ENOMEM, "cannot start the sending thread");
@@ -710,7 +730,11 @@ session_run(struct session *ss, bool initiator)
 	am_recon_free(rec);
 	rec = NULL;
 	free(it.v);
+	free(it.prio);
+	free(order);
 	it.v = NULL;
+	it.prio = NULL;
+	order = NULL;
 	ss->r->synced = true;
 	if (ss->o->on_synced != NULL)
 		ss->o->on_synced(ss->o->ctx, ss->r);
@@ -721,6 +745,8 @@ out:
 	pthread_mutex_destroy(&ss->owed_mu);
 	am_recon_free(rec);
 	free(it.v);
+	free(it.prio);
+	free(order);
 	return rc;
 }
 

@@ -230,6 +230,14 @@ int am_summary_create(am_envelope *env, const uint8_t *prefixes, size_t n,
 /* am_summary_has: binary search of a decoded summary's prefixes. */
 bool am_summary_has(const am_envelope *summary, const uint8_t id[static AM_ID_BYTES]);
 
+/* ------------------------------------------------------ push scheduler --- */
+
+/* am_push_order: reorder ids[0..k) (what the peer lacks, each one of
+ * items[0..n), whose priorities are prio[0..n)) into push order: priority
+ * 3 first, then oldest, then by id. Errors: AM_EINVAL (an id not among
+ * the items), AM_ENOMEM. */
+int am_push_order(uint8_t *ids, size_t k, const am_recon_item *items, const uint8_t *prio, size_t n) AM_MUST_CHECK;
+
 /* ---------------------------------------------------------- peer info --- */
 
 /* What each side says about itself in the first frame of an open link

@@ -70,6 +70,18 @@ check "wrong key: listener says why" grep -q "network's key" "$T/l.err"
 check "wrong key: dialer says why" grep -q "network key" "$T/d.err"
 check "wrong key: nothing moved" test "$(count b)" = "$before"
 
+# the push scheduler: most urgent first, then oldest. 300 bulk then one
+# urgent, made last: pushed in batches of 256, the urgent one must ride
+# the first batch (within a batch the store commits in time order, so it
+# is the first batch's last), not the second
+D=$("$AM" init --store "$T/d" 2>/dev/null)
+E=$("$AM" init --store "$T/e" 2>/dev/null)
+for i in $(seq 1 300); do "$AM" send --store "$T/d" --to "$E" --priority 0 --text "bulk $i" >/dev/null; done
+"$AM" send --store "$T/d" --to "$E" --priority 3 --text "urgent" >/dev/null
+sync_pair d e tcp://127.0.0.1:$(port)
+at=$("$AM" inbox --store "$T/e" --json --limit 1000 | /usr/bin/python3 -c "import json,sys; t=[m['text'] for m in json.load(sys.stdin)]; print(t.index('urgent') if 'urgent' in t and len(t) == 301 else -1)")
+check "push order: the urgent one made last arrives in the first batch (at $at of 301)" test "$at" -ge 0 -a "$at" -lt 256
+
 # bad arguments
 "$AM" link sync --store "$T/a" --dial tcp://127.0.0.1:1 --network-key 1234 >/dev/null 2>"$T/err"
 check "short network key refused" grep -q "64 hex" "$T/err"

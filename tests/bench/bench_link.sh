@@ -10,7 +10,8 @@
 #
 # usage: tests/bench/bench_link.sh [BUILD_DIR]      (default build/)
 #   N=20000 (envelopes), NNCP_N=2000 (NNCP's workload: it enqueues one
-#   process per message, so the full N would take many minutes); NNCP=0 skips it
+#   process per message, so the full N would take many minutes); NNCP=0 skips it;
+#   FILL_PRIORITY=0..3 puts every envelope at one priority (default: four in turn)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}

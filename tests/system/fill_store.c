@@ -44,6 +44,8 @@ main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/store", argv[1]);
 	if (am_queue_open(&q, path, NULL) != 0)
 		goto fail;
+	/* FILL_PRIORITY=0..3: all at one priority (default: the four in turn) */
+	int one_prio = getenv("FILL_PRIORITY") ? atoi(getenv("FILL_PRIORITY")) % 4 : -1;
 	payload = malloc(size ? size : 1);
 	for (size_t done = 0; done < n;) {
 		size_t k = n - done < B ? n - done : B;
@@ -55,7 +57,7 @@ main(int argc, char **argv)
 			memcpy(s.dest_node, dest, AM_PK_BYTES);
 			s.created_ms = now;
 			s.expires_ms = now + 86400000;
-			s.priority = (uint8_t) (i % 4);
+			s.priority = one_prio >= 0 ? (uint8_t) one_prio : (uint8_t) (i % 4);
 			s.payload = payload;
 			s.payload_len = size;
 			if (am_envelope_create_decoded(&envs[i], &s, me) != 0)

@@ -59,9 +59,11 @@ enum am_error {
 	AM_ENOSTORE    = -24, /* no store at that path */
 	AM_ELOCKED     = -25, /* store busy (reader table full) */
 	AM_EUNTRUSTED  = -26, /* a peer's key is not the one trusted for it */
+	AM_EDENIED     = -27, /* a valid token that does not allow the action */
+	AM_EREVOKED    = -28, /* a token or key revoked by its issuer */
 };
 
-#define AM_ERROR_MIN (-26)
+#define AM_ERROR_MIN (-28)
 
 /* am_strerror: a fixed, stable phrase for code (never NULL). */
 const char *am_strerror(int code);

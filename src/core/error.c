@@ -44,6 +44,8 @@ am_strerror(int code)
 	case AM_ENOSTORE: return "no store at that path";
 	case AM_ELOCKED: return "store busy";
 	case AM_EUNTRUSTED: return "peer not trusted";
+	case AM_EDENIED: return "not allowed";
+	case AM_EREVOKED: return "revoked";
 	default: return "unknown error";
 	}
 }

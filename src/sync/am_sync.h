@@ -261,6 +261,60 @@ int am_peer_info_encode(uint8_t **out, size_t *out_len, const am_peer_info *pi) 
  * AM_EFIELD (named). On error *pi is zeroed. */
 int am_peer_info_decode(am_peer_info *pi, const uint8_t *buf, size_t len) AM_MUST_CHECK;
 
+/* ------------------------------------------------------ capability tokens --- */
+
+/* Offline-verifiable, attenuable capability tokens (token.c, PROTOCOL.md
+ * section 15). Rights are strings of ':'-separated segments ("send:group:
+ * cranes", "call:crane-1:read_sensor", "read:inbox"); "*" in a held right
+ * matches one segment, or the rest when last. */
+#define AM_TOKEN_MAX_BLOCKS 8
+#define AM_TOKEN_MAX_RIGHTS 32
+#define AM_RIGHT_MAX        127
+#define AM_TOKEN_ID_BYTES   16
+#define AM_TOKEN_MAX_TEXT   16384
+
+typedef struct am_token_block {
+	uint64_t nbf_ms, exp_ms;
+	uint8_t nrights;
+	char rights[AM_TOKEN_MAX_RIGHTS][AM_RIGHT_MAX + 1];
+	uint8_t next_pk[AM_PK_BYTES];
+} am_token_block;
+
+typedef struct am_token {
+	uint8_t id[AM_TOKEN_ID_BYTES];
+	uint8_t issuer[AM_PK_BYTES];
+	char subject[AM_NODE_ID_LEN + 1];  /* "bearer", a node id, or a name */
+	size_t nblocks;
+	am_token_block blocks[AM_TOKEN_MAX_BLOCKS];
+	uint8_t *body[AM_TOKEN_MAX_BLOCKS]; /* signed bytes of each block */
+	size_t body_len[AM_TOKEN_MAX_BLOCKS];
+	uint8_t sig[AM_TOKEN_MAX_BLOCKS][AM_SIG_BYTES];
+	uint8_t proof[AM_SEED_BYTES];       /* lets the holder attenuate */
+} am_token;
+
+bool am_right_covers(const char *have, const char *want);
+/* am_token_issue: a new token as text (*out malloc'd); copy (may be NULL)
+ * receives the decoded token (am_token_clear it). */
+int am_token_issue(char **out, const am_identity *issuer, const char *subject, const char *const *rights,
+    size_t n, uint64_t nbf_ms, uint64_t exp_ms, am_token *copy) AM_MUST_CHECK;
+/* am_token_attenuate: the token with one more block: rights each covered
+ * by the current ones, exp no later (0: the same). No gateway needed.
+ * Errors: AM_EDENIED (a right or time wider than allowed), AM_ELIMIT. */
+int am_token_attenuate(char **out, const am_token *t, const char *const *rights, size_t n,
+    uint64_t exp_ms) AM_MUST_CHECK;
+/* am_token_parse: decode and check every signature and the chain's
+ * narrowing. Not whether the issuer is trusted, not the time: that is
+ * am_token_check. Errors: AM_EVERSION, AM_ETOOBIG, AM_EMALFORMED,
+ * AM_EFIELD, AM_EBADSIG (forged or altered), AM_EDENIED (a widening block). */
+int am_token_parse(am_token *t, const char *text) AM_MUST_CHECK;
+/* am_token_check: issuer among trusted (n keys), every block valid at now,
+ * and (when action is not NULL) the last block allows action.
+ * Errors: AM_EUNTRUSTED, AM_EEXPIRED, AM_EDENIED (named). */
+int am_token_check(const am_token *t, const uint8_t *trusted, size_t ntrusted, uint64_t now_ms,
+    const char *action) AM_MUST_CHECK;
+void am_token_clear(am_token *t);
+void am_token_id_hex(char out[static 2 * AM_TOKEN_ID_BYTES + 1], const am_token *t);
+
 /* ------------------------------------------------------------- beacons --- */
 
 /* A discovery beacon (beacon.c, docs/PROTOCOL.md section 14): a node's key,

@@ -58,6 +58,11 @@ int cli_add_tag(char tags[][AM_TAG_MAX + 1], size_t max, size_t *n,
     const char *what, const char *tag);
 
 /* Command functions. */
+int cmd_token_issue(int argc, char **argv);
+int cmd_token_attenuate(int argc, char **argv);
+int cmd_token_inspect(int argc, char **argv);
+int cmd_token_revoke(int argc, char **argv);
+int cmd_audit_verify(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_send(int argc, char **argv);

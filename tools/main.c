@@ -50,6 +50,17 @@ static const cli_cmd commands[] = {
         "agent-mesh bundle inspect [--json] PATH"},
     {"link sync", cmd_link_sync, "sync once with another node over tcp/ipc/ws (handshake, reconcile, push)",
         "agent-mesh link sync --store DIR (--listen URL | --dial URL) --network-key HEX|@FILE [--timeout 30s] [--json]"},
+    {"token issue", cmd_token_issue, "issue a capability token with a gateway key",
+        "agent-mesh token issue --gateway-key PEM (--right R... | --role ROLE [--roles FILE]) [--subject bearer|NODE_ID]\n"
+        "                [--valid 24h] [--output FILE]"},
+    {"token attenuate", cmd_token_attenuate, "derive a narrower token, offline, without the gateway",
+        "agent-mesh token attenuate --token TOKEN|@FILE|- --right R... [--valid 1h]"},
+    {"token inspect", cmd_token_inspect, "show a token's blocks (and with --trust-key, whether it is valid now)",
+        "agent-mesh token inspect [--json] [--trust-key GATEWAY_ID [--action A]] TOKEN|@FILE|-"},
+    {"token revoke", cmd_token_revoke, "make a signed revocation (of tokens or node keys) that travels to every node",
+        "agent-mesh token revoke --gateway-key PEM --store DIR (--token T | --id TOKEN_ID | --node NODE_ID)..."},
+    {"audit verify", cmd_audit_verify, "check an audit log's hash chain and signatures; names the first bad line",
+        "agent-mesh audit verify [--json] [--node NODE_ID] FILE"},
     {"envelope import", cmd_envelope_import, "verify envelope files and add them to a store",
         "agent-mesh envelope import --store DIR [--json] FILE...|-"},
 };

@@ -289,4 +289,18 @@ int am_queue_forwarded_add(am_queue *q, const uint8_t *ids, size_t n,
 int am_queue_forwarded_get(am_queue *q, const uint8_t id[static AM_ID_BYTES],
     am_queue_forward *out, size_t max, size_t *n);
 
+/* ---- revocations ---- */
+
+/* An envelope of type "revocation" carries AM_REVOCATION_RECORD-byte
+ * records: kind (AM_REVOKE_TOKEN: a token id, zero-padded to 32 bytes;
+ * AM_REVOKE_KEY: a node key) then 32 bytes. Storing one records each
+ * (what, signer) pair, whoever signed it; the caller decides whose
+ * revocations count (its trusted gateway keys). */
+#define AM_REVOCATION_RECORD 33
+#define AM_REVOKE_TOKEN 1
+#define AM_REVOKE_KEY   2
+/* am_queue_revoked: 0 when what (32 bytes) was revoked by one of the n
+ * signers (n x 32 bytes); AM_ENOTFOUND otherwise. */
+int am_queue_revoked(am_queue *q, const uint8_t what[static AM_PK_BYTES], const uint8_t *signers, size_t n);
+
 #endif /* AM_QUEUE_H */

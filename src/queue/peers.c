@@ -191,3 +191,23 @@ am_queue_forwarded_get(am_queue *q, const uint8_t id[static AM_ID_BYTES], am_que
 	mdb_txn_abort(txn);
 	return am_q_err(mrc, "reading forwards");
 }
+
+int
+am_queue_revoked(am_queue *q, const uint8_t what[static AM_PK_BYTES], const uint8_t *signers, size_t n)
+{
+	MDB_txn *txn = NULL;
+	int mrc, rc = AM_ENOTFOUND;
+
+	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return am_q_err(mrc, "reading revocations");
+	for (size_t i = 0; i < n && rc == AM_ENOTFOUND; i++) {
+		uint8_t key[2 * AM_PK_BYTES];
+		MDB_val k = {sizeof(key), key}, v;
+		memcpy(key, what, AM_PK_BYTES);
+		memcpy(key + AM_PK_BYTES, signers + i * AM_PK_BYTES, AM_PK_BYTES);
+		if (mdb_get(txn, q->revoked, &k, &v) == 0)
+			rc = 0;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}

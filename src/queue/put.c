@@ -45,7 +45,8 @@ admits(const struct self_view *s, const am_body *b)
 {
 	bool mine = false;
 
-	if (!s->has_self || strcmp(b->type, "receipt") == 0)
+	/* protocol records are acted on by the node, not handed to its apps */
+	if (!s->has_self || strcmp(b->type, "receipt") == 0 || strcmp(b->type, "revocation") == 0)
 		return false;
 	if (memcmp(b->src, s->pk, AM_PK_BYTES) == 0)
 		return false;
@@ -108,6 +109,12 @@ pending_from(struct pending *p, const struct self_view *s, const am_envelope *e,
 		}
 	}
 	p->receipt = p->nrids > 0;
+	p->nrevs = 0;
+	if (strcmp(e->body.type, "revocation") == 0 && !e->body.compressed && !e->body.sealed &&
+	    e->body.payload_len > 0 && e->body.payload_len % AM_REVOCATION_RECORD == 0) {
+		p->revs = e->body.payload;
+		p->nrevs = e->body.payload_len / AM_REVOCATION_RECORD;
+	}
 	p->for_me = !p->receipt && s->has_self && e->body.dest_kind == AM_DEST_NODE &&
 	    memcmp(e->body.dest_node, s->pk, AM_PK_BYTES) == 0 && memcmp(e->body.src, s->pk, AM_PK_BYTES) != 0;
 	memcpy(p->ref, e->body.ref, AM_ID_BYTES);
@@ -171,6 +178,26 @@ apply_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, uint64_t now_m
 	for (size_t i = 0; i < p->nrids; i++)
 		if ((mrc = apply_one_receipt(q, txn, p, p->rids + i * AM_ID_BYTES, now_ms)) != 0)
 			return mrc;
+	return 0;
+}
+
+/* A revocation names what it revokes; whether its signer may is the
+ * reader's question (am_queue_revoked hands out the signer). */
+static int
+apply_revocation(am_queue *q, MDB_txn *txn, const struct pending *p)
+{
+	for (size_t i = 0; i < p->nrevs; i++) {
+		uint8_t key[2 * AM_PK_BYTES];
+		MDB_val k = {sizeof(key), key}, v = {AM_ID_BYTES, (void *) p->id};
+		const uint8_t *rec = p->revs + i * AM_REVOCATION_RECORD;
+		int mrc;
+		if (rec[0] != AM_REVOKE_TOKEN && rec[0] != AM_REVOKE_KEY)
+			continue; /* a kind from a later version */
+		memcpy(key, rec + 1, AM_PK_BYTES);
+		memcpy(key + AM_PK_BYTES, p->src, AM_PK_BYTES);
+		if ((mrc = mdb_put(txn, q->revoked, &k, &v, 0)) != 0)
+			return mrc;
+	}
 	return 0;
 }
 
@@ -347,6 +374,10 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 			goto out;
 		}
 		if (p->receipt && (mrc = apply_receipt(q, txn, p, p->m.received_ms)) != 0) {
+			*fitted = j;
+			goto out;
+		}
+		if (p->nrevs > 0 && (mrc = apply_revocation(q, txn, p)) != 0) {
 			*fitted = j;
 			goto out;
 		}

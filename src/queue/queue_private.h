@@ -24,6 +24,7 @@
  *   peers    pk(32)                          -> peer record
  *   config   name                            -> value
  *   fwd      id(32) peer(32)                 -> at(8): pushed to that peer
+ *   revoked  what(32) signer(32)             -> revocation envelope id(32)
  */
 #ifndef AM_QUEUE_PRIVATE_H
 #define AM_QUEUE_PRIVATE_H
@@ -35,7 +36,7 @@
 struct am_queue {
 	MDB_env *env;
 	MDB_dbi envs, meta, outbox, bytime, expiry, inbox, tombs,
-	    tombexp, rcpts, peers, config, fwd;
+	    tombexp, rcpts, peers, config, fwd, revoked;
 	char *dir;
 	uint64_t written_since_trim; /* bytes committed since the last trim */
 	uint64_t trim_steps;         /* calls to am_q_trim_check */
@@ -53,6 +54,8 @@ struct pending {
 	am_queue_meta m;    /* inbox_seq is assigned in the transaction */
 	bool inbox;
 	bool receipt;       /* type "receipt": applies to rids[0..nrids) */
+	const uint8_t *revs; /* type "revocation": 33-byte records (kind, what) */
+	size_t nrevs;
 	bool for_me;        /* addressed to this node alone: receipt due */
 	const uint8_t *rids; /* the ids a receipt covers: its payload, or ref */
 	size_t nrids;

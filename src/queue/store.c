@@ -141,6 +141,7 @@ am_queue_open(am_queue **out, const char *dir, const am_queue_options *opt)
 	    {"tombs", offsetof(am_queue, tombs)}, {"rcpts", offsetof(am_queue, rcpts)},
 	    {"tombexp", offsetof(am_queue, tombexp)}, {"peers", offsetof(am_queue, peers)},
 	    {"config", offsetof(am_queue, config)}, {"fwd", offsetof(am_queue, fwd)},
+	    {"revoked", offsetof(am_queue, revoked)},
 	};
 	am_queue_options defaults = {0};
 	am_queue *q = NULL;

@@ -192,6 +192,33 @@ void am_link_server_close(am_link_server *sv);
 int am_link_session(struct nng_stream *s, bool initiator, am_queue *q, const am_identity *me,
     const am_link_options *o, am_link_report *r);
 
+/* --------------------------------------------------------------- audit --- */
+
+/* The hash-chained, signed audit log (audit.c, docs/OPERATIONS.md). */
+typedef struct am_audit am_audit;
+struct json_t;
+/* am_audit_open: append to path (made with its folder, mode 0600),
+ * continuing the chain from its last line. Errors: AM_EIO, AM_EMALFORMED
+ * (the last line is damaged: verify the log, then move it aside). */
+int am_audit_open(am_audit **out, const char *path, const am_identity *me) AM_MUST_CHECK;
+void am_audit_close(am_audit *a);
+const char *am_audit_path(const am_audit *a);
+/* am_audit_log: one record: event ("link_refused", "token_refused", ...),
+ * subject (who or what it is about), workflow_id (may be NULL) and the
+ * fields of details (a JSON object, consumed; may be NULL). a may be NULL
+ * (nothing is logged). Thread- and process-safe. */
+int am_audit_log(am_audit *a, const char *event, const char *subject, const char *workflow_id,
+    struct json_t *details);
+
+typedef struct am_audit_report {
+	uint64_t lines;      /* lines that verified */
+	uint64_t bad_line;   /* the first bad line (1-based), 0 if none */
+} am_audit_report;
+/* am_audit_verify: check every line's chain link and signature (and, when
+ * want_node is not NULL, that this node wrote it). Errors: AM_EIO,
+ * AM_EBADSIG naming the first bad line and what is wrong with it. */
+int am_audit_verify(const char *path, const uint8_t *want_node, am_audit_report *r);
+
 /* ----------------------------------------------------------- discovery --- */
 
 /* UDP multicast beacons (discovery.c). */

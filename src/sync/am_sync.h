@@ -315,6 +315,14 @@ int am_token_check(const am_token *t, const uint8_t *trusted, size_t ntrusted, u
 void am_token_clear(am_token *t);
 void am_token_id_hex(char out[static 2 * AM_TOKEN_ID_BYTES + 1], const am_token *t);
 
+/* am_revocation_create: a broadcast, urgent envelope of type "revocation"
+ * signed by issuer (a gateway key) naming n records of
+ * AM_REVOCATION_RECORD bytes (am_queue.h); it lives at least a year, or
+ * until expires_ms if later. Every store that takes it records it; the
+ * daemons then refuse what it names when its signer is one they trust. */
+int am_revocation_create(am_envelope *env, const uint8_t *records, size_t n, uint64_t expires_ms,
+    const am_identity *issuer, uint64_t now_ms) AM_MUST_CHECK;
+
 /* ------------------------------------------------------------- beacons --- */
 
 /* A discovery beacon (beacon.c, docs/PROTOCOL.md section 14): a node's key,

@@ -201,3 +201,24 @@ am_summary_has(const am_envelope *s, const uint8_t id[static AM_ID_BYTES])
 	}
 	return false;
 }
+
+int
+am_revocation_create(am_envelope *env, const uint8_t *records, size_t n, uint64_t expires_ms,
+    const am_identity *issuer, uint64_t now_ms)
+{
+	am_envelope_spec s = {0};
+
+	if (n == 0 || n * AM_REVOCATION_RECORD > AM_MAX_PAYLOAD)
+		return am_error_set(AM_ELIMIT, "a revocation holds 1..%zu records", (size_t) (AM_MAX_PAYLOAD / AM_REVOCATION_RECORD));
+	s.type = "revocation";
+	s.dest_kind = AM_DEST_BROADCAST;
+	s.created_ms = now_ms;
+	/* it must outlive what it revokes; at least a year */
+	s.expires_ms = expires_ms > now_ms + 365ull * 24 * HOUR_MS ? expires_ms : now_ms + 365ull * 24 * HOUR_MS;
+	s.priority = AM_PRIO_URGENT;
+	s.content_type = "application/x-agent-mesh-revocation";
+	s.no_compress = true;
+	s.payload = records;
+	s.payload_len = n * AM_REVOCATION_RECORD;
+	return am_envelope_create_decoded(env, &s, issuer);
+}

@@ -1,0 +1,349 @@
+/*
+ * audit.c — the hash-chained, signed audit log (AUDIT_LOG_PATH, default
+ * DATA/audit/audit.log): one JSON object per line,
+ *
+ *   {"seq":N,"ts":"2026-11-28T10:13:44.123Z","ts_ms":...,"event":"...",
+ *    "node":"<node id>","subject":"...","workflow_id":"...",...details,
+ *    "prev":"<BLAKE2b-256 hex of the previous line>","sig":"<Ed25519 hex>"}
+ *
+ * prev chains every line to the one before (the first line's prev is 64
+ * zeros), so an edited, removed or reordered line breaks the next line's
+ * prev; sig (by the node's key, over everything before ,"sig") makes the
+ * last line tamper-evident too. `agent-mesh audit verify` checks both and
+ * names the first bad line. Appends take an exclusive flock and re-read
+ * the tail when another process appended, so the daemon and the CLI can
+ * share one log; each line is written with one write() and fdatasync'd.
+ * Each record may also go to a syslog collector (RFC 5424 over UDP,
+ * AUDIT_SYSLOG=host:port).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "am_runtime.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES 16384
+
+struct am_audit {
+	pthread_mutex_t mu;
+	int fd;
+	const am_identity *me;
+	char node[AM_NODE_ID_LEN + 1];
+	char path[4096];
+	uint64_t seq;
+	char prev[65];
+	off_t known_size;
+	int syslog_fd;
+	struct sockaddr_storage syslog_to;
+	socklen_t syslog_len;
+	char host[64];
+};
+
+static void
+hash_hex(char out[65], const char *line, size_t len)
+{
+	uint8_t h[32];
+	crypto_generichash(h, sizeof(h), (const uint8_t *) line, len, NULL, 0);
+	sodium_bin2hex(out, 65, h, sizeof(h));
+}
+
+/* Read the last complete line of the file: its hash and seq become ours. */
+static int
+load_tail(am_audit *a)
+{
+	struct stat st;
+	char buf[LINE_MAX_BYTES + 2];
+	off_t from;
+	ssize_t n;
+
+	if (fstat(a->fd, &st) != 0)
+		return am_error_set(AM_EIO, "%s: %s", a->path, strerror(errno));
+	a->known_size = st.st_size;
+	if (st.st_size == 0) {
+		a->seq = 0;
+		memset(a->prev, '0', 64);
+		a->prev[64] = '\0';
+		return 0;
+	}
+	from = st.st_size > (off_t) sizeof(buf) - 1 ? st.st_size - (off_t) sizeof(buf) + 1 : 0;
+	if ((n = pread(a->fd, buf, sizeof(buf) - 1, from)) <= 0)
+		return am_error_set(AM_EIO, "%s: %s", a->path, strerror(errno));
+	buf[n] = '\0';
+	if (buf[n - 1] != '\n')
+		return am_error_set(AM_EMALFORMED, "%s: the last line is cut short (run agent-mesh audit verify)", a->path);
+	buf[n - 1] = '\0';
+	char *last = strrchr(buf, '\n');
+	last = last ? last + 1 : buf;
+	json_error_t jerr;
+	json_t *j = json_loads(last, 0, &jerr);
+	if (j == NULL || !json_is_integer(json_object_get(j, "seq"))) {
+		json_decref(j);
+		return am_error_set(AM_EMALFORMED, "%s: the last line is not an audit record (run agent-mesh audit verify)",
+		    a->path);
+	}
+	a->seq = (uint64_t) json_integer_value(json_object_get(j, "seq"));
+	json_decref(j);
+	hash_hex(a->prev, last, strlen(last));
+	return 0;
+}
+
+static void
+syslog_setup(am_audit *a, const char *spec)
+{
+	char host[256], *colon;
+	struct addrinfo hints = {0}, *res = NULL;
+
+	a->syslog_fd = -1;
+	if (spec == NULL || spec[0] == '\0')
+		return;
+	snprintf(host, sizeof(host), "%s", spec);
+	if ((colon = strrchr(host, ':')) == NULL)
+		return;
+	*colon = '\0';
+	hints.ai_socktype = SOCK_DGRAM;
+	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL)
+		return;
+	a->syslog_fd = socket(res->ai_family, SOCK_DGRAM, 0);
+	memcpy(&a->syslog_to, res->ai_addr, res->ai_addrlen);
+	a->syslog_len = res->ai_addrlen;
+	freeaddrinfo(res);
+	if (gethostname(a->host, sizeof(a->host)) != 0)
+		snprintf(a->host, sizeof(a->host), "-");
+}
+
+int
+am_audit_open(am_audit **out, const char *path, const am_identity *me)
+{
+	am_audit *a = calloc(1, sizeof(*a));
+	char dir[4096], *slash;
+	int rc;
+
+	*out = NULL;
+	if (a == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	pthread_mutex_init(&a->mu, NULL);
+	a->me = me;
+	am_node_id_format(a->node, am_identity_pk(me));
+	snprintf(a->path, sizeof(a->path), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL) {
+		*slash = '\0';
+		if (dir[0] != '\0' && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			rc = am_error_set(AM_EIO, "%s: %s", dir, strerror(errno));
+			goto fail;
+		}
+	}
+	if ((a->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
+		rc = am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	flock(a->fd, LOCK_SH);
+	rc = load_tail(a);
+	flock(a->fd, LOCK_UN);
+	if (rc != 0) {
+		close(a->fd);
+		goto fail;
+	}
+	syslog_setup(a, getenv("AUDIT_SYSLOG"));
+	*out = a;
+	return 0;
+fail:
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+	return rc;
+}
+
+void
+am_audit_close(am_audit *a)
+{
+	if (a == NULL)
+		return;
+	close(a->fd);
+	if (a->syslog_fd >= 0)
+		close(a->syslog_fd);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+const char *
+am_audit_path(const am_audit *a)
+{
+	return a->path;
+}
+
+static void
+to_syslog(am_audit *a, const char *event, const char *line, const char *ts)
+{
+	char msg[LINE_MAX_BYTES + 256];
+	int n;
+
+	if (a->syslog_fd < 0)
+		return;
+	/* RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG; facility
+	 * authpriv (10), severity notice (5) */
+	n = snprintf(msg, sizeof(msg), "<%d>1 %s %s agent-mesh %ld %s - %s", 10 * 8 + 5, ts, a->host, (long) getpid(),
+	    event, line);
+	if (n > 0)
+		(void) sendto(a->syslog_fd, msg, (size_t) n < sizeof(msg) ? (size_t) n : sizeof(msg) - 1, 0,
+		    (struct sockaddr *) &a->syslog_to, a->syslog_len);
+}
+
+int
+am_audit_log(am_audit *a, const char *event, const char *subject, const char *workflow_id, json_t *details)
+{
+	char ts[40], sighex[2 * AM_SIG_BYTES + 1], *text = NULL, *line = NULL;
+	uint8_t h[32], sig[AM_SIG_BYTES];
+	struct timespec now;
+	struct tm tm;
+	json_t *j;
+	int rc = 0;
+
+	if (a == NULL) {
+		json_decref(details);
+		return 0;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ldZ", now.tv_nsec / 1000000);
+	pthread_mutex_lock(&a->mu);
+	flock(a->fd, LOCK_EX);
+	{
+		struct stat st;
+		/* another process appended since: chain onto its last line */
+		if (fstat(a->fd, &st) == 0 && st.st_size != a->known_size && (rc = load_tail(a)) != 0)
+			goto out;
+	}
+	j = json_pack("{s:I, s:s, s:I, s:s, s:s}", "seq", (json_int_t) (a->seq + 1), "ts", ts, "ts_ms",
+	    (json_int_t) ((uint64_t) now.tv_sec * 1000 + (uint64_t) now.tv_nsec / 1000000), "event", event, "node", a->node);
+	if (j == NULL) {
+		rc = am_error_set(AM_ENOMEM, "out of memory");
+		goto out;
+	}
+	json_object_set_new(j, "subject", json_string(subject ? subject : ""));
+	if (workflow_id != NULL && workflow_id[0] != '\0')
+		json_object_set_new(j, "workflow_id", json_string(workflow_id));
+	if (details != NULL) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(details, k, v)
+			if (json_object_get(j, k) == NULL && strcmp(k, "prev") != 0 && strcmp(k, "sig") != 0)
+				json_object_set(j, k, v);
+	}
+	json_object_set_new(j, "prev", json_string(a->prev));
+	text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if (text == NULL || strlen(text) > LINE_MAX_BYTES - 160) {
+		rc = am_error_set(AM_ETOOBIG, "audit record too large");
+		goto out;
+	}
+	/* sig over the record as written up to here (without its closing brace) */
+	size_t tl = strlen(text) - 1;
+	crypto_generichash(h, sizeof(h), (const uint8_t *) text, tl, NULL, 0);
+	am_identity_sign(a->me, sig, h, sizeof(h));
+	sodium_bin2hex(sighex, sizeof(sighex), sig, sizeof(sig));
+	if ((line = malloc(tl + 2 * AM_SIG_BYTES + 16)) == NULL) {
+		rc = am_error_set(AM_ENOMEM, "out of memory");
+		goto out;
+	}
+	int ll = snprintf(line, tl + 2 * AM_SIG_BYTES + 16, "%.*s,\"sig\":\"%s\"}\n", (int) tl, text, sighex);
+	if (write(a->fd, line, (size_t) ll) != ll || fdatasync(a->fd) != 0) {
+		rc = am_error_set(AM_EIO, "%s: %s", a->path, strerror(errno));
+		/* what was written (if any) is now the tail */
+		(void) load_tail(a);
+		goto out;
+	}
+	a->seq++;
+	hash_hex(a->prev, line, (size_t) ll - 1);
+	a->known_size += ll;
+	line[ll - 1] = '\0';
+	to_syslog(a, event, line, ts);
+out:
+	flock(a->fd, LOCK_UN);
+	pthread_mutex_unlock(&a->mu);
+	json_decref(details);
+	free(text);
+	free(line);
+	return rc;
+}
+
+/* ---- verification ---- */
+
+int
+am_audit_verify(const char *path, const uint8_t *want_node, am_audit_report *r)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL, prev[65];
+	size_t cap = 0;
+	ssize_t n;
+	uint64_t lineno = 0;
+	int rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	memset(prev, '0', 64);
+	prev[64] = '\0';
+	if (f == NULL)
+		return am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
+#define BAD(...) \
+	do { \
+		r->bad_line = lineno; \
+		rc = am_error_set(AM_EBADSIG, __VA_ARGS__); \
+		goto out; \
+	} while (0)
+	while ((n = getline(&line, &cap, f)) > 0) {
+		lineno++;
+		if (line[n - 1] != '\n')
+			BAD("line %llu: cut short (no end of line): the log was truncated", (unsigned long long) lineno);
+		line[--n] = '\0';
+		json_error_t jerr;
+		json_t *j = json_loads(line, 0, &jerr);
+		const char *p = j ? json_string_value(json_object_get(j, "prev")) : NULL;
+		const char *s = j ? json_string_value(json_object_get(j, "sig")) : NULL;
+		const char *node = j ? json_string_value(json_object_get(j, "node")) : NULL;
+		json_int_t seq = j ? json_integer_value(json_object_get(j, "seq")) : 0;
+		uint8_t pk[AM_PK_BYTES], sig[AM_SIG_BYTES], h[32];
+		const char *tail = strstr(line, ",\"sig\":\"");
+		bool ok_sig = false;
+		if (j != NULL && p != NULL && s != NULL && node != NULL && tail != NULL && am_node_id_parse(pk, node) == 0 &&
+		    strlen(s) == 2 * AM_SIG_BYTES && sodium_hex2bin(sig, sizeof(sig), s, strlen(s), NULL, NULL, NULL) == 0) {
+			crypto_generichash(h, sizeof(h), (const uint8_t *) line, (size_t) (tail - line), NULL, 0);
+			ok_sig = crypto_sign_verify_detached(sig, h, sizeof(h), pk) == 0;
+		}
+		json_decref(j);
+		if (j == NULL || p == NULL || s == NULL || node == NULL)
+			BAD("line %llu: not an audit record (changed or damaged)", (unsigned long long) lineno);
+		if (strcmp(p, prev) != 0)
+			BAD("line %llu: its prev does not match line %llu (a line before it was changed, removed or "
+			    "reordered)",
+			    (unsigned long long) lineno, (unsigned long long) lineno - 1);
+		if (!ok_sig)
+			BAD("line %llu: its signature does not verify (the line was changed)", (unsigned long long) lineno);
+		if (want_node != NULL && memcmp(pk, want_node, AM_PK_BYTES) != 0)
+			BAD("line %llu: written by another node's key", (unsigned long long) lineno);
+		if ((uint64_t) seq != r->lines + 1 && r->lines > 0)
+			BAD("line %llu: sequence %lld after %llu (lines removed or reordered)", (unsigned long long) lineno,
+			    (long long) seq, (unsigned long long) r->lines);
+		r->lines++;
+		hash_hex(prev, line, (size_t) n);
+	}
+	if (ferror(f))
+		rc = am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
+#undef BAD
+out:
+	free(line);
+	fclose(f);
+	return rc;
+}

@@ -1,0 +1,401 @@
+/*
+ * cmd_token.c — `token issue|attenuate|inspect|revoke` and `audit verify`:
+ * capability tokens made with a gateway key, narrowed by any holder
+ * offline, read back, and revoked by an envelope that travels like any
+ * other; and the check of an audit log's chain.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+#include "am_runtime.h"
+
+#include <getopt.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Role templates when no --roles file is given (docs/OPERATIONS.md). */
+static const struct {
+	const char *role;
+	const char *rights[6];
+} builtin_roles[] = {
+    {"admin", {"*"}},
+    {"operator", {"send:*", "read:*", "call:*", "scan", "metrics"}},
+    {"viewer", {"scan", "metrics", "read:messages"}},
+    {"node", {"send:*", "read:inbox", "read:messages"}},
+};
+
+/* TEXT, @FILE or - : the token text, trimmed (malloc'd). */
+static char *
+read_token_arg(const char *arg)
+{
+	char *text = NULL;
+	size_t len = 0;
+
+	if (arg[0] == '@' || strcmp(arg, "-") == 0) {
+		if (am_file_read(&text, &len, arg[0] == '@' ? arg + 1 : "-", 1 << 16) != 0) {
+			cli_fail(AM_EIO, "reading the token");
+			return NULL;
+		}
+	} else if ((text = strdup(arg)) == NULL) {
+		return NULL;
+	}
+	len = strlen(text);
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	return text;
+}
+
+static int
+load_key(am_identity **id, const char *path)
+{
+	if (path == NULL)
+		return cli_usage_error("--gateway-key PEM is required (the gateway's identity)");
+	if (am_identity_load_pem(id, path) != 0)
+		return cli_fail(AM_EPEM, "--gateway-key");
+	return 0;
+}
+
+/* rights from a role: the roles file's entry, else the built-in one */
+static int
+role_rights(const char *role, const char *file, const char **out, size_t *n, json_t **keep)
+{
+	if (file != NULL) {
+		json_error_t jerr;
+		json_t *j = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr), *r, *v;
+		size_t i;
+		if (j == NULL)
+			return cli_usage_error("--roles %s: line %d: %s", file, jerr.line, jerr.text);
+		if (!json_is_array(r = json_object_get(j, role))) {
+			json_decref(j);
+			return cli_usage_error("--roles %s has no role \"%s\" (a list of rights)", file, role);
+		}
+		json_array_foreach(r, i, v) {
+			if (!json_is_string(v) || *n == AM_TOKEN_MAX_RIGHTS) {
+				json_decref(j);
+				return cli_usage_error("--roles %s: role \"%s\" must list at most %d rights as strings", file, role,
+				    AM_TOKEN_MAX_RIGHTS);
+			}
+			out[(*n)++] = json_string_value(v);
+		}
+		*keep = j;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(builtin_roles) / sizeof(builtin_roles[0]); i++)
+		if (strcmp(builtin_roles[i].role, role) == 0) {
+			for (size_t k = 0; k < 6 && builtin_roles[i].rights[k] && *n < AM_TOKEN_MAX_RIGHTS; k++)
+				out[(*n)++] = builtin_roles[i].rights[k];
+			return 0;
+		}
+	return cli_usage_error("unknown role \"%s\" (built in: admin, operator, viewer, node; or give --roles FILE)", role);
+}
+
+int
+cmd_token_issue(int argc, char **argv)
+{
+	static const struct option opts[] = {{"gateway-key", required_argument, NULL, 'k'},
+	    {"subject", required_argument, NULL, 's'}, {"right", required_argument, NULL, 'r'},
+	    {"role", required_argument, NULL, 'R'}, {"roles", required_argument, NULL, 'f'},
+	    {"valid", required_argument, NULL, 'v'}, {"output", required_argument, NULL, 'o'}, {0, 0, 0, 0}};
+	const char *key = NULL, *subject = "bearer", *rights[AM_TOKEN_MAX_RIGHTS], *role = NULL, *roles = NULL,
+	           *output = NULL;
+	size_t n = 0;
+	uint64_t valid = 24ull * 3600 * 1000, now = am_now_ms();
+	am_identity *gw = NULL;
+	json_t *keep = NULL;
+	char *text = NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":k:s:r:R:f:v:o:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': key = optarg; break;
+		case 's': subject = optarg; break;
+		case 'r':
+			if (n == AM_TOKEN_MAX_RIGHTS)
+				return cli_usage_error("at most %d --right", AM_TOKEN_MAX_RIGHTS);
+			rights[n++] = optarg;
+			break;
+		case 'R': role = optarg; break;
+		case 'f': roles = optarg; break;
+		case 'v':
+			if (am_duration_parse(&valid, optarg) != 0 || valid == 0)
+				return cli_usage_error("--valid %s: a duration (24h, 30d)", optarg);
+			break;
+		case 'o': output = optarg; break;
+		default: return cli_opt_error(c, argv);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (role != NULL && (rc = role_rights(role, roles, rights, &n, &keep)) != 0)
+		return rc;
+	if (n == 0)
+		return cli_usage_error("give the rights: --right R (repeatable) or --role ROLE");
+	if ((rc = load_key(&gw, key)) != 0) {
+		json_decref(keep);
+		return rc;
+	}
+	rc = am_token_issue(&text, gw, subject, rights, n, now, now + valid, NULL);
+	am_identity_free(gw);
+	json_decref(keep);
+	if (rc != 0)
+		return cli_fail(rc, "issuing");
+	if (output != NULL) {
+		size_t len = strlen(text);
+		text[len] = '\n';
+		rc = am_file_write_atomic(output, text, len + 1, 0600, false);
+		text[len] = '\0';
+		if (rc != 0) {
+			free(text);
+			return cli_fail(rc, output);
+		}
+	} else {
+		printf("%s\n", text);
+	}
+	free(text);
+	return 0;
+}
+
+int
+cmd_token_attenuate(int argc, char **argv)
+{
+	static const struct option opts[] = {{"token", required_argument, NULL, 't'},
+	    {"right", required_argument, NULL, 'r'}, {"valid", required_argument, NULL, 'v'}, {0, 0, 0, 0}};
+	const char *tok = NULL, *rights[AM_TOKEN_MAX_RIGHTS];
+	size_t n = 0;
+	uint64_t valid = 0;
+	am_token t;
+	char *text, *out = NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":t:r:v:", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': tok = optarg; break;
+		case 'r':
+			if (n == AM_TOKEN_MAX_RIGHTS)
+				return cli_usage_error("at most %d --right", AM_TOKEN_MAX_RIGHTS);
+			rights[n++] = optarg;
+			break;
+		case 'v':
+			if (am_duration_parse(&valid, optarg) != 0 || valid == 0)
+				return cli_usage_error("--valid %s: a duration (1h, 2d)", optarg);
+			break;
+		default: return cli_opt_error(c, argv);
+		}
+	}
+	if (tok == NULL || n == 0)
+		return cli_usage_error("give --token TOKEN|@FILE|- and the narrower rights (--right R, repeatable)");
+	if ((text = read_token_arg(tok)) == NULL)
+		return 1;
+	rc = am_token_parse(&t, text);
+	free(text);
+	if (rc != 0)
+		return cli_fail(rc, "--token");
+	rc = am_token_attenuate(&out, &t, rights, n, valid ? am_now_ms() + valid : 0);
+	am_token_clear(&t);
+	if (rc != 0)
+		return cli_fail(rc, "attenuating");
+	printf("%s\n", out);
+	free(out);
+	return 0;
+}
+
+int
+cmd_token_inspect(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+	    {"trust-key", required_argument, NULL, 'k'}, {"action", required_argument, NULL, 'a'}, {0, 0, 0, 0}};
+	const char *trust = NULL, *action = NULL;
+	bool as_json = false;
+	am_token t;
+	char *text, id[2 * AM_TOKEN_ID_BYTES + 1], iss[AM_NODE_ID_LEN + 1];
+	uint8_t tk[AM_PK_BYTES];
+	int c, rc, crc = 0;
+
+	while ((c = getopt_long(argc, argv, ":jk:a:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': as_json = true; break;
+		case 'k': trust = optarg; break;
+		case 'a': action = optarg; break;
+		default: return cli_opt_error(c, argv);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("give one TOKEN, @FILE or -");
+	if (trust != NULL && am_node_id_parse(tk, trust) != 0)
+		return cli_usage_error("--trust-key must be the gateway's public key (64 hex)");
+	if ((text = read_token_arg(argv[optind])) == NULL)
+		return 1;
+	rc = am_token_parse(&t, text);
+	free(text);
+	if (rc != 0)
+		return cli_fail(rc, "token");
+	am_token_id_hex(id, &t);
+	am_node_id_format(iss, t.issuer);
+	if (trust != NULL)
+		crc = am_token_check(&t, tk, 1, am_now_ms(), action);
+	json_t *blocks = json_array();
+	for (size_t i = 0; i < t.nblocks; i++) {
+		json_t *r = json_array();
+		char nbf[40], exp[40];
+		for (size_t k = 0; k < t.blocks[i].nrights; k++)
+			json_array_append_new(r, json_string(t.blocks[i].rights[k]));
+		cli_time(nbf, sizeof(nbf), t.blocks[i].nbf_ms);
+		cli_time(exp, sizeof(exp), t.blocks[i].exp_ms);
+		json_array_append_new(blocks, json_pack("{s:o, s:s, s:s}", "rights", r, "not_before", nbf, "expires", exp));
+	}
+	json_t *j = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "issuer", iss, "subject", t.subject, "blocks", blocks);
+	if (trust != NULL) {
+		json_object_set_new(j, "valid", json_boolean(crc == 0));
+		if (crc != 0)
+			json_object_set_new(j, "problem", json_string(am_error_detail()));
+	}
+	if (as_json) {
+		cli_json_print(j);
+	} else {
+		printf("token %s\nissuer  %s\nsubject %s\n", id, iss, t.subject);
+		for (size_t i = 0; i < t.nblocks; i++) {
+			json_t *b = json_array_get(blocks, i);
+			char *r = json_dumps(json_object_get(b, "rights"), JSON_COMPACT);
+			printf("block %zu: %s, %s .. %s\n", i, r ? r : "?", json_string_value(json_object_get(b, "not_before")),
+			    json_string_value(json_object_get(b, "expires")));
+			free(r);
+		}
+		if (trust != NULL)
+			printf("%s\n", crc == 0 ? "valid now" : am_error_detail());
+		json_decref(j);
+	}
+	am_token_clear(&t);
+	return crc == 0 ? 0 : 1;
+}
+
+int
+cmd_token_revoke(int argc, char **argv)
+{
+	static const struct option opts[] = {{"gateway-key", required_argument, NULL, 'k'},
+	    {"store", required_argument, NULL, 's'}, {"token", required_argument, NULL, 't'},
+	    {"id", required_argument, NULL, 'i'}, {"node", required_argument, NULL, 'n'}, {0, 0, 0, 0}};
+	const char *key = NULL, *dir = NULL;
+	uint8_t recs[16 * AM_REVOCATION_RECORD];
+	size_t n = 0;
+	uint64_t until = 0;
+	am_identity *gw = NULL;
+	am_envelope env = {0};
+	am_queue_result res;
+	cli_node node;
+	char idhex[AM_ID_HEX_LEN + 1];
+	int c, rc;
+
+	memset(recs, 0, sizeof(recs));
+	while ((c = getopt_long(argc, argv, ":k:s:t:i:n:", opts, NULL)) != -1) {
+		uint8_t *rec = recs + n * AM_REVOCATION_RECORD;
+		if ((c == 't' || c == 'i' || c == 'n') && n == 16)
+			return cli_usage_error("at most 16 things to revoke at once");
+		switch (c) {
+		case 'k': key = optarg; break;
+		case 's': dir = optarg; break;
+		case 't': {
+			char *text = read_token_arg(optarg);
+			am_token t;
+			if (text == NULL)
+				return 1;
+			rc = am_token_parse(&t, text);
+			free(text);
+			if (rc != 0)
+				return cli_fail(rc, "--token");
+			rec[0] = AM_REVOKE_TOKEN;
+			memcpy(rec + 1, t.id, AM_TOKEN_ID_BYTES);
+			if (t.blocks[0].exp_ms > until)
+				until = t.blocks[0].exp_ms;
+			am_token_clear(&t);
+			n++;
+			break;
+		}
+		case 'i': {
+			size_t got = 0;
+			if (strlen(optarg) != 2 * AM_TOKEN_ID_BYTES ||
+			    sodium_hex2bin(rec + 1, AM_TOKEN_ID_BYTES, optarg, strlen(optarg), NULL, &got, NULL) != 0)
+				return cli_usage_error("--id must be a token id (32 hex, from token inspect)");
+			rec[0] = AM_REVOKE_TOKEN;
+			n++;
+			break;
+		}
+		case 'n':
+			if (am_node_id_parse(rec + 1, optarg) != 0)
+				return cli_usage_error("--node must be a node id (64 hex)");
+			rec[0] = AM_REVOKE_KEY;
+			n++;
+			break;
+		default: return cli_opt_error(c, argv);
+		}
+	}
+	if (dir == NULL || n == 0)
+		return cli_usage_error("give --store DIR (where the revocation starts travelling), --gateway-key, and "
+		                       "what to revoke: --token T, --id TOKEN_ID or --node NODE_ID");
+	if ((rc = load_key(&gw, key)) != 0)
+		return rc;
+	rc = am_revocation_create(&env, recs, n, until, gw, am_now_ms());
+	if (rc == 0 && cli_node_open(&node, dir, 0) == 0) {
+		rc = am_queue_put_own(node.q, &env, 1, am_now_ms(), &res);
+		if (rc == 0)
+			rc = res.rc;
+		cli_node_close(&node);
+	} else if (rc == 0) {
+		rc = AM_ENOSTORE;
+	}
+	am_id_format(idhex, env.id);
+	am_envelope_clear(&env);
+	am_identity_free(gw);
+	if (rc != 0)
+		return cli_fail(rc, "storing the revocation");
+	printf("revocation %s stored in %s: %zu revoked; it travels with the next link or stick\n", idhex, dir, n);
+	return 0;
+}
+
+int
+cmd_audit_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {"node", required_argument, NULL, 'n'},
+	    {0, 0, 0, 0}};
+	uint8_t pk[AM_PK_BYTES];
+	const uint8_t *want = NULL;
+	bool as_json = false;
+	am_audit_report r;
+	struct timespec t0, t1;
+	double secs;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":jn:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': as_json = true; break;
+		case 'n':
+			if (am_node_id_parse(pk, optarg) != 0)
+				return cli_usage_error("--node must be a node id (64 hex)");
+			want = pk;
+			break;
+		default: return cli_opt_error(c, argv);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("give one audit log FILE");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = am_audit_verify(argv[optind], want, &r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	if (as_json) {
+		json_t *j = json_pack("{s:b, s:I, s:f}", "ok", rc == 0, "lines", (json_int_t) r.lines, "seconds", secs);
+		if (rc != 0) {
+			json_object_set_new(j, "bad_line", json_integer((json_int_t) r.bad_line));
+			json_object_set_new(j, "problem", json_string(am_error_detail()));
+		}
+		cli_json_print(j);
+	} else if (rc == 0) {
+		printf("ok: %llu lines, chain and signatures intact (%.3f s)\n", (unsigned long long) r.lines, secs);
+	}
+	if (rc != 0) {
+		if (!as_json)
+			fprintf(stderr, "%s: %s: %s\n", cli_prog, argv[optind], am_error_detail());
+		return 1;
+	}
+	return 0;
+}

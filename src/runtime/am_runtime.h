@@ -250,10 +250,19 @@ typedef struct am_api {
 	char token[65];             /* bearer token; "" = none (loopback only) */
 	am_hub *hub;                /* stored messages are noted here (may be NULL) */
 	atomic_bool waiting;        /* an inbox long-poll is waiting */
+	uint8_t trusted[8 * AM_PK_BYTES]; /* gateway keys whose tokens count */
+	size_t ntrusted;
+	am_audit *audit;            /* token decisions (may be NULL) */
 } am_api;
 
 struct nng_http_server;
+struct nng_aio;
 int am_api_register(struct nng_http_server *srv, am_api *api) AM_MUST_CHECK;
+/* am_api_check: the request on aio carries the development token or a
+ * valid, unrevoked capability token from a trusted gateway that allows
+ * action; otherwise it has been answered 401 (no or bad token) or 403
+ * (not allowed), with the reason, audited, and AM_EDENIED is returned. */
+int am_api_check(am_api *api, struct nng_aio *aio, const char *action);
 
 /* am_env_file_load: set each KEY=VALUE of a .env file that is not already
  * in the environment (envfile.c). A missing file is fine unless required.

@@ -65,20 +65,120 @@ send_error(nng_aio *aio, uint16_t status, const char *fmt, ...)
 	send_json(aio, status, json_pack("{s:s}", "error", msg));
 }
 
-/* The bearer token, when the daemon was started with one. */
-static bool
-authorised(const am_api *api, nng_http_req *req, nng_aio *aio)
-{
-	const char *h;
+/* ---- authorization ---- */
 
-	if (api->token[0] == '\0')
+/* Who is asking: the development token (every right) or a capability
+ * token, verified offline against the trusted gateway keys. */
+struct auth {
+	bool dev;
+	am_token tok;
+	bool has_tok;
+	char id[2 * AM_TOKEN_ID_BYTES + 1];
+};
+
+static void
+audit_decision(am_api *api, const struct auth *au, const char *event, const char *action, const char *why,
+    const char *workflow_id, int status)
+{
+	json_t *d = json_pack("{s:s, s:s}", "action", action, "token", au->has_tok ? au->id : au->dev ? "dev-token" : "");
+	if (why != NULL)
+		json_object_set_new(d, "reason", json_string(why));
+	if (status != 0)
+		json_object_set_new(d, "status", json_integer(status));
+	(void) am_audit_log(api->audit, event, au->has_tok ? au->tok.subject : au->dev ? "dev-token" : "anonymous",
+	    workflow_id, d);
+}
+
+/* 401 unless the request carries a token we can verify (the action is
+ * checked later, when it is known). */
+static bool
+authenticate(am_api *api, nng_http_req *req, nng_aio *aio, struct auth *au, const char *action)
+{
+	const char *h = nng_http_req_get_header(req, "Authorization");
+	const char *why = NULL;
+	int rc;
+
+	memset(au, 0, sizeof(*au));
+	if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
+		why = "missing bearer token (Authorization: Bearer ...)";
+		goto refuse;
+	}
+	h += 7;
+	if (api->token[0] != '\0' && strlen(h) == strlen(api->token) && sodium_memcmp(h, api->token, strlen(h)) == 0) {
+		au->dev = true;
 		return true;
-	h = nng_http_req_get_header(req, "Authorization");
-	if (h != NULL && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == strlen(api->token) &&
-	    sodium_memcmp(h + 7, api->token, strlen(api->token)) == 0)
-		return true;
-	send_error(aio, 401, "missing or wrong bearer token (Authorization: Bearer ...)");
+	}
+	if (strncmp(h, "amt1.", 5) != 0) {
+		why = "not a valid token (capability tokens start with amt1.)";
+		goto refuse;
+	}
+	if ((rc = am_token_parse(&au->tok, h)) != 0) {
+		why = am_error_detail();
+		goto refuse;
+	}
+	au->has_tok = true;
+	am_token_id_hex(au->id, &au->tok);
+	if ((rc = am_token_check(&au->tok, api->trusted, api->ntrusted, am_now_ms(), NULL)) != 0) {
+		why = am_error_detail();
+		goto refuse;
+	}
+	{
+		uint8_t what[AM_PK_BYTES] = {0};
+		memcpy(what, au->tok.id, AM_TOKEN_ID_BYTES);
+		if (am_queue_revoked(api->q, what, api->trusted, api->ntrusted) == 0) {
+			why = "token: revoked by its issuer";
+			goto refuse;
+		}
+	}
+	return true;
+refuse: {
+	char msg[300];
+	snprintf(msg, sizeof(msg), "%s", why);
+	audit_decision(api, au, "token_refused", action, msg, NULL, 401);
+	if (au->has_tok)
+		am_token_clear(&au->tok);
+	send_error(aio, 401, "%s", msg);
 	return false;
+}
+}
+
+/* 403 unless the token allows action. Every refusal is audited, and
+ * every accepted action that changes something (send, call); accepted
+ * reads (inbox, messages, scan, metrics) are not: a poller or a scraper
+ * would fill the log with them. */
+static bool
+allow(am_api *api, nng_aio *aio, struct auth *au, const char *action, const char *workflow_id)
+{
+	int rc = 0;
+
+	if (au->has_tok)
+		rc = am_token_check(&au->tok, api->trusted, api->ntrusted, am_now_ms(), action);
+	if (rc != 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "%s", am_error_detail());
+		audit_decision(api, au, "token_refused", action, msg, workflow_id, 403);
+		send_error(aio, 403, "%s", msg);
+		return false;
+	}
+	if (strncmp(action, "read:", 5) != 0 && strcmp(action, "scan") != 0 && strcmp(action, "metrics") != 0)
+		audit_decision(api, au, "token_accepted", action, NULL, workflow_id, 0);
+	return true;
+}
+
+static void
+auth_done(struct auth *au)
+{
+	if (au->has_tok)
+		am_token_clear(&au->tok);
+}
+
+int
+am_api_check(am_api *api, nng_aio *aio, const char *action)
+{
+	struct auth au;
+	bool ok = authenticate(api, nng_aio_get_input(aio, 0), aio, &au, action) && allow(api, aio, &au, action, NULL);
+	auth_done(&au);
+	return ok ? 0 : AM_EDENIED;
 }
 
 static int
@@ -111,16 +211,19 @@ on_send(nng_aio *aio)
 	uint8_t *bin = NULL;
 	char idhex[AM_ID_HEX_LEN + 1];
 	uint64_t ttl = 7ull * 24 * 3600 * 1000, now = am_now_ms();
+	struct auth au;
 	int rc;
 
-	if (!authorised(api, req, aio))
+	if (!authenticate(api, req, aio, &au, "send"))
 		return;
 	nng_http_req_get_data(req, &body, &blen);
 	if (blen > API_MAX_BODY) {
+		auth_done(&au);
 		send_error(aio, 413, "body of %zu bytes, limit %u", blen, API_MAX_BODY);
 		return;
 	}
 	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL || !json_is_object(j)) {
+		auth_done(&au);
 		if (j == NULL)
 			send_error(aio, 400, "bad JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 		else
@@ -214,6 +317,28 @@ on_send(nng_aio *aio)
 		send_error(aio, 413, "payload is %zu bytes, limit %u", s.payload_len, AM_MAX_PAYLOAD);
 		goto out;
 	}
+	/* what the token must allow: the destination, and each zone of a
+	 * zone target (any other area: send:area) */
+	{
+		char action[AM_RIGHT_MAX + 1], id[AM_NODE_ID_LEN + 1];
+		if (s.dest_kind == AM_DEST_NODE) {
+			am_node_id_format(id, s.dest_node);
+			snprintf(action, sizeof(action), "send:node:%s", id);
+		} else if (s.dest_kind == AM_DEST_GROUP)
+			snprintf(action, sizeof(action), "send:group:%s", s.dest_group);
+		else
+			snprintf(action, sizeof(action), "send:broadcast");
+		if (!allow(api, aio, &au, action, s.workflow_id))
+			goto out;
+		if (s.geo != NULL && s.geo->kind == AM_GEO_ZONE) {
+			for (size_t i = 0; i < s.geo->ntags; i++) {
+				snprintf(action, sizeof(action), "send:zone:%s", s.geo->tags[i]);
+				if (!allow(api, aio, &au, action, s.workflow_id))
+					goto out;
+			}
+		} else if (s.geo != NULL && !allow(api, aio, &au, "send:area", s.workflow_id))
+			goto out;
+	}
 	s.created_ms = now;
 	s.expires_ms = now + ttl;
 	if ((rc = am_envelope_create_decoded(&env, &s, api->me)) != 0)
@@ -228,6 +353,7 @@ on_send(nng_aio *aio)
 	send_json(aio, 202, json_pack("{s:s}", "id", idhex));
 #undef FIELD_ERR
 out:
+	auth_done(&au);
 	am_envelope_clear(&env);
 	free(bin);
 	json_decref(j);
@@ -243,7 +369,8 @@ on_message(nng_aio *aio)
 	char who[AM_NODE_ID_LEN + 1];
 	int held, rc;
 
-	if (!authorised(api, req, aio))
+	(void) req;
+	if (am_api_check(api, aio, "read:messages") != 0)
 		return;
 	if (last == NULL || am_id_parse(id, last + 1) != 0) {
 		send_error(aio, 400, "the path must end in an envelope id (64 hex characters)");
@@ -337,7 +464,7 @@ on_inbox(nng_aio *aio)
 	am_queue_inbox_entry *ents;
 	json_t *arr;
 
-	if (!authorised(api, req, aio))
+	if (am_api_check(api, aio, "read:inbox") != 0)
 		return;
 	for (const char *p = q; p != NULL && *p; p = strchr(p + 1, '&')) {
 		const char *kv = p + 1;
@@ -401,7 +528,7 @@ on_ack(nng_aio *aio)
 	void *body;
 	size_t blen, i, acked = 0;
 
-	if (!authorised(api, req, aio))
+	if (am_api_check(api, aio, "read:inbox") != 0)
 		return;
 	nng_http_req_get_data(req, &body, &blen);
 	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL) {

@@ -19,6 +19,7 @@
 #include "owed.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
@@ -119,6 +120,8 @@ on_peer(void *ctx, const am_link_report *r)
 		char id[AM_NODE_ID_LEN + 1];
 		am_node_id_format(id, r->peer);
 		say("trust: pinned \"%s\" to key %.16s… (first contact, %s)", r->info.name, id, c->where);
+		(void) am_audit_log(n->audit, "pairing", r->info.name, NULL,
+		    json_pack("{s:s, s:s, s:s}", "key", id, "address", c->where, "mode", "tofu"));
 	}
 	{
 		am_queue_peer p = {0};
@@ -180,8 +183,22 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 		n->refused[reason_of(rc, r->problem)]++;
 	}
 	pthread_mutex_unlock(&n->mu);
-	if (!r->synced)
+	if (!r->synced) {
 		say("link %s %s refused: %s", c->how, c->where, r->problem);
+		/* refusals that are about who the peer is are security decisions */
+		if (rc == AM_EUNTRUSTED || rc == AM_EBADSIG || rc == AM_EREVOKED) {
+			char id[AM_NODE_ID_LEN + 1] = "";
+			bool known = false;
+			for (size_t i = 0; i < AM_PK_BYTES; i++)
+				known |= r->peer[i] != 0;
+			if (known)
+				am_node_id_format(id, r->peer);
+			(void) am_audit_log(n->audit,
+			    strstr(r->problem, "presented key") != NULL ? "key_change_refused" : "link_refused",
+			    r->info.name[0] ? r->info.name : c->where, NULL,
+			    json_pack("{s:s, s:s, s:s}", "key", id, "address", c->where, "reason", r->problem));
+		}
+	}
 	else
 		say("link %s %s closed after %llu sent, %llu received live%s%s", c->how, c->where,
 		    (unsigned long long) r->live_sent, (unsigned long long) r->live_received, rc ? ": " : "",
@@ -419,6 +436,7 @@ usage(FILE *f, bool gateway)
 	    "  --host H --port N     HTTP API (%s, default 127.0.0.1:%s)\n"
 	    "  --dev-token           print a bearer token the API requires (DEV_TOKEN_ENABLED=true)\n"
 	    "  --trust-mode tofu     pin each peer name's first key (TRUST_MODE)\n"
+	    "  --trust-key KEY       a gateway whose capability tokens count (repeatable; a gateway trusts itself)\n"
 	    "  --identity PEM        the key (default DIR/identity.pem)\n"
 	    "  --sync-every 5m       reconcile on every link at least this often\n"
 	    "  --link-timeout 30s    a silent link ends after this; a down peer is retried at least this often\n"
@@ -481,12 +499,13 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	    {"name", required_argument, NULL, 'n'}, {"position", required_argument, NULL, 'x'},
 	    {"zone", required_argument, NULL, 'z'}, {"group", required_argument, NULL, 'G'},
 	    {"no-discovery", no_argument, NULL, 'D'}, {"beacon-every", required_argument, NULL, 'b'},
-	    {"env-file", required_argument, NULL, 'E'}, {"link-timeout", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	    {"env-file", required_argument, NULL, 'E'}, {"link-timeout", required_argument, NULL, 'L'},
+	    {"trust-key", required_argument, NULL, 'K'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
 	const char *prog = gateway ? "agent-mesh-gateway" : "agent-mesh-node";
 	const char *identity = NULL, *dir = NULL, *key = NULL, *host = NULL, *name = NULL, *trust_mode = NULL;
 	const char *env_file = NULL, *peers[MAX_DIALERS], *position = NULL;
 	const char *zones[AM_GEO_MAX_TAGS], *groups[AM_QUEUE_MAX_GROUPS];
-	size_t npeers = 0, nzones = 0, ngroups = 0;
+	size_t npeers = 0, nzones = 0, ngroups = 0, ntrust = 0;
 	bool dev_token = false, no_discovery = false;
 	uint64_t beacon_ms = 5000;
 	int port = 0, c, rc = 1;
@@ -504,7 +523,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	n.link_timeout_ms = 30000;
 	pthread_mutex_init(&n.mu, NULL);
 	pthread_cond_init(&n.idle, NULL);
-	while ((c = getopt_long(argc, argv, "d:k:l:p:g:H:P:e:ti:T:n:x:z:G:Db:E:L:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:k:l:p:g:H:P:e:ti:T:n:x:z:G:Db:E:L:K:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'k': key = optarg; break;
@@ -555,6 +574,18 @@ am_daemon_main(bool gateway, int argc, char **argv)
 			}
 			break;
 		case 'E': env_file = optarg; break;
+		case 'K':
+			if (ntrust == 7) {
+				fprintf(stderr, "%s: at most 7 --trust-key\n", prog);
+				return 2;
+			}
+			if (am_node_id_parse(n.api.trusted + (1 + ntrust) * AM_PK_BYTES, optarg) != 0) {
+				fprintf(stderr, "%s: --trust-key %s: a gateway's public key (64 hex; agent-mesh keygen prints it)\n",
+				    prog, optarg);
+				return 2;
+			}
+			ntrust++;
+			break;
 		case 'L': {
 			uint64_t ms = 0;
 			if (am_duration_parse(&ms, optarg) != 0 || ms < 1000 || ms > 3600000) {
@@ -608,10 +639,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 		usage(stderr, gateway);
 		return 2;
 	}
-	if (!dev_token && strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0 && strcmp(host, "::1") != 0) {
-		fprintf(stderr, "%s: --host %s is not loopback: the API then needs --dev-token\n", prog, host);
-		return 2;
-	}
+
 	if (name != NULL && am_tag_check("--name", name, strlen(name)) != 0) {
 		fprintf(stderr, "%s: %s\n", prog, am_error_detail());
 		return 2;
@@ -631,6 +659,33 @@ am_daemon_main(bool gateway, int argc, char **argv)
 		goto out;
 	}
 	am_node_id_format(n.node_id, am_identity_pk(n.me));
+	/* slot 0: a gateway trusts its own tokens; a node only those of the
+	 * gateways it is told of */
+	if (gateway) {
+		memcpy(n.api.trusted, am_identity_pk(n.me), AM_PK_BYTES);
+		n.api.ntrusted = 1 + ntrust;
+	} else {
+		memmove(n.api.trusted, n.api.trusted + AM_PK_BYTES, ntrust * AM_PK_BYTES);
+		n.api.ntrusted = ntrust;
+	}
+	{
+		const char *ap = getenv("AUDIT_LOG_PATH");
+		char apath[4096];
+		snprintf(apath, sizeof(apath), "%s/audit/audit.log", dir);
+		if (am_audit_open(&n.audit, ap && ap[0] ? ap : apath, n.me) != 0) {
+			fprintf(stderr, "%s: audit log: %s\n", prog, am_error_detail());
+			goto out;
+		}
+		n.api.audit = n.audit;
+	}
+	/* a non-loopback API must be able to check tokens */
+	if (!dev_token && n.api.ntrusted == 0 && strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0 &&
+	    strcmp(host, "::1") != 0) {
+		fprintf(stderr, "%s: --host %s is not loopback: the API then needs --trust-key (capability tokens) or "
+		                "--dev-token\n", prog, host);
+		rc = 2;
+		goto out;
+	}
 	/* position, zones and groups given here are kept in the store */
 	if (position != NULL || nzones > 0) {
 		am_position pos = {0};
@@ -692,10 +747,21 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	}
 	if (dev_token) {
 		uint8_t t[16];
+		char tpath[4096];
 		randombytes_buf(t, sizeof(t));
 		sodium_bin2hex(n.api.token, sizeof(n.api.token), t, sizeof(t));
-		printf("DEVELOPMENT TOKEN (full rights; capability tokens come later): %s\n", n.api.token);
+		printf("DEVELOPMENT TOKEN (full rights): %s\n", n.api.token);
+		printf("WARNING: --dev-token gives anyone holding this token every right on this daemon's API. "
+		       "For development only; in the field issue capability tokens (agent-mesh token issue).\n");
+		/* for local scripts: readable by this user only */
+		snprintf(tpath, sizeof(tpath), "%s/dev-token", dir);
+		if (am_file_write_atomic(tpath, n.api.token, strlen(n.api.token), 0600, true) != 0)
+			say("could not write %s: %s", tpath, am_error_detail());
+		(void) am_audit_log(n.audit, "dev_token_enabled", "dev-token", NULL, NULL);
 	}
+	(void) am_audit_log(n.audit, "daemon_start", n.info.name[0] ? n.info.name : n.node_id, NULL,
+	    json_pack("{s:s, s:s, s:I}", "role", gateway ? "gateway" : "node", "trust_mode", trust_mode,
+	        "trusted_gateways", (json_int_t) n.api.ntrusted));
 	/* signals are taken by sigwait below, never by the worker threads */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -763,6 +829,7 @@ out:
 		am_queue_close(n.q);
 		am_hub_free(n.hub);
 		am_trust_close(n.trust);
+		am_audit_close(n.audit);
 		am_identity_free(n.me);
 	}
 	sodium_memzero(n.netkey, sizeof(n.netkey));

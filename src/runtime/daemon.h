@@ -47,6 +47,7 @@ struct node {
 	am_hub *hub;
 	am_trust *trust;
 	am_discovery *disc;
+	am_audit *audit;
 	const char *listen;
 	uint16_t link_port;       /* the tcp port of --listen, for beacons */
 	int beacon_ms;

@@ -43,22 +43,6 @@ reply_json(nng_aio *aio, uint16_t status, json_t *j)
 	free(body);
 }
 
-/* Everything but /health wants the bearer token when the daemon has one. */
-static bool
-token_ok(struct node *n, nng_aio *aio)
-{
-	const char *h;
-
-	if (n->api.token[0] == '\0')
-		return true;
-	h = nng_http_req_get_header(nng_aio_get_input(aio, 0), "Authorization");
-	if (h != NULL && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == strlen(n->api.token) &&
-	    sodium_memcmp(h + 7, n->api.token, strlen(n->api.token)) == 0)
-		return true;
-	reply(aio, 401, "application/json", "{\"error\":\"missing or wrong bearer token (Authorization: Bearer ...)\"}");
-	return false;
-}
-
 static void
 on_health(nng_aio *aio)
 {
@@ -89,7 +73,7 @@ on_metrics(nng_aio *aio)
 	char body[6144];
 	size_t len;
 
-	if (!token_ok(n, aio))
+	if (am_api_check(&n->api, aio, "metrics") != 0)
 		return;
 	(void) am_queue_get_counts(n->q, &st);
 	am_discovery_counts(n->disc, &bsent, &bok, &bbad);
@@ -193,7 +177,7 @@ on_scan(nng_aio *aio)
 	am_queue_stats st = {0};
 	json_t *self;
 
-	if (!token_ok(n, aio)) {
+	if (am_api_check(&n->api, aio, "scan") != 0) {
 		json_decref(sc.peers);
 		return;
 	}

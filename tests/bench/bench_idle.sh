@@ -23,12 +23,15 @@ port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
 measure() { # STORE -> "VmRSS_kB VmHWM_kB RssAnon_kB RssFile_kB"
     local hp; hp=$(port)
+    rm -f "$1/dev-token"
     NODE_PORT=$hp "$NODE" --data "$1" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$(port)" \
-        --sync-every 1h >"$T/node.log" 2>&1 &
+        --sync-every 1h --no-discovery --dev-token >"$T/node.log" 2>&1 &
     NP=$!
     for _ in $(seq 1 100); do
-        /usr/bin/python3 -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" \
-            "http://127.0.0.1:$hp/metrics" 2>/dev/null && break
+        [ -f "$1/dev-token" ] && /usr/bin/python3 -c "
+import sys,urllib.request
+r=urllib.request.Request(sys.argv[1]); r.add_header('Authorization', 'Bearer ' + open(sys.argv[2]).read())
+urllib.request.urlopen(r, timeout=1)" "http://127.0.0.1:$hp/metrics" "$1/dev-token" 2>/dev/null && break
         sleep 0.05
     done
     sleep "$SETTLE"

@@ -25,13 +25,15 @@ for x in "$AM" "$NODE" "$GW"; do [ -x "$x" ] || { echo "build first: $x missing"
 port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
 
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
-"$AM" init --store "$T/g" >/dev/null 2>&1
+GID=$("$AM" init --store "$T/g" 2>/dev/null)
 NID=$("$AM" init --store "$T/n" 2>/dev/null)
+# one capability token from the gateway's key; the node trusts that key
+export API_TOKEN; API_TOKEN=$("$AM" token issue --gateway-key "$T/g/identity.pem" --role admin --valid 1h)
 GP=$(port) LP=$(port) NP=$(port)
 "$GW" --data "$T/g" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP" --port "$GP" --no-discovery \
     >"$T/g.log" 2>&1 &
 PIDS+=($!)
-"$NODE" --data "$T/n" --network-key "@$T/net.key" --gateway "tcp://127.0.0.1:$LP" --port "$NP" --no-discovery \
+"$NODE" --data "$T/n" --network-key "@$T/net.key" --gateway "tcp://127.0.0.1:$LP" --port "$NP" --no-discovery --trust-key "$GID" \
     >"$T/n.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do grep -q "^link to .*: peer" "$T/n.log" && break; sleep 0.1; done
@@ -39,12 +41,15 @@ grep -q "^link to .*: peer" "$T/n.log" || { echo "the node did not link" >&2; ca
 
 echo "== live latency: POST on the gateway -> in the node's inbox, $N messages, 1 KiB-ish text, loopback"
 /usr/bin/python3 - "$GP" "$NP" "$NID" "$N" <<'PY'
-import http.client, json, statistics, sys, time
+import http.client, json, os, statistics, sys, time
 gp, np_, nid, n = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 g = http.client.HTTPConnection("127.0.0.1", gp, timeout=30)
 nd = http.client.HTTPConnection("127.0.0.1", np_, timeout=30)
 def call(c, method, path, body=None):
-    c.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
+    h = {"Authorization": "Bearer " + os.environ["API_TOKEN"]}
+    if body:
+        h["Content-Type"] = "application/json"
+    c.request(method, path, body=body, headers=h)
     r = c.getresponse()
     return r.status, r.read()
 def pct(v, p):

@@ -47,17 +47,23 @@ N1=$("$AM" init --store "$T/n1" 2>/dev/null)
 N2=$("$AM" init --store "$T/n2" 2>/dev/null)
 "$AM" init --store "$T/n3" >/dev/null 2>&1
 "$AM" init --store "$T/n4" >/dev/null 2>&1
+# the APIs trust one issuing key; its token is used for every call
+ISSUER=$("$AM" keygen --output "$T/issuer.pem" 2>/dev/null)
+export API_TOKEN; API_TOKEN=$("$AM" token issue --gateway-key "$T/issuer.pem" --role admin --valid 1h)
 start() { # NS DIR KEY LISTEN_PORT HTTP_PORT NAME [flags]
     local ns=$1 d=$2 k=$3 lp=$4 hp=$5 name=$6; shift 6
     ip netns exec "$NS$ns" "$NODE" --data "$T/$d" --network-key "@$T/$k" --listen "tcp://0.0.0.0:$lp" \
-        --port "$hp" --name "$name" --beacon-every 300ms "$@" >"$T/$d.log" 2>&1 &
+        --port "$hp" --name "$name" --beacon-every 300ms --trust-key "$ISSUER" "$@" >"$T/$d.log" 2>&1 &
     PIDS+=($!)
 }
 start 1 n1 net.key 7400 8000 disc-1
 start 2 n2 net.key 7400 8000 disc-2
 start 2 n3 other.key 7401 8001 stranger
 MESH_DISCOVERY=off start 1 n4 net.key 7402 8002 quiet
-get() { ip netns exec "$NS$1" /usr/bin/python3 -c "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())" "$2"; }
+get() { ip netns exec "$NS$1" /usr/bin/python3 -c "
+import os,sys,urllib.request
+r=urllib.request.Request(sys.argv[1]); r.add_header('Authorization', 'Bearer ' + os.environ['API_TOKEN'])
+print(urllib.request.urlopen(r, timeout=5).read().decode())" "$2"; }
 metric() { get "$1" "http://127.0.0.1:$2/metrics" | awk -v m="$3" '$1 == m {print $2}'; }
 up_with() { get "$1" "http://127.0.0.1:$2/v1/mesh_scan" | /usr/bin/python3 -c "
 import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(p['name'] == '$3' and p['link'] == 'up' for p in d['peers']) else 1)"; }
@@ -71,7 +77,7 @@ check "a node with MESH_DISCOVERY=off sends no beacons" test "$(metric 1 8002 'a
 check "it says so at start" bash -c "! grep -q '^discovery on' '$T/n4.log'"
 ip netns exec "${NS}1" /usr/bin/python3 -c "
 import json,urllib.request
-r=urllib.request.Request('http://127.0.0.1:8000/v1/messages', method='POST', data=json.dumps({'to':'$N2','text':'found you'}).encode())
+r=urllib.request.Request('http://127.0.0.1:8000/v1/messages', method='POST', data=json.dumps({'to':'$N2','text':'found you'}).encode(), headers={'Authorization': 'Bearer $API_TOKEN'})
 urllib.request.urlopen(r, timeout=5)"
 arrived() { get 2 "http://127.0.0.1:8000/v1/inbox" | grep -q "found you"; }
 check "a message crosses the discovered link" until_ok 50 arrived

@@ -19,10 +19,13 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; 
 port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
 req() { # METHOD URL [BODY] -> "STATUS BODY"
     /usr/bin/python3 - "$@" <<'PY'
-import sys, urllib.request, urllib.error
+import os, sys, urllib.request, urllib.error
 m, url = sys.argv[1], sys.argv[2]
 body = sys.argv[3].encode() if len(sys.argv) > 3 and sys.argv[3] else None
 r = urllib.request.Request(url, data=body, method=m)
+tok = sys.argv[4] if len(sys.argv) > 4 else os.environ.get("API_TOKEN", "")
+if tok and tok != "-":
+    r.add_header("Authorization", "Bearer " + tok)
 try:
     with urllib.request.urlopen(r, timeout=40) as f:
         print(f.status, f.read().decode())
@@ -39,6 +42,9 @@ until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sle
 G=$("$AM" init --store "$T/g" 2>/dev/null)
 N1=$("$AM" init --store "$T/n1" 2>/dev/null)
 N2=$("$AM" init --store "$T/n2" 2>/dev/null)
+# one capability token, issued with the gateway's key, for all three APIs
+# (the nodes trust the gateway's key)
+export API_TOKEN; API_TOKEN=$("$AM" token issue --gateway-key "$T/g/identity.pem" --role admin --valid 1h)
 GP=$(port) LP=$(port) P1=$(port) P2=$(port)
 GU=http://127.0.0.1:$GP U1=http://127.0.0.1:$P1 U2=http://127.0.0.1:$P2
 "$GW" --data "$T/g" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP" --port "$GP" --name site-gw \
@@ -47,7 +53,7 @@ PIDS+=($!); GPID=$!
 start_node() { # DIR PORT NAME [more flags]
     local d=$1 p=$2 name=$3; shift 3
     "$NODE" --data "$T/$d" --network-key "@$T/net.key" --gateway "tcp://127.0.0.1:$LP" --port "$p" --name "$name" \
-        --no-discovery "$@" >>"$T/$d.log" 2>&1 &
+        --no-discovery --trust-key "$G" "$@" >>"$T/$d.log" 2>&1 &
     PIDS+=($!)
 }
 start_node n1 "$P1" crane-1 --position 52.52,13.405 --zone north-yard --group cranes
@@ -100,7 +106,7 @@ check "geo: office-1's inbox does not get it" bash -c "! grep -q 'storm warning'
 "$AM" init --store "$T/impostor" >/dev/null 2>&1
 IP=$(port)
 "$NODE" --data "$T/impostor" --network-key "@$T/net.key" --gateway "tcp://127.0.0.1:$LP" --port "$IP" --name office-1 \
-    --no-discovery >"$T/impostor.log" 2>&1 &
+    --no-discovery --trust-key "$G" >"$T/impostor.log" 2>&1 &
 PIDS+=($!); IMP=$!
 trust_refused() { [ "$(req GET "$GU/v1/metrics" | awk '$1 == "am_link_refused_total{reason=\"trust\"}" {print $2}')" -ge 1 ]; }
 check "a changed key for office-1: refused and counted (reason trust)" until_ok 100 trust_refused

@@ -56,7 +56,9 @@ link_up()   { in_ns "$1" ip link set "$2" up; }
 "$AM" init --store "$T/a" >/dev/null 2>&1
 "$AM" init --store "$T/g" >/dev/null 2>&1
 B=$("$AM" init --store "$T/b" 2>/dev/null)
-FLAGS=(--network-key "@$T/net.key" --no-discovery --link-timeout 2s)
+G=$("$AM" store stats --store "$T/g" --json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['node_id'])")
+export API_TOKEN; API_TOKEN=$("$AM" token issue --gateway-key "$T/g/identity.pem" --role admin --valid 1h)
+FLAGS=(--network-key "@$T/net.key" --no-discovery --link-timeout 2s --trust-key "$G")
 ip netns exec "${NS}g" "$GW" --data "$T/g" "${FLAGS[@]}" --listen tcp://0.0.0.0:7400 --name gw >"$T/g.log" 2>&1 &
 PIDS+=($!)
 ip netns exec "${NS}a" "$NODE" --data "$T/a" "${FLAGS[@]}" --gateway tcp://10.71.1.1:7400 --name node-a >"$T/a.log" 2>&1 &
@@ -79,11 +81,12 @@ check "A and B linked to G" until_ok 100 bash -c "grep -q '^link to .*: peer' '$
 # post N messages to B on A's API (inside A's namespace), from START
 post() {
     in_ns a /usr/bin/python3 - "$B" "$1" "$2" <<'PY'
-import json, sys, urllib.request
+import json, os, sys, urllib.request
 b, start, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for i in range(start, start + n):
     r = urllib.request.Request("http://127.0.0.1:8000/v1/messages", method="POST",
-        data=json.dumps({"to": b, "text": "part %d" % i}).encode())
+        data=json.dumps({"to": b, "text": "part %d" % i}).encode(),
+        headers={"Authorization": "Bearer " + os.environ["API_TOKEN"]})
     with urllib.request.urlopen(r, timeout=10) as f:
         assert f.status == 202
 PY

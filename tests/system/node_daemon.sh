@@ -14,7 +14,12 @@ ok()  { passes=$((passes+1)); echo "ok: $*"; }
 bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
-get() { /usr/bin/python3 -c "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())" "$1"; }
+# API calls carry $API_TOKEN (the node's development token) when it is set
+get() { /usr/bin/python3 -c "
+import os,sys,urllib.request
+r=urllib.request.Request(sys.argv[1])
+if os.environ.get('API_TOKEN'): r.add_header('Authorization', 'Bearer ' + os.environ['API_TOKEN'])
+print(urllib.request.urlopen(r, timeout=5).read().decode())" "$1"; }
 json() { /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
@@ -25,9 +30,11 @@ C=$("$AM" init --store "$T/c" 2>/dev/null)
 AB=$("$AM" send --store "$T/a" --to "$B" --text "a->b")
 "$AM" send --store "$T/c" --to "$B" --text "c->b" >/dev/null
 HP=$(port) LP=$(port)
-NODE_PORT=$HP "$NODE" --data "$T/b" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP" >"$T/node.log" 2>&1 &
+NODE_PORT=$HP "$NODE" --data "$T/b" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP" --dev-token \
+    >"$T/node.log" 2>&1 &
 NP=$!
 for _ in $(seq 1 100); do get "http://127.0.0.1:$HP/health" >/dev/null 2>&1 && break; sleep 0.05; done
+export API_TOKEN; API_TOKEN=$(cat "$T/b/dev-token")
 H=$(get "http://127.0.0.1:$HP/health")
 check "health: status ok" test "$(echo "$H" | json "['status']")" = ok
 check "health: names the node" test "$(echo "$H" | json "['node_id']")" = "$B"
@@ -88,14 +95,15 @@ check "a no longer holds what b received" bash -c "! '$AM' store get --store '$T
 # the messages API
 req() { # METHOD URL [BODY] [TOKEN] -> "STATUS BODY"
     /usr/bin/python3 - "$@" <<'PY'
-import sys, urllib.request, urllib.error
+import os, sys, urllib.request, urllib.error
 m, url = sys.argv[1], sys.argv[2]
 body = sys.argv[3].encode() if len(sys.argv) > 3 and sys.argv[3] else None
 if body == b"@BIG":  # a 1 MiB + 10 byte text: too long for a command line
     body = ('{"broadcast":true,"text":"' + 'x' * (1024 * 1024 + 10) + '"}').encode()
 r = urllib.request.Request(url, data=body, method=m)
-if len(sys.argv) > 4:
-    r.add_header("Authorization", "Bearer " + sys.argv[4])
+tok = sys.argv[4] if len(sys.argv) > 4 else os.environ.get("API_TOKEN", "")
+if tok and tok != "-":
+    r.add_header("Authorization", "Bearer " + tok)
 try:
     with urllib.request.urlopen(r, timeout=5) as f:
         print(f.status, f.read().decode())
@@ -129,7 +137,7 @@ check "the log says it stopped" grep -q "stopping (SIGTERM)" "$T/node.log"
 "$NODE" --data "$T/nowhere" --network-key "@$T/net.key" >/dev/null 2>"$T/err"
 check "a missing node folder is named" grep -q "agent-mesh init" "$T/err"
 "$NODE" --data "$T/b" --network-key "@$T/net.key" --host 0.0.0.0 >/dev/null 2>"$T/err"
-check "a non-loopback API without a token is refused" grep -q "needs --dev-token" "$T/err"
+check "a non-loopback API that cannot check tokens is refused" grep -q "needs --trust-key (capability tokens) or --dev-token" "$T/err"
 
 # --dev-token: the API wants the bearer token
 HP=$(port)
@@ -138,9 +146,9 @@ NP=$!
 for _ in $(seq 1 100); do get "http://127.0.0.1:$HP/health" >/dev/null 2>&1 && break; sleep 0.05; done
 TOK=$(sed -n 's/^DEVELOPMENT TOKEN.*: \([0-9a-f]*\)$/\1/p' "$T/node2.log")
 check "the token is printed at start" test ${#TOK} -eq 32
-check "without it: 401" grep -qE '^401 ' <<<"$(req GET "http://127.0.0.1:$HP/v1/inbox")"
+check "without it: 401" grep -qE '^401 ' <<<"$(req GET "http://127.0.0.1:$HP/v1/inbox" "" -)"
 check "with it: 200" grep -qE '^200 ' <<<"$(req GET "http://127.0.0.1:$HP/v1/inbox" "" "$TOK")"
-check "health needs no token" grep -qE '^200 ' <<<"$(req GET "http://127.0.0.1:$HP/health")"
+check "health needs no token" grep -qE '^200 ' <<<"$(req GET "http://127.0.0.1:$HP/health" "" -)"
 kill -TERM "$NP"; wait "$NP"; NP=
 
 # a peer that is down at first: retried with backoff, used soon after it

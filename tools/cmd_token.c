@@ -242,7 +242,12 @@ cmd_token_inspect(int argc, char **argv)
 			json_array_append_new(r, json_string(t.blocks[i].rights[k]));
 		cli_time(nbf, sizeof(nbf), t.blocks[i].nbf_ms);
 		cli_time(exp, sizeof(exp), t.blocks[i].exp_ms);
-		json_array_append_new(blocks, json_pack("{s:o, s:s, s:s}", "rights", r, "not_before", nbf, "expires", exp));
+		uint8_t rid[AM_TOKEN_ID_BYTES];
+		char ridhex[2 * AM_TOKEN_ID_BYTES + 1];
+		am_token_revocation_id(rid, &t, i);
+		sodium_bin2hex(ridhex, sizeof(ridhex), rid, sizeof(rid));
+		json_array_append_new(blocks, json_pack("{s:o, s:s, s:s, s:s}", "rights", r, "not_before", nbf, "expires", exp,
+		    "revocation_id", ridhex));
 	}
 	json_t *j = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "issuer", iss, "subject", t.subject, "blocks", blocks);
 	if (trust != NULL) {
@@ -257,8 +262,9 @@ cmd_token_inspect(int argc, char **argv)
 		for (size_t i = 0; i < t.nblocks; i++) {
 			json_t *b = json_array_get(blocks, i);
 			char *r = json_dumps(json_object_get(b, "rights"), JSON_COMPACT);
-			printf("block %zu: %s, %s .. %s\n", i, r ? r : "?", json_string_value(json_object_get(b, "not_before")),
-			    json_string_value(json_object_get(b, "expires")));
+			printf("block %zu: %s, %s .. %s (revocation id %s)\n", i, r ? r : "?",
+			    json_string_value(json_object_get(b, "not_before")), json_string_value(json_object_get(b, "expires")),
+			    json_string_value(json_object_get(b, "revocation_id")));
 			free(r);
 		}
 		if (trust != NULL)
@@ -303,8 +309,9 @@ cmd_token_revoke(int argc, char **argv)
 			free(text);
 			if (rc != 0)
 				return cli_fail(rc, "--token");
+			/* this token and what is attenuated from it, not its parent */
 			rec[0] = AM_REVOKE_TOKEN;
-			memcpy(rec + 1, t.id, AM_TOKEN_ID_BYTES);
+			am_token_revocation_id(rec + 1, &t, t.nblocks - 1);
 			if (t.blocks[0].exp_ms > until)
 				until = t.blocks[0].exp_ms;
 			am_token_clear(&t);
@@ -315,7 +322,7 @@ cmd_token_revoke(int argc, char **argv)
 			size_t got = 0;
 			if (strlen(optarg) != 2 * AM_TOKEN_ID_BYTES ||
 			    sodium_hex2bin(rec + 1, AM_TOKEN_ID_BYTES, optarg, strlen(optarg), NULL, &got, NULL) != 0)
-				return cli_usage_error("--id must be a token id (32 hex, from token inspect)");
+				return cli_usage_error("--id must be a token id or a block's revocation id (32 hex, from token inspect)");
 			rec[0] = AM_REVOKE_TOKEN;
 			n++;
 			break;

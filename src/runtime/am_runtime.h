@@ -203,6 +203,9 @@ struct json_t;
 int am_audit_open(am_audit **out, const char *path, const am_identity *me) AM_MUST_CHECK;
 void am_audit_close(am_audit *a);
 const char *am_audit_path(const am_audit *a);
+/* am_audit_set_sync: false skips the fdatasync per line (bulk tests only;
+ * the daemons never do). */
+void am_audit_set_sync(am_audit *a, bool sync);
 /* am_audit_log: one record: event ("link_refused", "token_refused", ...),
  * subject (who or what it is about), workflow_id (may be NULL) and the
  * fields of details (a JSON object, consumed; may be NULL). a may be NULL

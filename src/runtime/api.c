@@ -122,9 +122,13 @@ authenticate(am_api *api, nng_http_req *req, nng_aio *aio, struct auth *au, cons
 		why = am_error_detail();
 		goto refuse;
 	}
-	{
+	/* the token's family (its id) and each block on its way here */
+	for (size_t i = 0; i <= au->tok.nblocks; i++) {
 		uint8_t what[AM_PK_BYTES] = {0};
-		memcpy(what, au->tok.id, AM_TOKEN_ID_BYTES);
+		if (i == 0)
+			memcpy(what, au->tok.id, AM_TOKEN_ID_BYTES);
+		else
+			am_token_revocation_id(what, &au->tok, i - 1);
 		if (am_queue_revoked(api->q, what, api->trusted, api->ntrusted) == 0) {
 			why = "token: revoked by its issuer";
 			goto refuse;

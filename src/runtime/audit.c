@@ -50,6 +50,7 @@ struct am_audit {
 	struct sockaddr_storage syslog_to;
 	socklen_t syslog_len;
 	char host[64];
+	bool nosync;
 };
 
 static void
@@ -178,6 +179,12 @@ am_audit_close(am_audit *a)
 	free(a);
 }
 
+void
+am_audit_set_sync(am_audit *a, bool sync)
+{
+	a->nosync = !sync;
+}
+
 const char *
 am_audit_path(const am_audit *a)
 {
@@ -260,7 +267,7 @@ am_audit_log(am_audit *a, const char *event, const char *subject, const char *wo
 		goto out;
 	}
 	int ll = snprintf(line, tl + 2 * AM_SIG_BYTES + 16, "%.*s,\"sig\":\"%s\"}\n", (int) tl, text, sighex);
-	if (write(a->fd, line, (size_t) ll) != ll || fdatasync(a->fd) != 0) {
+	if (write(a->fd, line, (size_t) ll) != ll || (!a->nosync && fdatasync(a->fd) != 0)) {
 		rc = am_error_set(AM_EIO, "%s: %s", a->path, strerror(errno));
 		/* what was written (if any) is now the tail */
 		(void) load_tail(a);
@@ -322,10 +329,11 @@ am_audit_verify(const char *path, const uint8_t *want_node, am_audit_report *r)
 			crypto_generichash(h, sizeof(h), (const uint8_t *) line, (size_t) (tail - line), NULL, 0);
 			ok_sig = crypto_sign_verify_detached(sig, h, sizeof(h), pk) == 0;
 		}
-		json_decref(j);
-		if (j == NULL || p == NULL || s == NULL || node == NULL)
+		bool prev_ok = p != NULL && strcmp(p, prev) == 0, shaped = j != NULL && p && s && node;
+		json_decref(j); /* p, s and node die with it */
+		if (!shaped)
 			BAD("line %llu: not an audit record (changed or damaged)", (unsigned long long) lineno);
-		if (strcmp(p, prev) != 0)
+		if (!prev_ok)
 			BAD("line %llu: its prev does not match line %llu (a line before it was changed, removed or "
 			    "reordered)",
 			    (unsigned long long) lineno, (unsigned long long) lineno - 1);

@@ -313,6 +313,11 @@ int am_token_parse(am_token *t, const char *text) AM_MUST_CHECK;
 int am_token_check(const am_token *t, const uint8_t *trusted, size_t ntrusted, uint64_t now_ms,
     const char *action) AM_MUST_CHECK;
 void am_token_clear(am_token *t);
+/* am_token_revocation_id: block i's revocation id, BLAKE2b-128 of its
+ * signature. Revoking it refuses the token whose last block it is and
+ * every token attenuated from that one, but not the one it came from;
+ * revoking the token id (block 0's "id") refuses the whole family. */
+void am_token_revocation_id(uint8_t out[static AM_TOKEN_ID_BYTES], const am_token *t, size_t block);
 void am_token_id_hex(char out[static 2 * AM_TOKEN_ID_BYTES + 1], const am_token *t);
 
 /* am_revocation_create: a broadcast, urgent envelope of type "revocation"

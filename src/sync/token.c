@@ -511,6 +511,12 @@ am_token_check(const am_token *t, const uint8_t *trusted, size_t ntrusted, uint6
 }
 
 void
+am_token_revocation_id(uint8_t out[static AM_TOKEN_ID_BYTES], const am_token *t, size_t block)
+{
+	crypto_generichash(out, AM_TOKEN_ID_BYTES, t->sig[block], AM_SIG_BYTES, NULL, 0);
+}
+
+void
 am_token_id_hex(char out[static 2 * AM_TOKEN_ID_BYTES + 1], const am_token *t)
 {
 	sodium_bin2hex(out, 2 * AM_TOKEN_ID_BYTES + 1, t->id, AM_TOKEN_ID_BYTES);

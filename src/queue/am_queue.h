@@ -176,6 +176,15 @@ int am_queue_outbox_each(am_queue *q, am_queue_visit_fn fn, void *ctx);
 /* reconciliation order: (created, id) ascending over every held envelope */
 int am_queue_each(am_queue *q, am_queue_visit_fn fn, void *ctx);
 
+/* am_queue_each_after: like am_queue_each, from just after (created, id)
+ * (all zeros: from the start), without trimming the mapping: for a
+ * watcher that follows what is added. */
+int am_queue_each_after(am_queue *q, uint64_t created_ms, const uint8_t id[static AM_ID_BYTES],
+    am_queue_visit_fn fn, void *ctx);
+/* am_queue_generation: a number that changes whenever any process
+ * commits to the store (LMDB's last transaction id). */
+uint64_t am_queue_generation(am_queue *q);
+
 /* am_queue_known_each: every id this store holds or refuses for good
  * (held envelopes, then tombstones), in no useful order, in one read
  * transaction: what a summary for a stick needs. */

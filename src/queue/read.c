@@ -71,8 +71,11 @@ out:
 }
 
 /* Walk an index whose keys end in the 32-byte id, loading each meta. */
+/* Walk dbi from its first key, or from just after `after` (a key of its
+ * own layout) when not NULL; `trim` drops the mapping afterwards. */
 static int
-walk(am_queue *q, MDB_dbi dbi, am_queue_visit_fn fn, void *ctx)
+walk_from(am_queue *q, MDB_dbi dbi, const uint8_t *after, size_t after_len, bool trim, am_queue_visit_fn fn,
+    void *ctx)
 {
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
@@ -85,7 +88,16 @@ walk(am_queue *q, MDB_dbi dbi, am_queue_visit_fn fn, void *ctx)
 		rc = am_q_err(mrc, "walking the store");
 		goto out;
 	}
-	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	if (after != NULL) {
+		k.mv_size = after_len;
+		k.mv_data = (void *) after;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (mrc == 0 && k.mv_size == after_len && memcmp(k.mv_data, after, after_len) == 0)
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	} else {
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		const uint8_t *id;
 		am_queue_meta m;
 		if (k.mv_size < AM_ID_BYTES)
@@ -109,8 +121,35 @@ out:
 	/* fault-around maps the neighbours of every index page read (the
 	 * envelopes written beside them); an idle daemon answering /metrics
 	 * should not keep the store mapped */
-	am_queue_trim(q);
+	if (trim)
+		am_queue_trim(q);
 	return rc;
+}
+
+static int
+walk(am_queue *q, MDB_dbi dbi, am_queue_visit_fn fn, void *ctx)
+{
+	return walk_from(q, dbi, NULL, 0, true, fn, ctx);
+}
+
+int
+am_queue_each_after(am_queue *q, uint64_t created_ms, const uint8_t id[static AM_ID_BYTES], am_queue_visit_fn fn,
+    void *ctx)
+{
+	uint8_t key[TIME_KEY];
+
+	am_q_time_key(key, created_ms, id);
+	return walk_from(q, q->bytime, key, sizeof(key), false, fn, ctx);
+}
+
+uint64_t
+am_queue_generation(am_queue *q)
+{
+	MDB_envinfo info;
+
+	if (mdb_env_info(q->env, &info) != 0)
+		return 0;
+	return (uint64_t) info.me_last_txnid;
 }
 
 int

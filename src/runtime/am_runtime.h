@@ -105,6 +105,8 @@ void am_hub_note(am_hub *h, const uint8_t *ids, size_t n, uint64_t source, size_
  * waiting up to wait_ms for one. Errors: AM_ELIMIT (the cursor fell more
  * than the ring behind: reconcile instead), AM_ENOTFOUND (stopping). */
 int am_hub_next(am_hub *h, uint64_t *cursor, uint64_t self, uint8_t *out, size_t max, int wait_ms, size_t *n);
+/* am_hub_seen: id was noted lately (a cache: false can mean "forgotten") */
+bool am_hub_seen(am_hub *h, const uint8_t id[static AM_ID_BYTES]);
 /* make every am_hub_next waiting now return (with what it has) */
 void am_hub_kick(am_hub *h);
 uint64_t am_hub_inbox_seq(am_hub *h);

@@ -422,6 +422,69 @@ discovered(void *ctx, const am_beacon *b, const char *url)
 		say("discovery: \"%s\" at %s", b->name, url);
 }
 
+/* ---- other writers ---- */
+
+/* The CLI (send, token revoke, bundle sync) may write to a running
+ * daemon's store from another process. Whenever the store's generation
+ * moves, walk what was created after the last envelope seen, and hand
+ * what the hub has not seen to the live links. Envelopes that arrive with
+ * an older creation time (a stick's) are left to reconciliation. */
+struct watch_state {
+	uint64_t created;
+	uint8_t id[AM_ID_BYTES];
+	uint64_t limit;
+	uint8_t ids[256 * AM_ID_BYTES];
+	size_t n;
+	am_hub *hub;
+};
+
+static int
+watch_visit(void *ctx, const uint8_t id[AM_ID_BYTES], const am_queue_meta *m)
+{
+	struct watch_state *w = ctx;
+
+	if (m->created_ms <= w->limit) { /* a clock far ahead must not blind us */
+		w->created = m->created_ms;
+		memcpy(w->id, id, AM_ID_BYTES);
+	}
+	if (!am_hub_seen(w->hub, id) && (m->flags & AM_QF_OUTBOX)) {
+		memcpy(w->ids + w->n * AM_ID_BYTES, id, AM_ID_BYTES);
+		w->n++;
+		if (w->n == 256) {
+			am_hub_note(w->hub, w->ids, w->n, 0, 0);
+			w->n = 0;
+		}
+	}
+	return 0;
+}
+
+static void *
+watch(void *arg)
+{
+	struct node *n = arg;
+	struct watch_state *w = calloc(1, sizeof(*w));
+	uint64_t gen = am_queue_generation(n->q);
+
+	if (w == NULL)
+		return NULL;
+	w->hub = n->hub;
+	w->created = am_now_ms();
+	while (!n->stop) {
+		nap(n, 300);
+		uint64_t g = am_queue_generation(n->q);
+		if (g == gen)
+			continue;
+		gen = g;
+		w->limit = am_now_ms() + 60000;
+		w->n = 0;
+		(void) am_queue_each_after(n->q, w->created, w->id, watch_visit, w);
+		if (w->n > 0)
+			am_hub_note(w->hub, w->ids, w->n, 0, 0);
+	}
+	free(w);
+	return NULL;
+}
+
 /* ---- configuration ---- */
 
 static void
@@ -512,8 +575,8 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	struct node n;
 	char path[4096];
 	nng_http_server *http = NULL;
-	pthread_t ts;
-	bool serving = false;
+	pthread_t ts, tw;
+	bool serving = false, watching = false;
 	sigset_t sigs;
 
 	memset(&n, 0, sizeof(n));
@@ -773,6 +836,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	    am_trust_path(n.trust));
 	if (n.listen != NULL)
 		serving = pthread_create(&ts, NULL, serve, &n) == 0;
+	watching = pthread_create(&tw, NULL, watch, &n) == 0;
 	for (size_t i = 0; i < npeers; i++)
 		if (add_dialer(&n, peers[i], "static", NULL) != 0)
 			fprintf(stderr, "%s: --peer %s: %s\n", prog, peers[i], am_error_detail());
@@ -802,6 +866,8 @@ stop:
 	am_hub_stop(n.hub); /* closes every open link */
 	if (serving)
 		pthread_join(ts, NULL);
+	if (watching)
+		pthread_join(tw, NULL);
 	for (size_t i = 0; i < n.ndialers; i++) {
 		pthread_join(n.dialers[i]->th, NULL);
 		free(n.dialers[i]);

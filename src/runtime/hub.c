@@ -20,6 +20,7 @@
 #include <time.h>
 
 #define HUB_MAX_STREAMS 256
+#define HUB_SEEN_SLOTS  (1u << 16) /* 512 KiB of id prefixes */
 
 struct hub_entry {
 	uint8_t id[AM_ID_BYTES];
@@ -37,6 +38,7 @@ struct am_hub {
 	uint64_t kicks;       /* am_hub_kick calls: make waiters return */
 	bool stopping;
 	nng_stream *streams[HUB_MAX_STREAMS];
+	uint64_t *seen;        /* direct-mapped cache of noted id prefixes */
 };
 
 int
@@ -51,6 +53,11 @@ am_hub_new(am_hub **out, size_t cap)
 	}
 	h->cap = cap ? cap : 1;
 	h->next_tag = 1;
+	if ((h->seen = calloc(HUB_SEEN_SLOTS, sizeof(*h->seen))) == NULL) {
+		free(h->ring);
+		free(h);
+		return am_error_set(AM_ENOMEM, "out of memory for the live ring");
+	}
 	pthread_mutex_init(&h->mu, NULL);
 	/* waits are timed against CLOCK_MONOTONIC so a clock step cannot
 	 * stall a live sender */
@@ -73,7 +80,28 @@ am_hub_free(am_hub *h)
 	pthread_mutex_destroy(&h->mu);
 	pthread_cond_destroy(&h->cv);
 	free(h->ring);
+	free(h->seen);
 	free(h);
+}
+
+static uint64_t
+prefix_of(const uint8_t *id)
+{
+	uint64_t p;
+	memcpy(&p, id, sizeof(p));
+	return p | 1; /* never 0: 0 marks an empty slot */
+}
+
+bool
+am_hub_seen(am_hub *h, const uint8_t id[static AM_ID_BYTES])
+{
+	uint64_t p = prefix_of(id);
+	bool seen;
+
+	pthread_mutex_lock(&h->mu);
+	seen = h->seen[p % HUB_SEEN_SLOTS] == p;
+	pthread_mutex_unlock(&h->mu);
+	return seen;
 }
 
 uint64_t
@@ -109,6 +137,8 @@ am_hub_note(am_hub *h, const uint8_t *ids, size_t n, uint64_t source, size_t inb
 		memcpy(e->id, ids + i * AM_ID_BYTES, AM_ID_BYTES);
 		e->source = source;
 		h->head++;
+		uint64_t p = prefix_of(e->id);
+		h->seen[p % HUB_SEEN_SLOTS] = p;
 	}
 	h->inbox_seq += inboxed;
 	pthread_cond_broadcast(&h->cv);

@@ -132,6 +132,13 @@ hub(void)
 	cur = am_hub_cursor(h);
 	CHECK_RC(am_hub_next(h, &cur, t2, out, 8, 30, &n), 0);
 	CHECK(n == 0);
+	/* what was noted is remembered (the watcher's filter) */
+	CHECK(am_hub_seen(h, ids));
+	{
+		uint8_t fresh[AM_ID_BYTES];
+		memset(fresh, 0x77, sizeof(fresh));
+		CHECK(!am_hub_seen(h, fresh));
+	}
 	am_hub_stop(h);
 	CHECK_RC(am_hub_next(h, &cur, t2, out, 8, 1000, &n), AM_ENOTFOUND);
 	am_hub_free(h);

@@ -406,3 +406,106 @@ cmd_audit_verify(int argc, char **argv)
 	}
 	return 0;
 }
+
+int
+cmd_provision(int argc, char **argv)
+{
+	static const struct option opts[] = {{"gateway-key", required_argument, NULL, 'k'},
+	    {"node-id", required_argument, NULL, 'n'}, {"output", required_argument, NULL, 'o'},
+	    {"roles", required_argument, NULL, 'r'}, {"valid", required_argument, NULL, 'v'},
+	    {"node-pubkey", required_argument, NULL, 'p'}, {"network-key", required_argument, NULL, 'N'},
+	    {"force", no_argument, NULL, 'f'}, {0, 0, 0, 0}};
+	const char *key = NULL, *name = NULL, *output = NULL, *roles_arg = NULL, *pub = NULL, *net = NULL;
+	const char *roles[AM_TOKEN_MAX_RIGHTS];
+	char rolebuf[1024], *pem = NULL, *text = NULL;
+	size_t nroles = 0;
+	uint64_t valid = 365ull * 24 * 3600 * 1000;
+	uint8_t netkey[32], node_pk[AM_PK_BYTES];
+	am_identity *gw = NULL, *node = NULL;
+	bool force = false;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":k:n:o:r:v:p:N:f", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': key = optarg; break;
+		case 'n': name = optarg; break;
+		case 'o': output = optarg; break;
+		case 'r': roles_arg = optarg; break;
+		case 'v':
+			if (am_duration_parse(&valid, optarg) != 0 || valid == 0)
+				return cli_usage_error("--valid %s: a duration (365d, 90d, 12h)", optarg);
+			break;
+		case 'p': pub = optarg; break;
+		case 'N': net = optarg; break;
+		case 'f': force = true; break;
+		default: return cli_opt_error(c, argv);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (name == NULL || output == NULL || net == NULL)
+		return cli_usage_error("give --gateway-key PEM, --node-id NAME, --network-key HEX|@FILE and --output FILE");
+	if (am_tag_check("--node-id", name, strlen(name)) != 0)
+		return cli_usage_error("%s", am_error_detail());
+	if (am_netkey_parse(netkey, net) != 0)
+		return cli_usage_error("--network-key: %s", am_error_detail());
+	if (roles_arg != NULL) {
+		snprintf(rolebuf, sizeof(rolebuf), "%s", roles_arg);
+		for (char *save = NULL, *r = strtok_r(rolebuf, ",", &save); r != NULL; r = strtok_r(NULL, ",", &save)) {
+			if (nroles == AM_TOKEN_MAX_RIGHTS - 1)
+				return cli_usage_error("at most %d roles", AM_TOKEN_MAX_RIGHTS - 1);
+			if (am_tag_check("role", r, strlen(r)) != 0)
+				return cli_usage_error("--roles: %s", am_error_detail());
+			roles[nroles++] = r;
+		}
+	}
+	if (pub != NULL) {
+		if (am_node_id_parse(node_pk, pub) != 0)
+			return cli_usage_error("--node-pubkey must be the node's public key (64 hex, from its keygen)");
+	} else {
+		/* a fresh key for the node, carried in the bundle */
+		if ((rc = am_identity_generate(&node)) != 0 || (rc = am_identity_to_pem(&pem, node)) != 0)
+			return cli_fail(rc, "making the node's key");
+		memcpy(node_pk, am_identity_pk(node), AM_PK_BYTES);
+	}
+	if ((rc = load_key(&gw, key)) != 0)
+		goto out;
+	if ((rc = am_provision_create(&text, gw, name, node_pk, pem, netkey, roles, nroles, am_now_ms(), valid)) != 0) {
+		rc = cli_fail(rc, "provisioning");
+		goto out;
+	}
+	{
+		size_t len = strlen(text);
+		char *withnl = malloc(len + 2);
+		if (withnl == NULL) {
+			rc = cli_fail(AM_ENOMEM, "provisioning");
+			goto out;
+		}
+		memcpy(withnl, text, len);
+		withnl[len] = '\n';
+		rc = am_file_write_atomic(output, withnl, len + 1, 0600, force);
+		sodium_memzero(withnl, len + 1);
+		free(withnl);
+		if (rc != 0) {
+			rc = cli_fail(rc, output);
+			goto out;
+		}
+	}
+	{
+		char id[AM_NODE_ID_LEN + 1];
+		am_node_id_format(id, node_pk);
+		printf("provisioned %s (key %s) in %s: give it to the node as agent-mesh-node --provision %s\n", name, id,
+		    output, output);
+	}
+out:
+	if (text != NULL) {
+		sodium_memzero(text, strlen(text));
+		free(text);
+	}
+	if (pem != NULL)
+		am_pem_free(pem);
+	am_identity_free(node);
+	am_identity_free(gw);
+	sodium_memzero(netkey, sizeof(netkey));
+	return rc;
+}

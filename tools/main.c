@@ -50,6 +50,9 @@ static const cli_cmd commands[] = {
         "agent-mesh bundle inspect [--json] PATH"},
     {"link sync", cmd_link_sync, "sync once with another node over tcp/ipc/ws (handshake, reconcile, push)",
         "agent-mesh link sync --store DIR (--listen URL | --dial URL) --network-key HEX|@FILE [--timeout 30s] [--json]"},
+    {"provision", cmd_provision, "make a node's PKI provisioning bundle (certificate, keys, network key) with the gateway key",
+        "agent-mesh provision --gateway-key PEM --node-id NAME --network-key HEX|@FILE --output bundle.json\n"
+        "                [--roles R1,R2] [--valid 365d] [--node-pubkey HEX] [--force]"},
     {"token issue", cmd_token_issue, "issue a capability token with a gateway key",
         "agent-mesh token issue --gateway-key PEM (--right R... | --role ROLE [--roles FILE]) [--subject bearer|NODE_ID]\n"
         "                [--valid 24h] [--output FILE]"},

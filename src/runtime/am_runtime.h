@@ -194,6 +194,36 @@ void am_link_server_close(am_link_server *sv);
 int am_link_session(struct nng_stream *s, bool initiator, am_queue *q, const am_identity *me,
     const am_link_options *o, am_link_report *r);
 
+/* ----------------------------------------------------------------- pki --- */
+
+/* Provisioning bundles and certificates (provision.c). */
+typedef struct am_provision {
+	char name[AM_TAG_MAX + 1];
+	uint8_t node_pk[AM_PK_BYTES];
+	char *node_key_pem;               /* NULL when the key was made on the device */
+	uint8_t gateway_pk[AM_PK_BYTES];
+	uint8_t netkey[32];
+	char cert[AM_PEER_CERT_MAX + 1];  /* presented on every link */
+	uint64_t expires_ms;
+} am_provision;
+/* am_provision_create: a signed bundle as JSON text (*out malloc'd). */
+int am_provision_create(char **out, const am_identity *gateway, const char *name,
+    const uint8_t node_pk[static AM_PK_BYTES], const char *node_key_pem, const uint8_t netkey[static 32],
+    const char *const *roles, size_t nroles, uint64_t now_ms, uint64_t valid_ms) AM_MUST_CHECK;
+/* am_provision_parse / _load: read and check a bundle (the gateway's
+ * signature, the certificate's issuer, subject and name). Errors:
+ * AM_EMALFORMED, AM_EVERSION, AM_EFIELD, AM_EBADSIG, token errors. */
+int am_provision_parse(am_provision *p, const char *text, size_t len) AM_MUST_CHECK;
+int am_provision_load(am_provision *p, const char *path) AM_MUST_CHECK;
+void am_provision_clear(am_provision *p);
+/* am_pki_check_peer: in PKI mode, may the peer that proved pk and calls
+ * itself name link with us? A trusted gateway key may; anyone else needs
+ * a certificate from a trusted gateway for that key and name, valid now,
+ * neither it nor the key revoked (q may be NULL). Errors: AM_EUNTRUSTED,
+ * AM_EEXPIRED, AM_EREVOKED, each naming the reason. */
+int am_pki_check_peer(const char *cert, const uint8_t pk[static AM_PK_BYTES], const char *name,
+    const uint8_t *trusted, size_t ntrusted, am_queue *q, uint64_t now_ms);
+
 /* --------------------------------------------------------------- audit --- */
 
 /* The hash-chained, signed audit log (audit.c, docs/OPERATIONS.md). */

@@ -18,7 +18,9 @@
 #include "daemon.h"
 #include "owed.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <nng/nng.h>
@@ -38,7 +40,7 @@ const char *const am_daemon_reasons[N_REASONS] = {"network_key", "bad_proof_or_f
 static int
 reason_of(int rc, const char *problem)
 {
-	if (rc == AM_EUNTRUSTED)
+	if (rc == AM_EUNTRUSTED || rc == AM_EREVOKED || (rc == AM_EEXPIRED && strstr(problem, "pki") != NULL))
 		return 4;
 	if (rc == AM_EBADSIG)
 		return strstr(problem, "network") != NULL ? 0 : 1;
@@ -114,14 +116,21 @@ on_peer(void *ctx, const am_link_report *r)
 
 	if (memcmp(r->peer, am_identity_pk(n->me), AM_PK_BYTES) == 0)
 		return am_error_set(AM_EINVAL, "that is this node itself");
-	if ((rc = am_trust_check(n->trust, r->info.name, r->peer, c->where, am_now_ms(), &pinned)) != 0)
+	if (n->pki) {
+		if ((rc = am_pki_check_peer(r->info.cert, r->peer, r->info.name, n->api.trusted, n->api.ntrusted, n->q,
+		         am_now_ms())) != 0)
+			return rc;
+		am_queue_peer known;
+		pinned = am_queue_peer_get(n->q, r->peer, &known) != 0; /* first contact: audited as a pairing */
+	} else if ((rc = am_trust_check(n->trust, r->info.name, r->peer, c->where, am_now_ms(), &pinned)) != 0)
 		return rc;
 	if (pinned) {
 		char id[AM_NODE_ID_LEN + 1];
 		am_node_id_format(id, r->peer);
-		say("trust: pinned \"%s\" to key %.16s… (first contact, %s)", r->info.name, id, c->where);
+		say("trust: %s \"%s\" with key %.16s… (first contact, %s)", n->pki ? "certificate accepted for" : "pinned",
+		    r->info.name, id, c->where);
 		(void) am_audit_log(n->audit, "pairing", r->info.name, NULL,
-		    json_pack("{s:s, s:s, s:s}", "key", id, "address", c->where, "mode", "tofu"));
+		    json_pack("{s:s, s:s, s:s}", "key", id, "address", c->where, "mode", n->pki ? "pki" : "tofu"));
 	}
 	{
 		am_queue_peer p = {0};
@@ -186,7 +195,7 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 	if (!r->synced) {
 		say("link %s %s refused: %s", c->how, c->where, r->problem);
 		/* refusals that are about who the peer is are security decisions */
-		if (rc == AM_EUNTRUSTED || rc == AM_EBADSIG || rc == AM_EREVOKED) {
+		if (rc == AM_EUNTRUSTED || rc == AM_EBADSIG || rc == AM_EREVOKED || rc == AM_EEXPIRED) {
 			char id[AM_NODE_ID_LEN + 1] = "";
 			bool known = false;
 			for (size_t i = 0; i < AM_PK_BYTES; i++)
@@ -485,6 +494,55 @@ watch(void *arg)
 	return NULL;
 }
 
+/* ---- provisioning ---- */
+
+/* The node's key: the folder's, which must be the bundle's, or the
+ * bundle's written into a new folder (with its store). */
+static int
+take_provision(const char *prog, const char *dir, const char *identity, const am_provision *p)
+{
+	char path[4096];
+	am_identity *have = NULL;
+	am_queue *q = NULL;
+	am_queue_options o = {0};
+
+	snprintf(path, sizeof(path), "%s/identity.pem", dir);
+	if (identity != NULL)
+		snprintf(path, sizeof(path), "%s", identity);
+	if (am_identity_load_pem(&have, path) == 0) {
+		bool same = memcmp(am_identity_pk(have), p->node_pk, AM_PK_BYTES) == 0;
+		am_identity_free(have);
+		if (!same) {
+			fprintf(stderr, "%s: --provision: the bundle is for another key than %s\n", prog, path);
+			return 2;
+		}
+		return 0;
+	}
+	if (p->node_key_pem == NULL) {
+		fprintf(stderr, "%s: --provision: the bundle holds no key (made on the device) and %s is missing\n", prog,
+		    path);
+		return 2;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+		return 1;
+	}
+	if (am_file_write_atomic(path, p->node_key_pem, strlen(p->node_key_pem), 0600, false) != 0) {
+		fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/store", dir);
+	o.create = true;
+	if (am_queue_open(&q, path, &o) != 0 || am_queue_set_self(q, p->node_pk) != 0) {
+		fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+		am_queue_close(q);
+		return 1;
+	}
+	am_queue_close(q);
+	say("provisioned as \"%s\": key written to %s/identity.pem", p->name, dir);
+	return 0;
+}
+
 /* ---- configuration ---- */
 
 static void
@@ -498,7 +556,8 @@ usage(FILE *f, bool gateway)
 	    "  --position LAT,LON    this node's position; --zone TAG, --group NAME (repeatable)\n"
 	    "  --host H --port N     HTTP API (%s, default 127.0.0.1:%s)\n"
 	    "  --dev-token           print a bearer token the API requires (DEV_TOKEN_ENABLED=true)\n"
-	    "  --trust-mode tofu     pin each peer name's first key (TRUST_MODE)\n"
+	    "  --trust-mode tofu|pki pin each peer name's first key, or require a gateway's certificate (TRUST_MODE)\n"
+	    "  --provision FILE      a provisioning bundle (agent-mesh provision): key, certificate, gateway, network key\n"
 	    "  --trust-key KEY       a gateway whose capability tokens count (repeatable; a gateway trusts itself)\n"
 	    "  --identity PEM        the key (default DIR/identity.pem)\n"
 	    "  --sync-every 5m       reconcile on every link at least this often\n"
@@ -563,9 +622,11 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	    {"zone", required_argument, NULL, 'z'}, {"group", required_argument, NULL, 'G'},
 	    {"no-discovery", no_argument, NULL, 'D'}, {"beacon-every", required_argument, NULL, 'b'},
 	    {"env-file", required_argument, NULL, 'E'}, {"link-timeout", required_argument, NULL, 'L'},
-	    {"trust-key", required_argument, NULL, 'K'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	    {"trust-key", required_argument, NULL, 'K'}, {"provision", required_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
 	const char *prog = gateway ? "agent-mesh-gateway" : "agent-mesh-node";
 	const char *identity = NULL, *dir = NULL, *key = NULL, *host = NULL, *name = NULL, *trust_mode = NULL;
+	const char *provision = NULL;
+	am_provision prov;
 	const char *env_file = NULL, *peers[MAX_DIALERS], *position = NULL;
 	const char *zones[AM_GEO_MAX_TAGS], *groups[AM_QUEUE_MAX_GROUPS];
 	size_t npeers = 0, nzones = 0, ngroups = 0, ntrust = 0;
@@ -580,13 +641,14 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	sigset_t sigs;
 
 	memset(&n, 0, sizeof(n));
+	memset(&prov, 0, sizeof(prov));
 	n.gateway = gateway;
 	n.prog = prog;
 	n.resync_ms = 5 * 60 * 1000;
 	n.link_timeout_ms = 30000;
 	pthread_mutex_init(&n.mu, NULL);
 	pthread_cond_init(&n.idle, NULL);
-	while ((c = getopt_long(argc, argv, "d:k:l:p:g:H:P:e:ti:T:n:x:z:G:Db:E:L:K:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:k:l:p:g:H:P:e:ti:T:n:x:z:G:Db:E:L:K:V:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'k': key = optarg; break;
@@ -637,6 +699,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 			}
 			break;
 		case 'E': env_file = optarg; break;
+		case 'V': provision = optarg; break;
 		case 'K':
 			if (ntrust == 7) {
 				fprintf(stderr, "%s: at most 7 --trust-key\n", prog);
@@ -681,12 +744,36 @@ am_daemon_main(bool gateway, int argc, char **argv)
 		if (pe != NULL && parse_port(prog, gateway ? "GATEWAY_PORT" : "NODE_PORT", pe, &port) != 0)
 			return 2;
 	}
-	if (trust_mode == NULL)
-		trust_mode = getenv("TRUST_MODE") ? getenv("TRUST_MODE") : "tofu";
-	if (strcmp(trust_mode, "tofu") != 0) {
-		fprintf(stderr, "%s: trust mode \"%s\": only tofu exists yet (pki comes with the trust work)\n", prog,
-		    trust_mode);
+	if (am_core_init() != 0) {
+		fprintf(stderr, "%s: libsodium did not initialise\n", prog);
+		return 1;
+	}
+	if (provision != NULL && am_provision_load(&prov, provision) != 0) {
+		fprintf(stderr, "%s: --provision %s\n", prog, am_error_detail());
 		return 2;
+	}
+	if (trust_mode == NULL)
+		trust_mode = getenv("TRUST_MODE") ? getenv("TRUST_MODE") : provision ? "pki" : "tofu";
+	if (strcmp(trust_mode, "tofu") != 0 && strcmp(trust_mode, "pki") != 0) {
+		fprintf(stderr, "%s: trust mode \"%s\": tofu or pki\n", prog, trust_mode);
+		am_provision_clear(&prov);
+		return 2;
+	}
+	n.pki = strcmp(trust_mode, "pki") == 0;
+	if (provision != NULL) {
+		/* the bundle gives the network key, the name, the gateway to trust
+		 * and the certificate; flags still win */
+		if (key == NULL)
+			memcpy(n.netkey, prov.netkey, 32);
+		if (name == NULL)
+			name = prov.name;
+		if (ntrust == 7) {
+			fprintf(stderr, "%s: at most 7 --trust-key with --provision\n", prog);
+			return 2;
+		}
+		memcpy(n.api.trusted + (1 + ntrust) * AM_PK_BYTES, prov.gateway_pk, AM_PK_BYTES);
+		ntrust++;
+		snprintf(n.info.cert, sizeof(n.info.cert), "%s", prov.cert);
 	}
 	if (key == NULL)
 		key = getenv("MESH_NETWORK_KEY");
@@ -697,8 +784,8 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	if (env_false("MESH_DISCOVERY"))
 		no_discovery = true;
 	n.beacon_ms = (int) beacon_ms;
-	if (dir == NULL || key == NULL) {
-		fprintf(stderr, "%s: --data DIR and --network-key (or MESH_NETWORK_KEY) are required\n", prog);
+	if (dir == NULL || (key == NULL && provision == NULL)) {
+		fprintf(stderr, "%s: --data DIR and --network-key (or MESH_NETWORK_KEY, or --provision) are required\n", prog);
 		usage(stderr, gateway);
 		return 2;
 	}
@@ -707,11 +794,15 @@ am_daemon_main(bool gateway, int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", prog, am_error_detail());
 		return 2;
 	}
-	if (am_core_init() != 0 || am_netkey_parse(n.netkey, key) != 0) {
+	if (key != NULL && am_netkey_parse(n.netkey, key) != 0) {
 		fprintf(stderr, "%s: --network-key: %s\n", prog, am_error_detail());
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/identity.pem", dir);
+	if (provision != NULL && (rc = take_provision(prog, dir, identity, &prov)) != 0) {
+		am_provision_clear(&prov);
+		return rc;
+	}
 	if (am_identity_load_pem(&n.me, identity ? identity : path) != 0) {
 		fprintf(stderr, "%s: %s (make the folder with: agent-mesh init --store %s)\n", prog, am_error_detail(), dir);
 		return 1;
@@ -896,6 +987,7 @@ out:
 		am_hub_free(n.hub);
 		am_trust_close(n.trust);
 		am_audit_close(n.audit);
+		am_provision_clear(&prov);
 		am_identity_free(n.me);
 	}
 	sodium_memzero(n.netkey, sizeof(n.netkey));

@@ -40,6 +40,7 @@ struct dialer {
 
 struct node {
 	bool gateway;
+	bool pki;                 /* trust mode pki: certificates, not TOFU */
 	const char *prog;
 	am_queue *q;
 	am_identity *me;

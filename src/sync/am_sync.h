@@ -244,6 +244,7 @@ int am_push_order(uint8_t *ids, size_t k, const am_recon_item *items, const uint
  * ('N', docs/PROTOCOL.md section 13). Only the key is proven by the
  * handshake; the name is what TOFU pins to it. */
 #define AM_PEER_INFO_MAX 8192
+#define AM_PEER_CERT_MAX 4096
 typedef struct am_peer_info {
 	char name[AM_TAG_MAX + 1];    /* required */
 	char role[16];                /* "node", "gateway" */
@@ -252,6 +253,7 @@ typedef struct am_peer_info {
 	uint8_t ngroups;
 	char groups[AM_QUEUE_MAX_GROUPS][AM_TAG_MAX + 1];
 	uint64_t outbox;              /* envelopes it carries */
+	char cert[AM_PEER_CERT_MAX + 1]; /* PKI: its provisioning certificate (a token), "" none */
 } am_peer_info;
 
 /* am_peer_info_encode: *out malloc'd (caller frees). */

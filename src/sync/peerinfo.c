@@ -28,7 +28,11 @@ am_peer_info_encode(uint8_t **out, size_t *out_len, const am_peer_info *pi)
 	*out_len = 0;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, pi->pos.has_fix ? 8 : 6);
+	msgpack_pack_map(&pk, (pi->pos.has_fix ? 8 : 6) + (pi->cert[0] ? 1 : 0));
+	if (pi->cert[0]) {
+		pack_str(&pk, "cert");
+		pack_str(&pk, pi->cert);
+	}
 	pack_str(&pk, "name");
 	pack_str(&pk, pi->name);
 	pack_str(&pk, "role");
@@ -133,6 +137,8 @@ am_peer_info_decode(am_peer_info *pi, const uint8_t *buf, size_t len)
 			rc = copy_str(pi->role, sizeof(pi->role), v, "role", true);
 		else if (KEY("listen"))
 			rc = copy_str(pi->listen, sizeof(pi->listen), v, "listen", false);
+		else if (KEY("cert"))
+			rc = copy_str(pi->cert, sizeof(pi->cert), v, "cert", false);
 		else if (KEY("lat")) {
 			if (number(&pi->pos.lat, v) != 0 || !(pi->pos.lat >= -90 && pi->pos.lat <= 90))
 				rc = am_error_set(AM_EFIELD, "peer info: lat must be a number in -90..90");

@@ -1,0 +1,91 @@
+#!/bin/bash
+# PKI mode with real daemons: `agent-mesh provision` makes bundles with the
+# gateway's key; a provisioned node links and exchanges messages; an
+# unprovisioned node, a node provisioned by another gateway, one whose
+# certificate has expired and one whose key was revoked are each refused,
+# with the reason in the gateway's log, its metrics and its audit log.
+# usage: pki.sh AGENT_MESH NODE GATEWAY
+set -u
+AM=$1 NODE=$2 GW=$3
+T=$(mktemp -d /tmp/am-pki-XXXXXX)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+fails=0 passes=0
+ok()  { passes=$((passes+1)); echo "ok: $*"; }
+bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
+
+"$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
+G=$("$AM" keygen --output "$T/gateway_identity.pem" 2>/dev/null)
+"$AM" keygen --output "$T/other_gateway.pem" >/dev/null 2>&1
+mkdir -p "$T/g"
+"$AM" init --store "$T/g" --identity "$T/gateway_identity.pem" >/dev/null 2>&1 || cp "$T/gateway_identity.pem" "$T/g/identity.pem"
+LP=$(port) GP=$(port)
+"$GW" --data "$T/g" --trust-mode pki --identity "$T/gateway_identity.pem" --network-key "@$T/net.key" \
+    --listen "tcp://127.0.0.1:$LP" --port "$GP" --no-discovery >"$T/g.log" 2>&1 &
+PIDS+=($!)
+until_ok 50 grep -q "listening for links" "$T/g.log" || bad "gateway up"
+
+"$AM" provision --gateway-key "$T/gateway_identity.pem" --node-id edge_node_1 --network-key "@$T/net.key" \
+    --roles sensor,camera --valid 365d --output "$T/bundle.json" >"$T/prov.out"
+check "provision writes a bundle" grep -q "provisioned edge_node_1" "$T/prov.out"
+check "the bundle is mode 0600" test "$(stat -c %a "$T/bundle.json")" = 600
+check "the bundle names node, gateway, roles and holds a certificate" /usr/bin/python3 -c "
+import json,sys; b=json.load(open('$T/bundle.json'))
+assert b['node_id']=='edge_node_1' and b['gateway_pubkey']=='$G' and b['roles']==['sensor','camera']
+assert b['certificate'].startswith('amt1.') and len(b['network_key'])==64 and 'BEGIN PRIVATE KEY' in b['node_key_pem']"
+start_node() { # DIR BUNDLE|- [flags]
+    local d=$1 b=$2; shift 2
+    local extra=()
+    [ "$b" != - ] && extra=(--provision "$b")
+    "$NODE" --data "$T/$d" "${extra[@]}" --gateway "tcp://127.0.0.1:$LP" --port "$(port)" --no-discovery \
+        --link-timeout 3s "$@" >"$T/$d.log" 2>&1 &
+    PIDS+=($!)
+}
+start_node n1 "$T/bundle.json"
+check "the provisioned node links" until_ok 100 grep -q '^link to .*: peer .* "gateway-' "$T/n1.log"
+check "the gateway accepted its certificate" until_ok 50 grep -q 'certificate accepted for "edge_node_1"' "$T/g.log"
+N1=$(/usr/bin/python3 -c "import json; print(json.load(open('$T/bundle.json'))['node_pubkey'])")
+"$AM" send --store "$T/g" --to "$N1" --text "pki hello" >/dev/null
+check "messages flow to it" until_ok 100 bash -c "'$AM' inbox --store '$T/n1' --json | grep -q 'pki hello'"
+
+# refusals
+"$AM" init --store "$T/n2" >/dev/null 2>&1
+start_node n2 - --network-key "@$T/net.key" --trust-mode pki --trust-key "$G" --name rogue-1
+check "unprovisioned: refused (no certificate)" until_ok 100 grep -q 'refused: pki: "rogue-1" has no certificate' "$T/g.log"
+check "... and told why" until_ok 50 grep -q "the peer refused the link: pki" "$T/n2.log"
+"$AM" provision --gateway-key "$T/other_gateway.pem" --node-id edge_node_2 --network-key "@$T/net.key" \
+    --output "$T/other_bundle.json" >/dev/null
+start_node n3 "$T/other_bundle.json" --trust-key "$G"
+check "provisioned by another gateway: refused" until_ok 100 grep -q 'refused: pki: "edge_node_2": certificate from a gateway this node does not trust' "$T/g.log"
+"$AM" provision --gateway-key "$T/gateway_identity.pem" --node-id edge_node_3 --network-key "@$T/net.key" \
+    --valid 2s --output "$T/short_bundle.json" >/dev/null
+sleep 2.2
+start_node n4 "$T/short_bundle.json"
+check "expired certificate: refused" until_ok 100 grep -q 'refused: pki: "edge_node_3": certificate expired' "$T/g.log"
+"$AM" provision --gateway-key "$T/gateway_identity.pem" --node-id edge_node_4 --network-key "@$T/net.key" \
+    --output "$T/bundle4.json" >/dev/null
+N4=$(/usr/bin/python3 -c "import json; print(json.load(open('$T/bundle4.json'))['node_pubkey'])")
+"$AM" token revoke --gateway-key "$T/gateway_identity.pem" --store "$T/g" --node "$N4" >/dev/null
+start_node n5 "$T/bundle4.json"
+check "revoked key: refused" until_ok 100 grep -q 'refused: pki: "edge_node_4" is revoked' "$T/g.log"
+A=$T/g/audit/audit.log
+for why in "has no certificate" "does not trust" "certificate expired" "is revoked"; do
+    check "audit log: refusal '$why'" grep -q "\"event\":\"link_refused\".*$why" "$A"
+done
+check "audit log: the pairing of edge_node_1" grep -q '"event":"pairing".*"subject":"edge_node_1".*"mode":"pki"' "$A"
+check "audit log verifies" "$AM" audit verify "$A"
+check "the provisioned node still linked after all that" grep -q '^link to .*: peer' "$T/n1.log"
+"$AM" provision --gateway-key "$T/gateway_identity.pem" --node-id "bad name" --network-key "@$T/net.key" --output "$T/x.json" 2>"$T/err"
+check "a bad node id is refused by name" grep -q "node-id" "$T/err"
+echo '{"version":1}' >"$T/broken.json"
+"$NODE" --data "$T/n9" --provision "$T/broken.json" >/dev/null 2>"$T/err"
+check "a broken bundle is refused naming the field" grep -q 'broken.json: provisioning bundle: "node_id"' "$T/err"
+/usr/bin/python3 -c "
+import json; b=json.load(open('$T/bundle.json')); b['roles']=['admin']; json.dump(b, open('$T/altered.json','w'))"
+"$NODE" --data "$T/n8" --provision "$T/altered.json" >/dev/null 2>"$T/err"
+check "an altered bundle is refused (signature)" grep -q "signature does not verify" "$T/err"
+echo "pki: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]

@@ -53,6 +53,10 @@ static const cli_cmd commands[] = {
     {"provision", cmd_provision, "make a node's PKI provisioning bundle (certificate, keys, network key) with the gateway key",
         "agent-mesh provision --gateway-key PEM --node-id NAME --network-key HEX|@FILE --output bundle.json\n"
         "                [--roles R1,R2] [--valid 365d] [--node-pubkey HEX] [--force]"},
+    {"backup", cmd_backup, "archive what the mesh cannot give back: identity key, trust store, audit log, config",
+        "agent-mesh backup --data DIR --output FILE.tar.gz [--include FILE]..."},
+    {"restore", cmd_restore, "restore a backup into a node folder (keys kept 0600)",
+        "agent-mesh restore --input FILE.tar.gz --data DIR [--force]"},
     {"token issue", cmd_token_issue, "issue a capability token with a gateway key",
         "agent-mesh token issue --gateway-key PEM (--right R... | --role ROLE [--roles FILE]) [--subject bearer|NODE_ID]\n"
         "                [--valid 24h] [--output FILE]"},

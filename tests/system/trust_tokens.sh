@@ -153,5 +153,19 @@ if command -v jq >/dev/null; then
 else
     bad "jq is not installed (tools/dev deps installs it)"
 fi
+# backup and restore of what the mesh cannot give back
+"$AM" backup --data "$T/g" --output "$T/g-backup.tar.gz" >/dev/null
+check "backup: mode 0600" test "$(stat -c %a "$T/g-backup.tar.gz")" = 600
+check "backup: holds the key, trust store and audit log" bash -c "tar -tzf '$T/g-backup.tar.gz' | sort | tr '\n' ' ' | grep -q 'audit/audit.log .*identity.pem .*trust/trust_store.json'"
+"$AM" restore --input "$T/g-backup.tar.gz" --data "$T/g" >/dev/null 2>"$T/err"
+check "restore over an existing identity is refused" grep -q "already has an identity" "$T/err"
+"$AM" restore --input "$T/g-backup.tar.gz" --data "$T/restored" >/dev/null
+check "restored: the same node id" test "$("$AM" keygen --help >/dev/null 2>&1; openssl pkey -in "$T/restored/identity.pem" -pubout -outform DER 2>/dev/null | tail -c 32 | od -An -tx1 | tr -d ' \n')" = "$G"
+check "restored: identity and trust store are 0600" test "$(stat -c %a "$T/restored/identity.pem")$(stat -c %a "$T/restored/trust/trust_store.json")" = 600600
+check "restored: the audit log still verifies" "$AM" audit verify "$T/restored/audit/audit.log"
+printf 'x' | gzip >"$T/notabackup.tar.gz"
+"$AM" restore --input "$T/notabackup.tar.gz" --data "$T/r2" >/dev/null 2>"$T/err"
+check "a file that is not a backup is refused by name" grep -q "is not a backup archive" "$T/err"
+
 echo "trust_tokens: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

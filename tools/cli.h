@@ -57,6 +57,11 @@ int cli_parse_position(am_position *pos, const char *text);
 int cli_add_tag(char tags[][AM_TAG_MAX + 1], size_t max, size_t *n,
     const char *what, const char *tag);
 
+/* cli_audit: one record in the node folder's audit log (AUDIT_LOG_PATH,
+ * default DIR/audit/audit.log); details is consumed. Problems are printed,
+ * not fatal: the command's own work is done by then. */
+void cli_audit(const char *dir, const am_identity *me, const char *event, const char *subject, json_t *details);
+
 /* Command functions. */
 int cmd_token_issue(int argc, char **argv);
 int cmd_token_attenuate(int argc, char **argv);

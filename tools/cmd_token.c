@@ -9,6 +9,7 @@
 #include "am_runtime.h"
 
 #include <getopt.h>
+#include <sys/stat.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,10 @@ cmd_token_issue(int argc, char **argv)
 	static const struct option opts[] = {{"gateway-key", required_argument, NULL, 'k'},
 	    {"subject", required_argument, NULL, 's'}, {"right", required_argument, NULL, 'r'},
 	    {"role", required_argument, NULL, 'R'}, {"roles", required_argument, NULL, 'f'},
-	    {"valid", required_argument, NULL, 'v'}, {"output", required_argument, NULL, 'o'}, {0, 0, 0, 0}};
+	    {"valid", required_argument, NULL, 'v'}, {"output", required_argument, NULL, 'o'},
+	    {"data", required_argument, NULL, 'd'}, {0, 0, 0, 0}};
+	const char *data = NULL;
+	char keybuf[4096], rolesbuf[4096];
 	const char *key = NULL, *subject = "bearer", *rights[AM_TOKEN_MAX_RIGHTS], *role = NULL, *roles = NULL,
 	           *output = NULL;
 	size_t n = 0;
@@ -106,8 +110,9 @@ cmd_token_issue(int argc, char **argv)
 	char *text = NULL;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, ":k:s:r:R:f:v:o:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":k:s:r:R:f:v:o:d:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'd': data = optarg; break;
 		case 'k': key = optarg; break;
 		case 's': subject = optarg; break;
 		case 'r':
@@ -127,6 +132,16 @@ cmd_token_issue(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	/* --data: the gateway's folder gives its key and its roles.json */
+	if (data != NULL) {
+		struct stat st;
+		snprintf(keybuf, sizeof(keybuf), "%s/identity.pem", data);
+		snprintf(rolesbuf, sizeof(rolesbuf), "%s/roles.json", data);
+		if (key == NULL)
+			key = keybuf;
+		if (roles == NULL && stat(rolesbuf, &st) == 0)
+			roles = rolesbuf;
+	}
 	if (role != NULL && (rc = role_rights(role, roles, rights, &n, &keep)) != 0)
 		return rc;
 	if (n == 0)
@@ -352,6 +367,17 @@ cmd_token_revoke(int argc, char **argv)
 	}
 	am_id_format(idhex, env.id);
 	am_envelope_clear(&env);
+	if (rc == 0) {
+		json_t *what = json_array();
+		for (size_t i = 0; i < n; i++) {
+			char hex[65];
+			const uint8_t *rec = recs + i * AM_REVOCATION_RECORD;
+			sodium_bin2hex(hex, sizeof(hex), rec + 1, rec[0] == AM_REVOKE_TOKEN ? AM_TOKEN_ID_BYTES : AM_PK_BYTES);
+			json_array_append_new(what, json_pack("{s:s, s:s}", "kind", rec[0] == AM_REVOKE_TOKEN ? "token" : "key",
+			    "id", hex));
+		}
+		cli_audit(dir, gw, "revocation", idhex, json_pack("{s:o}", "revoked", what));
+	}
 	am_identity_free(gw);
 	if (rc != 0)
 		return cli_fail(rc, "storing the revocation");

@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "am_runtime.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -58,8 +59,8 @@ static const cli_cmd commands[] = {
     {"restore", cmd_restore, "restore a backup into a node folder (keys kept 0600)",
         "agent-mesh restore --input FILE.tar.gz --data DIR [--force]"},
     {"token issue", cmd_token_issue, "issue a capability token with a gateway key",
-        "agent-mesh token issue --gateway-key PEM (--right R... | --role ROLE [--roles FILE]) [--subject bearer|NODE_ID]\n"
-        "                [--valid 24h] [--output FILE]"},
+        "agent-mesh token issue (--gateway-key PEM | --data GATEWAY_DIR) (--right R... | --role ROLE [--roles FILE])\n"
+        "                [--subject bearer|NODE_ID] [--valid 24h] [--output FILE]"},
     {"token attenuate", cmd_token_attenuate, "derive a narrower token, offline, without the gateway",
         "agent-mesh token attenuate --token TOKEN|@FILE|- --right R... [--valid 1h]"},
     {"token inspect", cmd_token_inspect, "show a token's blocks (and with --trust-key, whether it is valid now)",
@@ -269,4 +270,22 @@ main(int argc, char **argv)
 	}
 	fprintf(stderr, "agent-mesh: unknown command '%s' (try agent-mesh --help)\n", argv[1]);
 	return EXIT_USAGE;
+}
+
+void
+cli_audit(const char *dir, const am_identity *me, const char *event, const char *subject, json_t *details)
+{
+	const char *ap = getenv("AUDIT_LOG_PATH");
+	char path[4096];
+	am_audit *a = NULL;
+
+	snprintf(path, sizeof(path), "%s/audit/audit.log", dir);
+	if (am_audit_open(&a, ap && ap[0] ? ap : path, me) != 0) {
+		fprintf(stderr, "%s: audit log: %s\n", cli_prog, am_error_detail());
+		json_decref(details);
+		return;
+	}
+	if (am_audit_log(a, event, subject, NULL, details) != 0)
+		fprintf(stderr, "%s: audit log: %s\n", cli_prog, am_error_detail());
+	am_audit_close(a);
 }

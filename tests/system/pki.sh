@@ -22,8 +22,16 @@ G=$("$AM" keygen --output "$T/gateway_identity.pem" 2>/dev/null)
 "$AM" keygen --output "$T/other_gateway.pem" >/dev/null 2>&1
 mkdir -p "$T/g"
 "$AM" init --store "$T/g" --identity "$T/gateway_identity.pem" >/dev/null 2>&1 || cp "$T/gateway_identity.pem" "$T/g/identity.pem"
-LP=$(port) GP=$(port)
-"$GW" --data "$T/g" --trust-mode pki --identity "$T/gateway_identity.pem" --network-key "@$T/net.key" \
+LP=$(port) GP=$(port) SP=$(port)
+# a syslog collector (RFC 5424 over UDP) for the gateway's audit records
+/usr/bin/python3 -c "
+import socket,sys
+s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', int(sys.argv[1])))
+f=open(sys.argv[2], 'ab', buffering=0)
+while True:
+    d,_=s.recvfrom(65536); f.write(d + b'\n')" "$SP" "$T/syslog.txt" &
+PIDS+=($!)
+AUDIT_SYSLOG=127.0.0.1:$SP "$GW" --data "$T/g" --trust-mode pki --identity "$T/gateway_identity.pem" --network-key "@$T/net.key" \
     --listen "tcp://127.0.0.1:$LP" --port "$GP" --no-discovery >"$T/g.log" 2>&1 &
 PIDS+=($!)
 until_ok 50 grep -q "listening for links" "$T/g.log" || bad "gateway up"
@@ -45,7 +53,7 @@ start_node() { # DIR BUNDLE|- [flags]
     PIDS+=($!)
 }
 start_node n1 "$T/bundle.json"
-check "the provisioned node links" until_ok 100 grep -q '^link to .*: peer .* "gateway-' "$T/n1.log"
+check "the provisioned node links" until_ok 100 grep -qs '^link to .*: peer .* "gateway-' "$T/n1.log"
 check "the gateway accepted its certificate" until_ok 50 grep -q 'certificate accepted for "edge_node_1"' "$T/g.log"
 N1=$(/usr/bin/python3 -c "import json; print(json.load(open('$T/bundle.json'))['node_pubkey'])")
 "$AM" send --store "$T/g" --to "$N1" --text "pki hello" >/dev/null
@@ -77,6 +85,7 @@ for why in "has no certificate" "does not trust" "certificate expired" "is revok
 done
 check "audit log: the pairing of edge_node_1" grep -q '"event":"pairing".*"subject":"edge_node_1".*"mode":"pki"' "$A"
 check "audit log verifies" "$AM" audit verify "$A"
+check "each record also went to syslog as RFC 5424" grep -q '^<85>1 [0-9T:.Z-]* [^ ]* agent-mesh [0-9]* link_refused - {' "$T/syslog.txt"
 check "the provisioned node still linked after all that" grep -q '^link to .*: peer' "$T/n1.log"
 "$AM" provision --gateway-key "$T/gateway_identity.pem" --node-id "bad name" --network-key "@$T/net.key" --output "$T/x.json" 2>"$T/err"
 check "a bad node id is refused by name" grep -q "node-id" "$T/err"

@@ -112,6 +112,9 @@ check "before the stick, the far node still accepts it" grep -q "^200 \|^202 " <
 check "after the stick, the far node refuses it: revoked" grep -q '^401 .*revoked' <<<"$(req POST "$FU/v1/messages" "{\"to\":\"$N\",\"text\":\"after\"}" "$FARTOK")"
 check "the far node's audit names the revoked token" grep -q '"event":"token_refused".*revoked' "$T/far/audit/audit.log"
 out=$(req GET "$FU/v1/inbox" "" "$OP")
+check "the gateway's audit records the revocation" grep -q '"event":"revocation".*"kind":"token"' "$T/g/audit/audit.log"
+check "the far node's audit records the stick import" grep -q '"event":"bundle_import".*"imported":[1-9]' "$T/far/audit/audit.log"
+check "the far node's log still verifies with the CLI's lines in it" "$AM" audit verify --node "$FAR" "$T/far/audit/audit.log"
 check "other tokens still work there ($(head -c 120 <<<"$out"))" grep -q "^200 " <<<"$out"
 
 # revoking a token's id refuses its whole family, on the gateway at once

@@ -90,13 +90,19 @@ check "attenuated: what it keeps works" grep -q "^200 " <<<"$(req GET "$GU/v1/in
 check "attenuated: what it gave up is 403" grep -q '^403 .*send:group:cranes' <<<"$(req POST "$GU/v1/messages" '{"group":"cranes","text":"x"}' "$NARROW")"
 "$AM" token attenuate --token "$NARROW" --right 'send:*' >/dev/null 2>"$T/err"
 check "the CLI refuses to widen one, naming the right" grep -q 'widens the rights ("send:\*"' "$T/err"
+FORGED=$(/usr/bin/python3 "$(dirname "$0")/../python/forge_token.py" "$NARROW" 'send:*')
+out=$(req POST "$GU/v1/messages" '{"group":"cranes","text":"x"}' "$FORGED")
+check "a hand-built block that widens, correctly signed: 401 ($(head -c 90 <<<"$out"))" grep -q '^401 .*widens the rights' <<<"$out"
+INSIDE=$(/usr/bin/python3 "$(dirname "$0")/../python/forge_token.py" "$NARROW" 'read:inbox')
+check "a hand-built block within the rights is accepted (the format is the spec's)" grep -q "^200 " <<<"$(req GET "$GU/v1/inbox" "" "$INSIDE")"
 FARTOK=$("$AM" token attenuate --token "$OP" --right "send:node:$N" --valid 10m)
 check "an attenuated token works on a node that never talked to the gateway" grep -q "^202 " <<<"$(req POST "$FU/v1/messages" "{\"to\":\"$N\",\"text\":\"offline check\"}" "$FARTOK")"
 check "... and only within its rights there" grep -q "^403 " <<<"$(req POST "$FU/v1/messages" "{\"to\":\"$G\",\"text\":\"x\"}" "$FARTOK")"
 
 # the audit logs: every refusal above, with the reason
 GA=$T/g/audit/audit.log
-check "gateway audit: token refusals recorded with reasons" test "$(grep -c '"event":"token_refused"' "$GA")" -ge 9
+check "gateway audit: token refusals recorded with reasons" test "$(grep -c '"event":"token_refused"' "$GA")" -ge 10
+check "gateway audit: the widening attempt" grep -q '"event":"token_refused".*widens the rights' "$GA"
 check "gateway audit: the 403 names the action" grep -q '"event":"token_refused".*"action":"send:group:office".*"status":403' "$GA"
 check "gateway audit: accepted sends recorded" grep -q '"event":"token_accepted".*"action":"send:group:cranes"' "$GA"
 check "gateway audit: the pairing with crane-1" grep -q '"event":"pairing","node":"[0-9a-f]*","subject":"crane-1"' "$GA"

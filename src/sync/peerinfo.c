@@ -69,6 +69,7 @@ copy_str(char *dst, size_t cap, const msgpack_object *v, const char *what, bool 
 {
 	if (v->type != MSGPACK_OBJECT_STR || v->via.str.size >= cap)
 		return am_error_set(AM_EFIELD, "peer info: %s must be a string of at most %zu bytes", what, cap - 1);
+	memset(dst, 0, cap); /* a key given twice leaves nothing of the first */
 	if (tag && v->via.str.size > 0 && am_tag_check(what, v->via.str.ptr, v->via.str.size) != 0)
 		return AM_EFIELD;
 	memcpy(dst, v->via.str.ptr, v->via.str.size);

@@ -76,7 +76,10 @@ check_right(const char *r, size_t len)
 			return am_error_set(AM_EFIELD, "token: right \"%.*s\" has a character outside [A-Za-z0-9._:/*-]",
 			    (int) len, r);
 	}
-	if (r[0] == ':' || r[len - 1] == ':' || strstr(r, "::") != NULL)
+	bool empty = r[0] == ':' || r[len - 1] == ':';
+	for (size_t i = 1; i < len && !empty; i++) /* r need not end in a NUL */
+		empty = r[i] == ':' && r[i - 1] == ':';
+	if (empty)
 		return am_error_set(AM_EFIELD, "token: right \"%.*s\" has an empty segment", (int) len, r);
 	return 0;
 }

@@ -74,6 +74,7 @@ struct auth {
 	am_token tok;
 	bool has_tok;
 	char id[2 * AM_TOKEN_ID_BYTES + 1];
+	char text[AM_TOKEN_MAX_TEXT + 8]; /* the token as presented, to pass on */
 };
 
 static void
@@ -89,14 +90,12 @@ audit_decision(am_api *api, const struct auth *au, const char *event, const char
 	    workflow_id, d);
 }
 
-/* 401 unless the request carries a token we can verify (the action is
- * checked later, when it is known). */
-static bool
-authenticate(am_api *api, nng_http_req *req, nng_aio *aio, struct auth *au, const char *action)
+/* Verify the Authorization header value h (may be NULL); au filled.
+ * Returns the refusal in words, or NULL when accepted (audits refusals). */
+static const char *
+auth_check(am_api *api, const char *h, struct auth *au, const char *action, char *msg, size_t cap)
 {
-	const char *h = nng_http_req_get_header(req, "Authorization");
 	const char *why = NULL;
-	int rc;
 
 	memset(au, 0, sizeof(*au));
 	if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
@@ -106,19 +105,20 @@ authenticate(am_api *api, nng_http_req *req, nng_aio *aio, struct auth *au, cons
 	h += 7;
 	if (api->token[0] != '\0' && strlen(h) == strlen(api->token) && sodium_memcmp(h, api->token, strlen(h)) == 0) {
 		au->dev = true;
-		return true;
+		return NULL;
 	}
 	if (strncmp(h, "amt1.", 5) != 0) {
 		why = "not a valid token (capability tokens start with amt1.)";
 		goto refuse;
 	}
-	if ((rc = am_token_parse(&au->tok, h)) != 0) {
+	if (am_token_parse(&au->tok, h) != 0) {
 		why = am_error_detail();
 		goto refuse;
 	}
 	au->has_tok = true;
+	snprintf(au->text, sizeof(au->text), "%s", h);
 	am_token_id_hex(au->id, &au->tok);
-	if ((rc = am_token_check(&au->tok, api->trusted, api->ntrusted, am_now_ms(), NULL)) != 0) {
+	if (am_token_check(&au->tok, api->trusted, api->ntrusted, am_now_ms(), NULL) != 0) {
 		why = am_error_detail();
 		goto refuse;
 	}
@@ -134,16 +134,27 @@ authenticate(am_api *api, nng_http_req *req, nng_aio *aio, struct auth *au, cons
 			goto refuse;
 		}
 	}
-	return true;
-refuse: {
-	char msg[300];
-	snprintf(msg, sizeof(msg), "%s", why);
+	return NULL;
+refuse:
+	snprintf(msg, cap, "%s", why);
 	audit_decision(api, au, "token_refused", action, msg, NULL, 401);
 	if (au->has_tok)
 		am_token_clear(&au->tok);
+	au->has_tok = false;
+	return msg;
+}
+
+/* 401 unless the request carries a token we can verify (the action is
+ * checked later, when it is known). */
+static bool
+authenticate(am_api *api, nng_http_req *req, nng_aio *aio, struct auth *au, const char *action)
+{
+	char msg[300];
+
+	if (auth_check(api, nng_http_req_get_header(req, "Authorization"), au, action, msg, sizeof(msg)) == NULL)
+		return true;
 	send_error(aio, 401, "%s", msg);
 	return false;
-}
 }
 
 /* 403 unless the token allows action. Every refusal is audited, and
@@ -174,6 +185,66 @@ auth_done(struct auth *au)
 {
 	if (au->has_tok)
 		am_token_clear(&au->tok);
+}
+
+struct am_api_auth {
+	struct auth au;
+};
+
+int
+am_api_auth_begin(am_api *api, const char *authorization, const char *action, am_api_auth **out)
+{
+	char msg[300];
+	am_api_auth *a = calloc(1, sizeof(*a));
+
+	*out = NULL;
+	if (a == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	if (auth_check(api, authorization, &a->au, action, msg, sizeof(msg)) != NULL) {
+		free(a);
+		return am_error_set(AM_EUNTRUSTED, "%s", msg);
+	}
+	*out = a;
+	return 0;
+}
+
+int
+am_api_auth_allow(am_api *api, am_api_auth *a, const char *action, const char *workflow_id)
+{
+	int rc = 0;
+
+	if (a->au.has_tok)
+		rc = am_token_check(&a->au.tok, api->trusted, api->ntrusted, am_now_ms(), action);
+	if (rc != 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "%s", am_error_detail());
+		audit_decision(api, &a->au, "token_refused", action, msg, workflow_id, 403);
+		return am_error_set(AM_EDENIED, "%s", msg);
+	}
+	if (strncmp(action, "read:", 5) != 0 && strcmp(action, "scan") != 0 && strcmp(action, "metrics") != 0)
+		audit_decision(api, &a->au, "token_accepted", action, NULL, workflow_id, 0);
+	return 0;
+}
+
+const char *
+am_api_auth_token(const am_api_auth *a)
+{
+	return a->au.has_tok ? a->au.text : NULL;
+}
+
+const char *
+am_api_auth_subject(const am_api_auth *a)
+{
+	return a->au.has_tok ? a->au.tok.subject : "dev-token";
+}
+
+void
+am_api_auth_end(am_api_auth *a)
+{
+	if (a == NULL)
+		return;
+	auth_done(&a->au);
+	free(a);
 }
 
 int

@@ -558,6 +558,7 @@ usage(FILE *f, bool gateway)
 	    "  --dev-token           print a bearer token the API requires (DEV_TOKEN_ENABLED=true)\n"
 	    "  --trust-mode tofu|pki pin each peer name's first key, or require a gateway's certificate (TRUST_MODE)\n"
 	    "  --provision FILE      a provisioning bundle (agent-mesh provision): key, certificate, gateway, network key\n"
+	    "  --mcp-port 8790       serve the Model Context Protocol (streamable HTTP) on this port (MCP_PORT)\n"
 	    "  --trust-key KEY       a gateway whose capability tokens count (repeatable; a gateway trusts itself)\n"
 	    "  --identity PEM        the key (default DIR/identity.pem)\n"
 	    "  --sync-every 5m       reconcile on every link at least this often\n"
@@ -622,7 +623,8 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	    {"zone", required_argument, NULL, 'z'}, {"group", required_argument, NULL, 'G'},
 	    {"no-discovery", no_argument, NULL, 'D'}, {"beacon-every", required_argument, NULL, 'b'},
 	    {"env-file", required_argument, NULL, 'E'}, {"link-timeout", required_argument, NULL, 'L'},
-	    {"trust-key", required_argument, NULL, 'K'}, {"provision", required_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	    {"trust-key", required_argument, NULL, 'K'}, {"provision", required_argument, NULL, 'V'},
+	    {"mcp-port", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
 	const char *prog = gateway ? "agent-mesh-gateway" : "agent-mesh-node";
 	const char *identity = NULL, *dir = NULL, *key = NULL, *host = NULL, *name = NULL, *trust_mode = NULL;
 	const char *provision = NULL;
@@ -636,6 +638,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	struct node n;
 	char path[4096];
 	nng_http_server *http = NULL;
+	am_mcp *mcp = NULL;
 	pthread_t ts, tw;
 	bool serving = false, watching = false;
 	sigset_t sigs;
@@ -648,7 +651,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	n.link_timeout_ms = 30000;
 	pthread_mutex_init(&n.mu, NULL);
 	pthread_cond_init(&n.idle, NULL);
-	while ((c = getopt_long(argc, argv, "d:k:l:p:g:H:P:e:ti:T:n:x:z:G:Db:E:L:K:V:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:k:l:p:g:H:P:e:ti:T:n:x:z:G:Db:E:L:K:V:M:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'k': key = optarg; break;
@@ -700,6 +703,10 @@ am_daemon_main(bool gateway, int argc, char **argv)
 			break;
 		case 'E': env_file = optarg; break;
 		case 'V': provision = optarg; break;
+		case 'M':
+			if (parse_port(prog, "--mcp-port", optarg, &n.mcp_port) != 0)
+				return 2;
+			break;
 		case 'K':
 			if (ntrust == 7) {
 				fprintf(stderr, "%s: at most 7 --trust-key\n", prog);
@@ -777,6 +784,8 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	}
 	if (key == NULL)
 		key = getenv("MESH_NETWORK_KEY");
+	if (n.mcp_port == 0 && getenv("MCP_PORT") != NULL && parse_port(prog, "MCP_PORT", getenv("MCP_PORT"), &n.mcp_port) != 0)
+		return 2;
 	if (n.listen == NULL)
 		n.listen = getenv("MESH_LISTEN");
 	if (name == NULL)
@@ -831,6 +840,23 @@ am_daemon_main(bool gateway, int argc, char **argv)
 			goto out;
 		}
 		n.api.audit = n.audit;
+	}
+	{
+		char tdir[4096], jdir[4096];
+		snprintf(tdir, sizeof(tdir), "%s/tools", dir);
+		snprintf(jdir, sizeof(jdir), "%s/jobs", dir);
+		if (am_toolbox_load(&n.tools, tdir) != 0) {
+			fprintf(stderr, "%s: tools: %s\n", prog, am_error_detail());
+			rc = 2;
+			goto out;
+		}
+		if (am_jobs_open(&n.jobs, jdir) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+			goto out;
+		}
+		n.api.tools = n.tools;
+		n.api.jobs = n.jobs;
+		n.api.data_dir = dir;
 	}
 	/* a non-loopback API must be able to check tokens */
 	if (!dev_token && n.api.ntrusted == 0 && strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0 &&
@@ -921,8 +947,25 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	n.api.name = n.info.name;
+	{
+		am_runner_config rcfg = {n.q, n.me, n.hub, n.audit, n.tools, n.jobs, n.api.trusted, n.api.ntrusted,
+		    n.info.name, dir};
+		if (am_runner_start(&n.runner, &rcfg) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+			goto out;
+		}
+		if (am_toolbox_count(n.tools) > 0)
+			say("%zu tools from %s/tools", am_toolbox_count(n.tools), dir);
+	}
 	if (am_daemon_http_start(&http, &n, host, port) != 0)
 		goto out;
+	if (n.mcp_port > 0 && am_mcp_start(&mcp, &n.api, host, n.mcp_port) != 0) {
+		fprintf(stderr, "%s: MCP on port %d: %s\n", prog, n.mcp_port, am_error_detail());
+		goto out;
+	}
+	if (mcp != NULL)
+		say("MCP server on http://%s:%d/mcp", host, n.mcp_port);
 	say("%s %s \"%s\": http://%s:%d/health (trust store %s)", prog, n.node_id, n.info.name, host, port,
 	    am_trust_path(n.trust));
 	if (n.listen != NULL)
@@ -952,6 +995,8 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	}
 stop:
 	n.stop = 1;
+	am_runner_stop(n.runner); /* a tool running now is reported interrupted at the next start */
+	n.runner = NULL;
 	am_discovery_stop(n.disc);
 	n.disc = NULL;
 	am_hub_stop(n.hub); /* closes every open link */
@@ -976,6 +1021,11 @@ stop:
 	}
 	rc = 0;
 out:
+	am_runner_stop(n.runner);
+	/* waiting requests are answered before their servers stop */
+	am_jobs_close(n.jobs);
+	n.jobs = NULL;
+	am_mcp_stop(mcp);
 	if (http != NULL) {
 		nng_http_server_stop(http);
 		nng_http_server_release(http);
@@ -988,6 +1038,7 @@ out:
 		am_trust_close(n.trust);
 		am_audit_close(n.audit);
 		am_provision_clear(&prov);
+		am_toolbox_free(n.tools);
 		am_identity_free(n.me);
 	}
 	sodium_memzero(n.netkey, sizeof(n.netkey));

@@ -49,6 +49,10 @@ struct node {
 	am_trust *trust;
 	am_discovery *disc;
 	am_audit *audit;
+	am_toolbox *tools;
+	am_jobs *jobs;
+	am_runner *runner;
+	int mcp_port;
 	const char *listen;
 	uint16_t link_port;       /* the tcp port of --listen, for beacons */
 	int beacon_ms;

@@ -219,7 +219,7 @@ am_daemon_http_start(nng_http_server **out, struct node *n, const char *host, in
 	n->api.q = n->q;
 	n->api.me = n->me;
 	n->api.hub = n->hub;
-	if (am_api_register(*out, &n->api) != 0) {
+	if (am_api_register(*out, &n->api) != 0 || am_toolapi_register(*out, &n->api) != 0) {
 		fprintf(stderr, "%s\n", am_error_detail());
 		rv = NNG_EINVAL;
 		goto out;

@@ -1,0 +1,254 @@
+/*
+ * jobs.c — tool calls this daemon made and the results that came back:
+ * one job per tool_call envelope (its id is the job id), kept in memory
+ * and in DATA/jobs/<id>.json (rewritten whole on every change), with the
+ * HTTP or MCP requests waiting for it. A job to one node is done with its
+ * first result; a job to a group or an area collects one result per node
+ * and stays "collecting" until its deadline ("done" after it). A node's
+ * second result for the same job is ignored, so each result counts once.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "am_runtime.h"
+
+#include <jansson.h>
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_WAITERS 256
+
+struct waiter {
+	char job[AM_ID_HEX_LEN + 1];
+	uint64_t deadline_ms;
+	am_job_reply_fn fn;
+	void *ctx;
+};
+
+struct am_jobs {
+	pthread_mutex_t mu;
+	char dir[4000];
+	json_t *jobs; /* id -> job object */
+	struct waiter w[MAX_WAITERS];
+	size_t nw;
+};
+
+static void
+save(am_jobs *j, const char *id, json_t *job)
+{
+	char path[4096], *text = json_dumps(job, JSON_COMPACT | JSON_SORT_KEYS);
+
+	if (text == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/%s.json", j->dir, id);
+	if (am_file_write_atomic(path, text, strlen(text), 0600, true) != 0)
+		fprintf(stderr, "jobs: %s\n", am_error_detail()); /* memory still has it */
+	free(text);
+}
+
+int
+am_jobs_open(am_jobs **out, const char *dir)
+{
+	am_jobs *j = calloc(1, sizeof(*j));
+
+	*out = NULL;
+	if (j == NULL || (j->jobs = json_object()) == NULL) {
+		free(j);
+		return am_error_set(AM_ENOMEM, "out of memory");
+	}
+	snprintf(j->dir, sizeof(j->dir), "%s", dir);
+	mkdir(dir, 0700);
+	pthread_mutex_init(&j->mu, NULL);
+	*out = j;
+	return 0;
+}
+
+/* the job, from memory or from its file (new reference; caller locked) */
+static json_t *
+find(am_jobs *j, const char *id)
+{
+	json_t *job = json_object_get(j->jobs, id);
+	char path[4096];
+
+	if (job != NULL)
+		return json_incref(job);
+	if (strlen(id) != AM_ID_HEX_LEN || strspn(id, "0123456789abcdef") != AM_ID_HEX_LEN)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/%s.json", j->dir, id);
+	if ((job = json_load_file(path, 0, NULL)) != NULL)
+		json_object_set(j->jobs, id, job);
+	return job;
+}
+
+static bool
+finished(const json_t *job)
+{
+	const char *s = json_string_value(json_object_get(job, "status"));
+	return s != NULL && strcmp(s, "done") == 0;
+}
+
+/* answer the waiters of a job that is done (or of every job, at stop) */
+static void
+wake(am_jobs *j, const char *id, json_t *job, uint64_t now, bool all)
+{
+	for (size_t i = 0; i < j->nw;) {
+		bool due = all || (id != NULL && strcmp(j->w[i].job, id) == 0) || j->w[i].deadline_ms <= now;
+		if (!due) {
+			i++;
+			continue;
+		}
+		struct waiter w = j->w[i];
+		j->w[i] = j->w[--j->nw];
+		json_t *cur = id != NULL && strcmp(w.job, id) == 0 && job ? json_incref(job) : find(j, w.job);
+		w.fn(w.ctx, cur, all && !(cur && finished(cur)));
+		json_decref(cur);
+	}
+}
+
+void
+am_jobs_close(am_jobs *j)
+{
+	if (j == NULL)
+		return;
+	pthread_mutex_lock(&j->mu);
+	wake(j, NULL, NULL, 0, true);
+	pthread_mutex_unlock(&j->mu);
+	json_decref(j->jobs);
+	pthread_mutex_destroy(&j->mu);
+	free(j);
+}
+
+int
+am_jobs_create(am_jobs *j, const char *id, const char *tool, const char *target, const char *workflow_id,
+    bool one_node, uint64_t now_ms, uint64_t deadline_ms)
+{
+	json_t *job = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:[]}", "job_id", id, "tool", tool, "target",
+	    target, "workflow_id", workflow_id ? workflow_id : "", "created_ms", (json_int_t) now_ms, "deadline_ms",
+	    (json_int_t) deadline_ms, "status", one_node ? "pending" : "collecting", "results");
+
+	if (job == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	json_object_set_new(job, "fan_out", json_boolean(!one_node));
+	pthread_mutex_lock(&j->mu);
+	json_object_set(j->jobs, id, job);
+	save(j, id, job);
+	pthread_mutex_unlock(&j->mu);
+	json_decref(job);
+	return 0;
+}
+
+int
+am_jobs_result(am_jobs *j, const char *id, json_t *result, uint64_t now_ms)
+{
+	json_t *job, *results, *r;
+	const char *node = json_string_value(json_object_get(result, "node"));
+	size_t i;
+	int rc = 0;
+
+	pthread_mutex_lock(&j->mu);
+	if ((job = find(j, id)) == NULL) {
+		rc = am_error_set(AM_ENOTFOUND, "no job %s here", id);
+		goto out;
+	}
+	results = json_object_get(job, "results");
+	json_array_foreach(results, i, r) {
+		const char *n = json_string_value(json_object_get(r, "node"));
+		if (n != NULL && node != NULL && strcmp(n, node) == 0) {
+			rc = AM_EDUP; /* this node's result is in already */
+			goto out;
+		}
+	}
+	json_object_set_new(result, "received_ms", json_integer((json_int_t) now_ms));
+	json_array_append(results, result);
+	if (!json_is_true(json_object_get(job, "fan_out")))
+		json_object_set_new(job, "status", json_string("done"));
+	save(j, id, job);
+	wake(j, id, job, now_ms, false);
+out:
+	json_decref(job);
+	pthread_mutex_unlock(&j->mu);
+	json_decref(result);
+	return rc;
+}
+
+json_t *
+am_jobs_get(am_jobs *j, const char *id)
+{
+	json_t *job;
+
+	pthread_mutex_lock(&j->mu);
+	job = find(j, id);
+	pthread_mutex_unlock(&j->mu);
+	return job;
+}
+
+json_t *
+am_jobs_list(am_jobs *j, const char *workflow_id)
+{
+	json_t *arr = json_array(), *job;
+	char **names = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&j->mu);
+	/* every job on disk, so ones from before a restart are found too */
+	if (am_dir_list(&names, &n, j->dir, ".json") == 0) {
+		for (size_t i = 0; i < n; i++) {
+			char id[AM_ID_HEX_LEN + 1];
+			snprintf(id, sizeof(id), "%.*s", AM_ID_HEX_LEN, names[i]);
+			if ((job = find(j, id)) == NULL)
+				continue;
+			const char *wf = json_string_value(json_object_get(job, "workflow_id"));
+			if (workflow_id == NULL || (wf != NULL && strcmp(wf, workflow_id) == 0))
+				json_array_append(arr, job);
+			json_decref(job);
+		}
+		am_dir_list_free(names, n);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return arr;
+}
+
+int
+am_jobs_wait(am_jobs *j, const char *id, uint64_t deadline_ms, am_job_reply_fn fn, void *ctx)
+{
+	json_t *job;
+	int rc = 0;
+
+	pthread_mutex_lock(&j->mu);
+	job = find(j, id);
+	if (job != NULL && finished(job)) {
+		fn(ctx, job, false);
+	} else if (j->nw == MAX_WAITERS) {
+		rc = am_error_set(AM_ELIMIT, "too many requests waiting for results");
+	} else {
+		struct waiter *w = &j->w[j->nw++];
+		snprintf(w->job, sizeof(w->job), "%s", id);
+		w->deadline_ms = deadline_ms;
+		w->fn = fn;
+		w->ctx = ctx;
+	}
+	json_decref(job);
+	pthread_mutex_unlock(&j->mu);
+	return rc;
+}
+
+void
+am_jobs_tick(am_jobs *j, uint64_t now_ms)
+{
+	const char *id;
+	json_t *job;
+
+	pthread_mutex_lock(&j->mu);
+	/* fan-out jobs are done at their deadline */
+	json_object_foreach(j->jobs, id, job) {
+		if (json_is_true(json_object_get(job, "fan_out")) && !finished(job) &&
+		    (uint64_t) json_integer_value(json_object_get(job, "deadline_ms")) <= now_ms) {
+			json_object_set_new(job, "status", json_string("done"));
+			save(j, id, job);
+		}
+	}
+	wake(j, NULL, NULL, now_ms, false);
+	pthread_mutex_unlock(&j->mu);
+}

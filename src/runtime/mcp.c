@@ -1,0 +1,503 @@
+/*
+ * mcp.c — the Model Context Protocol server (--mcp-port, 8790): the
+ * streamable HTTP transport, JSON-RPC 2.0 over POST /mcp, answered with
+ * application/json (no server-initiated stream: GET /mcp is 405, which
+ * the transport allows). Methods: initialize (a session id in
+ * Mcp-Session-Id), ping, tools/list, tools/call; notifications get 202.
+ *
+ * Tools: the built-ins mesh_send, mesh_inbox, mesh_scan, mesh_job_status,
+ * and every tool of every node whose catalog is known here, as
+ * "<node name>/<tool>". A node tool call takes the same path as POST
+ * /v1/tools/call (am_tools_call) and waits up to _meta.wait_ms (default
+ * 10 s) for the result; a node that does not answer in time gives a job
+ * id to poll with mesh_job_status. Authorization: the same bearer
+ * capability tokens as the HTTP API, each tool call checked against its
+ * own right.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "am_runtime.h"
+
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MCP_PROTOCOL "2025-03-26"
+
+struct am_mcp {
+	nng_http_server *srv;
+	am_api *api;
+};
+
+static void
+send_body(nng_aio *aio, uint16_t status, json_t *j, const char *session)
+{
+	nng_http_res *res = NULL;
+	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (nng_http_res_alloc(&res) != 0) {
+		free(body);
+		nng_aio_finish(aio, NNG_ENOMEM);
+		return;
+	}
+	nng_http_res_set_status(res, status);
+	if (body != NULL) {
+		nng_http_res_set_header(res, "Content-Type", "application/json");
+		nng_http_res_copy_data(res, body, strlen(body));
+	}
+	if (session != NULL)
+		nng_http_res_set_header(res, "Mcp-Session-Id", session);
+	free(body);
+	nng_aio_set_output(aio, 0, res);
+	nng_aio_finish(aio, 0);
+}
+
+static json_t *
+rpc_error(json_t *id, int code, const char *msg)
+{
+	return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null(), "error", "code", code,
+	    "message", msg);
+}
+
+static json_t *
+rpc_result(json_t *id, json_t *result)
+{
+	return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
+}
+
+static json_t *
+text_content(const char *text, bool is_error, json_t *structured)
+{
+	json_t *r = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text, "isError", is_error);
+	if (structured != NULL)
+		json_object_set_new(r, "structuredContent", structured);
+	return r;
+}
+
+/* ---- tools/list ---- */
+
+static json_t *
+builtin_tools(void)
+{
+	return json_pack(
+	    "[{s:s, s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}},"
+	    " {s:s, s:s, s:{s:s, s:{s:{s:s}, s:{s:s}}}},"
+	    " {s:s, s:s, s:{s:s, s:{}}},"
+	    " {s:s, s:s, s:{s:s, s:{s:{s:s}}, s:[s]}}]",
+	    "name", "mesh_send", "description",
+	    "Send a message through the mesh to a node (to: id), a group, or everyone (broadcast: true); "
+	    "it is delivered when the destination is reachable.",
+	    "inputSchema", "type", "object", "properties", "to", "type", "string", "group", "type", "string", "broadcast",
+	    "type", "boolean", "text", "type", "string", "workflow_id", "type", "string",
+	    "name", "mesh_inbox", "description", "Messages that arrived for this gateway, oldest first.", "inputSchema",
+	    "type", "object", "properties", "limit", "type", "integer", "ack", "type", "boolean",
+	    "name", "mesh_scan", "description", "Every node known: link state, position, zones, groups, tools.",
+	    "inputSchema", "type", "object", "properties",
+	    "name", "mesh_job_status", "description",
+	    "The status and results of a tool call made earlier (the job id a call returned when its node was not "
+	    "reachable in time).",
+	    "inputSchema", "type", "object", "properties", "job_id", "type", "string", "required", "job_id");
+}
+
+static json_t *
+node_tools(am_api *api)
+{
+	json_t *cats = am_catalogs_load(api->data_dir), *out = json_array(), *c;
+	const char *id;
+
+	json_object_foreach(cats, id, c) {
+		const char *node = json_string_value(json_object_get(c, "node_name"));
+		size_t i;
+		json_t *t;
+		json_array_foreach(json_object_get(c, "tools"), i, t) {
+			char name[2 * AM_TAG_MAX + 2], desc[1024];
+			const char *tn = json_string_value(json_object_get(t, "name"));
+			const char *td = json_string_value(json_object_get(t, "description"));
+			json_t *schema = json_object_get(t, "input_schema");
+			if (tn == NULL || node == NULL)
+				continue;
+			snprintf(name, sizeof(name), "%s/%s", node, tn);
+			snprintf(desc, sizeof(desc), "%s (tool on node %s, %.16s…; runs when the node is reachable)",
+			    td ? td : tn, node, id);
+			json_array_append_new(out, json_pack("{s:s, s:s, s:O}", "name", name, "description", desc, "inputSchema",
+			    json_is_object(schema) ? schema : json_pack("{s:s}", "type", "object")));
+		}
+	}
+	json_decref(cats);
+	return out;
+}
+
+/* ---- tools/call ---- */
+
+struct pending {
+	nng_aio *aio;
+	json_t *id;
+};
+
+static void
+job_content(json_t *job, json_t **content)
+{
+	json_t *results = json_object_get(job, "results"), *r;
+	const char *status = json_string_value(json_object_get(job, "status"));
+	size_t i, n = json_array_size(results);
+	bool err = false;
+	char *text;
+
+	if (n == 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg),
+		    "job %s is %s: the node has not answered yet (it may be out of reach); poll mesh_job_status with this job_id",
+		    json_string_value(json_object_get(job, "job_id")), status ? status : "pending");
+		*content = text_content(msg, false, json_incref(job));
+		return;
+	}
+	json_array_foreach(results, i, r) {
+		const char *st = json_string_value(json_object_get(r, "status"));
+		err |= st == NULL || strcmp(st, "ok") != 0;
+	}
+	if (n == 1) {
+		r = json_array_get(results, 0);
+		const char *out = json_string_value(json_object_get(r, "stdout"));
+		const char *why = json_string_value(json_object_get(r, "reason"));
+		text = strdup(err ? (why ? why : (out ? out : "failed")) : (out ? out : ""));
+	} else {
+		text = json_dumps(results, JSON_COMPACT);
+	}
+	*content = text_content(text ? text : "", err, json_incref(job));
+	free(text);
+}
+
+static void
+call_done(void *ctx, json_t *job, bool stopping)
+{
+	struct pending *p = ctx;
+	json_t *content;
+
+	if (job == NULL || stopping)
+		send_body(p->aio, 200, rpc_error(p->id, -32603, "the gateway is stopping; poll mesh_job_status later"), NULL);
+	else {
+		job_content(job, &content);
+		send_body(p->aio, 200, rpc_result(p->id, content), NULL);
+	}
+	json_decref(p->id);
+	free(p);
+}
+
+/* returns a response, or NULL when the answer comes later (aio kept) */
+static json_t *
+tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, nng_aio *aio, bool *deferred)
+{
+	const char *name = json_string_value(json_object_get(params, "name"));
+	json_t *args = json_object_get(params, "arguments"), *meta = json_object_get(params, "_meta");
+	const char *wf = json_string_value(json_object_get(meta, "workflow_id"));
+	char job[65], msg[400];
+	int status;
+
+	*deferred = false;
+	if (name == NULL)
+		return rpc_error(id, -32602, "params.name (the tool) is required");
+	if (args != NULL && !json_is_object(args))
+		return rpc_error(id, -32602, "params.arguments must be an object");
+	if (strcmp(name, "mesh_scan") == 0) {
+		if (am_api_auth_allow(m->api, a, "scan", NULL) != 0)
+			return rpc_result(id, text_content(am_error_detail(), true, NULL));
+		json_t *cats = am_catalogs_load(m->api->data_dir);
+		char *t = json_dumps(cats, JSON_COMPACT);
+		json_t *r = rpc_result(id, text_content(t ? t : "{}", false, json_pack("{s:o}", "catalogs", cats)));
+		free(t);
+		return r;
+	}
+	if (strcmp(name, "mesh_job_status") == 0) {
+		const char *jid = json_string_value(json_object_get(args, "job_id"));
+		json_t *jobj, *content;
+		if (jid == NULL)
+			return rpc_error(id, -32602, "arguments.job_id is required");
+		if (am_api_auth_allow(m->api, a, "read:jobs", NULL) != 0)
+			return rpc_result(id, text_content(am_error_detail(), true, NULL));
+		if ((jobj = am_jobs_get(m->api->jobs, jid)) == NULL)
+			return rpc_result(id, text_content("no such job here", true, NULL));
+		job_content(jobj, &content);
+		json_decref(jobj);
+		return rpc_result(id, content);
+	}
+	if (strcmp(name, "mesh_inbox") == 0) {
+		am_queue_inbox_entry ents[100];
+		size_t n = 0;
+		json_t *arr = json_array();
+		if (am_api_auth_allow(m->api, a, "read:inbox", NULL) != 0) {
+			json_decref(arr);
+			return rpc_result(id, text_content(am_error_detail(), true, NULL));
+		}
+		if (am_queue_inbox_list(m->api->q, 0, ents, 100, &n) == 0)
+			for (size_t i = 0; i < n; i++) {
+				uint8_t *raw = NULL, *pl = NULL;
+				size_t len = 0, plen = 0;
+				am_envelope env;
+				if (am_queue_get(m->api->q, ents[i].id, &raw, &len, NULL) == 0 &&
+				    am_envelope_decode(&env, raw, len) == 0) {
+					char eid[AM_ID_HEX_LEN + 1], src[AM_NODE_ID_LEN + 1];
+					am_id_format(eid, env.id);
+					am_node_id_format(src, env.body.src);
+					json_t *e = json_pack("{s:s, s:s, s:s}", "id", eid, "from", src, "type", env.body.type);
+					if (am_envelope_payload(&pl, &plen, &env, m->api->me) == 0) {
+						json_t *t = json_stringn((const char *) pl, plen);
+						if (t != NULL)
+							json_object_set_new(e, "text", t);
+						free(pl);
+					}
+					json_array_append_new(arr, e);
+					am_envelope_clear(&env);
+				}
+				free(raw);
+			}
+		char *t = json_dumps(arr, JSON_COMPACT);
+		json_t *r = rpc_result(id, text_content(t ? t : "[]", false, json_pack("{s:o}", "messages", arr)));
+		free(t);
+		return r;
+	}
+	if (strcmp(name, "mesh_send") == 0) {
+		/* through the same checks as POST /v1/messages */
+		json_t *r;
+		const char *text = json_string_value(json_object_get(args, "text"));
+		const char *to = json_string_value(json_object_get(args, "to"));
+		const char *group = json_string_value(json_object_get(args, "group"));
+		am_envelope_spec s = {0};
+		am_envelope env = {0};
+		am_queue_result res;
+		char action[2 * AM_RIGHT_MAX], eid[AM_ID_HEX_LEN + 1];
+		uint64_t now = am_now_ms();
+		if (text == NULL)
+			return rpc_error(id, -32602, "arguments.text is required");
+		if (to != NULL) {
+			if (am_node_id_parse(s.dest_node, to) != 0)
+				return rpc_error(id, -32602, "arguments.to must be a node id (64 hex)");
+			s.dest_kind = AM_DEST_NODE;
+			snprintf(action, sizeof(action), "send:node:%s", to);
+		} else if (group != NULL) {
+			if (am_tag_check("group", group, strlen(group)) != 0)
+				return rpc_error(id, -32602, "arguments.group must be a group name");
+			s.dest_kind = AM_DEST_GROUP;
+			s.dest_group = group;
+			snprintf(action, sizeof(action), "send:group:%s", group);
+		} else if (json_is_true(json_object_get(args, "broadcast"))) {
+			s.dest_kind = AM_DEST_BROADCAST;
+			snprintf(action, sizeof(action), "send:broadcast");
+		} else {
+			return rpc_error(id, -32602, "give arguments.to, arguments.group or arguments.broadcast: true");
+		}
+		if (am_api_auth_allow(m->api, a, action, wf) != 0)
+			return rpc_result(id, text_content(am_error_detail(), true, NULL));
+		s.created_ms = now;
+		s.expires_ms = now + 7ull * 24 * 3600 * 1000;
+		s.priority = AM_PRIO_NORMAL;
+		s.content_type = "text/plain";
+		s.workflow_id = json_string_value(json_object_get(args, "workflow_id"));
+		s.payload = (const uint8_t *) text;
+		s.payload_len = strlen(text);
+		if (am_envelope_create_decoded(&env, &s, m->api->me) != 0 ||
+		    am_queue_put_own(m->api->q, &env, 1, now, &res) != 0 || res.rc != 0) {
+			r = rpc_result(id, text_content(am_error_detail(), true, NULL));
+		} else {
+			am_hub_note(m->api->hub, env.id, 1, 0, res.inboxed);
+			am_id_format(eid, env.id);
+			snprintf(msg, sizeof(msg), "queued as %s; it goes out on the next link", eid);
+			r = rpc_result(id, text_content(msg, false, json_pack("{s:s}", "id", eid)));
+		}
+		am_envelope_clear(&env);
+		return r;
+	}
+	/* node/tool */
+	const char *slash = strchr(name, '/');
+	if (slash == NULL || slash == name || slash[1] == '\0')
+		return rpc_error(id, -32602, "unknown tool (node tools are named node/tool)");
+	char node[AM_TAG_MAX + 1];
+	snprintf(node, sizeof(node), "%.*s", (int) (slash - name), name);
+	json_t *req = json_pack("{s:s, s:s, s:O}", "node", node, "tool", slash + 1, "args", args ? args : json_object());
+	if (wf != NULL)
+		json_object_set_new(req, "workflow_id", json_string(wf));
+	int rc = am_tools_call(m->api, a, req, job, &status);
+	json_decref(req);
+	if (rc != 0)
+		return rpc_result(id, text_content(am_error_detail(), true, NULL));
+	uint64_t wait = 10000;
+	json_t *w = json_object_get(meta, "wait_ms");
+	if (json_is_integer(w) && json_integer_value(w) >= 0 && json_integer_value(w) <= 60000)
+		wait = (uint64_t) json_integer_value(w);
+	struct pending *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return rpc_error(id, -32603, "out of memory");
+	p->aio = aio;
+	p->id = json_incref(id);
+	if (am_jobs_wait(m->api->jobs, job, am_now_ms() + wait, call_done, p) != 0) {
+		json_decref(p->id);
+		free(p);
+		snprintf(msg, sizeof(msg), "job %s is pending; poll mesh_job_status with this job_id", job);
+		return rpc_result(id, text_content(msg, false, json_pack("{s:s, s:s}", "job_id", job, "status", "pending")));
+	}
+	*deferred = true;
+	return NULL;
+}
+
+/* one JSON-RPC message; NULL: no response (a notification) or deferred */
+static json_t *
+handle(am_mcp *m, am_api_auth *a, json_t *msg, nng_aio *aio, bool single, bool *deferred, char *session)
+{
+	json_t *id = json_object_get(msg, "id"), *params = json_object_get(msg, "params");
+	const char *method = json_string_value(json_object_get(msg, "method"));
+
+	*deferred = false;
+	if (!json_is_object(msg) || strcmp(json_string_value(json_object_get(msg, "jsonrpc")) ? json_string_value(json_object_get(msg, "jsonrpc")) : "", "2.0") != 0 ||
+	    method == NULL)
+		return id || !json_is_object(msg) ? rpc_error(id, -32600, "not a JSON-RPC 2.0 request") : NULL;
+	if (id == NULL) /* a notification */
+		return NULL;
+	if (params != NULL && !json_is_object(params))
+		return rpc_error(id, -32602, "params must be an object");
+	if (strcmp(method, "initialize") == 0) {
+		const char *want = json_string_value(json_object_get(params, "protocolVersion"));
+		const char *ver = MCP_PROTOCOL;
+		if (want != NULL && (strcmp(want, "2025-06-18") == 0 || strcmp(want, "2025-03-26") == 0 ||
+		                        strcmp(want, "2024-11-05") == 0))
+			ver = want;
+		uint8_t r[16];
+		randombytes_buf(r, sizeof(r));
+		sodium_bin2hex(session, 33, r, sizeof(r));
+		return rpc_result(id, json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s}, s:s}", "protocolVersion", ver,
+		                          "capabilities", "tools", "listChanged", 0, "serverInfo", "name", "agent-mesh-gateway",
+		                          "version", "0.1.0", "instructions",
+		                          "Tools named node/tool run on that field node; a node out of reach returns a job id: "
+		                          "poll mesh_job_status. mesh_send queues a message for store-and-forward delivery."));
+	}
+	if (strcmp(method, "ping") == 0)
+		return rpc_result(id, json_object());
+	if (strcmp(method, "tools/list") == 0) {
+		if (am_api_auth_allow(m->api, a, "scan", NULL) != 0)
+			return rpc_error(id, -32001, am_error_detail());
+		json_t *tools = builtin_tools();
+		json_array_extend(tools, node_tools(m->api));
+		return rpc_result(id, json_pack("{s:o}", "tools", tools));
+	}
+	if (strcmp(method, "tools/call") == 0) {
+		if (!single) /* a deferred answer needs the request to itself */
+			return rpc_error(id, -32600, "send tools/call on its own, not in a batch");
+		return tools_call(m, a, id, params, aio, deferred);
+	}
+	return rpc_error(id, -32601, "method not found");
+}
+
+static void
+on_mcp(nng_aio *aio)
+{
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	am_mcp *m = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	const char *method = nng_http_req_get_method(req);
+	am_api_auth *a = NULL;
+	json_error_t jerr;
+	json_t *j, *out = NULL;
+	void *body;
+	size_t blen;
+	bool deferred = false;
+	char session[33] = "";
+
+	if (strcmp(method, "GET") == 0) { /* no server-initiated stream */
+		send_body(aio, 405, NULL, NULL);
+		return;
+	}
+	if (strcmp(method, "DELETE") == 0) {
+		send_body(aio, 200, NULL, NULL);
+		return;
+	}
+	if (am_api_auth_begin(m->api, nng_http_req_get_header(req, "Authorization"), "mcp", &a) != 0) {
+		send_body(aio, 401, rpc_error(NULL, -32001, am_error_detail()), NULL);
+		return;
+	}
+	nng_http_req_get_data(req, &body, &blen);
+	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "parse error: %s (line %d column %d)", jerr.text, jerr.line, jerr.column);
+		send_body(aio, 400, rpc_error(NULL, -32700, msg), NULL);
+		goto out;
+	}
+	if (json_is_array(j)) {
+		size_t i;
+		json_t *e;
+		out = json_array();
+		if (json_array_size(j) == 0) {
+			json_decref(out);
+			send_body(aio, 400, rpc_error(NULL, -32600, "an empty batch"), NULL);
+			goto out;
+		}
+		json_array_foreach(j, i, e) {
+			json_t *r = handle(m, a, e, aio, false, &deferred, session);
+			if (r != NULL)
+				json_array_append_new(out, r);
+		}
+		if (json_array_size(out) == 0) {
+			json_decref(out);
+			send_body(aio, 202, NULL, NULL);
+		} else
+			send_body(aio, 200, out, session[0] ? session : NULL);
+	} else {
+		out = handle(m, a, j, aio, true, &deferred, session);
+		if (deferred)
+			; /* call_done answers */
+		else if (out == NULL)
+			send_body(aio, 202, NULL, NULL);
+		else
+			send_body(aio, 200, out, session[0] ? session : NULL);
+	}
+	json_decref(j);
+out:
+	am_api_auth_end(a);
+}
+
+int
+am_mcp_start(am_mcp **out, am_api *api, const char *host, int port)
+{
+	am_mcp *m = calloc(1, sizeof(*m));
+	nng_url *u = NULL;
+	nng_http_handler *h;
+	char url[128];
+	static const char *const methods[] = {"POST", "GET", "DELETE"};
+	int rv;
+
+	*out = NULL;
+	if (m == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	m->api = api;
+	snprintf(url, sizeof(url), "http://%s:%d", host, port);
+	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_server_hold(&m->srv, u)) != 0)
+		goto fail;
+	for (size_t i = 0; i < 3; i++)
+		if ((rv = nng_http_handler_alloc(&h, "/mcp", on_mcp)) != 0 ||
+		    (rv = nng_http_handler_set_method(h, methods[i])) != 0 ||
+		    (rv = nng_http_handler_collect_body(h, true, 1u << 20)) != 0 ||
+		    (rv = nng_http_handler_set_data(h, m, NULL)) != 0 || (rv = nng_http_server_add_handler(m->srv, h)) != 0)
+			goto fail;
+	if ((rv = nng_http_server_start(m->srv)) != 0)
+		goto fail;
+	nng_url_free(u);
+	*out = m;
+	return 0;
+fail:
+	if (u != NULL)
+		nng_url_free(u);
+	if (m->srv != NULL)
+		nng_http_server_release(m->srv);
+	free(m);
+	return am_error_set(AM_EIO, "MCP server on %s: %s", url, nng_strerror(rv));
+}
+
+void
+am_mcp_stop(am_mcp *m)
+{
+	if (m == NULL)
+		return;
+	nng_http_server_stop(m->srv);
+	nng_http_server_release(m->srv);
+	free(m);
+}

@@ -1,0 +1,338 @@
+/*
+ * toolapi.c — tools over HTTP (both daemons):
+ *   GET  /v1/tools               this node's tools (name, description, schema)
+ *   POST /v1/tools/call          {"node": ID|NAME | "group": G | "geo": SPEC |
+ *                                 "broadcast": true, "tool": T, "args": {...},
+ *                                 "wait_ms": N (<= 60000), "workflow_id": W,
+ *                                 "ttl": "1h"} -> 200 the job with its result(s)
+ *                                 when done within wait_ms, else 202 {"job_id"}
+ *   GET  /v1/jobs/{id}           a job: status and results per node
+ *   GET  /v1/jobs[?workflow_id=W] the jobs (of one workflow)
+ * The right asked of the caller's token: call:<node name or id>:<tool>,
+ * call:group:<g>:<tool>, or call:area:<tool> (geo or broadcast). The token
+ * travels in the call and the node checks it again, offline; a caller on
+ * the development token gets a token minted for that one call.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "am_runtime.h"
+
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+reply(nng_aio *aio, uint16_t status, json_t *j)
+{
+	nng_http_res *res = NULL;
+	char *body = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	if (body == NULL || nng_http_res_alloc(&res) != 0) {
+		free(body);
+		nng_aio_finish(aio, NNG_ENOMEM);
+		return;
+	}
+	nng_http_res_set_status(res, status);
+	nng_http_res_set_header(res, "Content-Type", "application/json");
+	nng_http_res_copy_data(res, body, strlen(body));
+	free(body);
+	nng_aio_set_output(aio, 0, res);
+	nng_aio_finish(aio, 0);
+}
+
+static void
+reply_error(nng_aio *aio, uint16_t status, const char *msg)
+{
+	reply(aio, status, json_pack("{s:s}", "error", msg));
+}
+
+struct find_ctx {
+	const char *name;
+	uint8_t pk[AM_PK_BYTES];
+	bool found;
+};
+
+static int
+find_peer(void *ctx, const am_queue_peer *p)
+{
+	struct find_ctx *f = ctx;
+	if (strcmp(p->name, f->name) == 0) {
+		memcpy(f->pk, p->pk, AM_PK_BYTES);
+		f->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* a node given by id, or by a name the peer table or a catalog knows */
+static int
+resolve_node(am_api *api, const char *who, uint8_t pk[AM_PK_BYTES], char *name, size_t cap)
+{
+	struct find_ctx f = {who, {0}, false};
+
+	snprintf(name, cap, "%s", who);
+	if (am_node_id_parse(pk, who) == 0) {
+		am_queue_peer p;
+		if (am_queue_peer_get(api->q, pk, &p) == 0 && p.name[0])
+			snprintf(name, cap, "%s", p.name);
+		return 0;
+	}
+	(void) am_queue_peer_each(api->q, find_peer, &f);
+	if (!f.found) {
+		json_t *cats = am_catalogs_load(api->data_dir), *c;
+		const char *id;
+		json_object_foreach(cats, id, c) {
+			const char *n = json_string_value(json_object_get(c, "node_name"));
+			if (n != NULL && strcmp(n, who) == 0 && am_node_id_parse(f.pk, id) == 0) {
+				f.found = true;
+				break;
+			}
+		}
+		json_decref(cats);
+	}
+	if (!f.found)
+		return am_error_set(AM_ENOTFOUND, "no node \"%s\" known here (by id or name)", who);
+	memcpy(pk, f.pk, AM_PK_BYTES);
+	return 0;
+}
+
+int
+am_tools_call(am_api *api, am_api_auth *a, const json_t *req, char job_id[65], int *status)
+{
+	am_envelope_spec s = {0};
+	am_envelope env = {0};
+	am_queue_result res;
+	am_geo geo;
+	char action[2 * AM_RIGHT_MAX], target[160], name[AM_TAG_MAX + 1], *payload = NULL, *minted = NULL;
+	const char *tool = json_string_value(json_object_get(req, "tool")), *wf = NULL, *token;
+	const json_t *args = json_object_get(req, "args"), *v;
+	uint64_t now = am_now_ms(), ttl = 3600 * 1000;
+	bool one = false;
+	int rc;
+
+	*status = 400;
+	if (tool == NULL || am_tag_check("tool", tool, strlen(tool)) != 0)
+		return am_error_set(AM_EFIELD, "field \"tool\" must be a tool name");
+	if (args != NULL && !json_is_object(args))
+		return am_error_set(AM_EFIELD, "field \"args\" must be an object");
+	if ((v = json_object_get(req, "workflow_id")) != NULL) {
+		if (!json_is_string(v) || json_string_length(v) > AM_TAG_MAX)
+			return am_error_set(AM_EFIELD, "field \"workflow_id\" must be a string of at most %d bytes", AM_TAG_MAX);
+		wf = json_string_value(v);
+	}
+	if ((v = json_object_get(req, "ttl")) != NULL &&
+	    (!json_is_string(v) || am_duration_parse(&ttl, json_string_value(v)) != 0 || ttl == 0))
+		return am_error_set(AM_EFIELD, "field \"ttl\" must be a duration like \"1h\"");
+	s.type = "tool_call";
+	if ((v = json_object_get(req, "node")) != NULL) {
+		if (!json_is_string(v))
+			return am_error_set(AM_EFIELD, "field \"node\" must be a node id or name");
+		if (resolve_node(api, json_string_value(v), s.dest_node, name, sizeof(name)) != 0) {
+			*status = 404;
+			return AM_ENOTFOUND;
+		}
+		s.dest_kind = AM_DEST_NODE;
+		one = true;
+		snprintf(action, sizeof(action), "call:%s:%s", name, tool);
+		snprintf(target, sizeof(target), "node:%s", name);
+	} else if ((v = json_object_get(req, "group")) != NULL) {
+		if (!json_is_string(v) || am_tag_check("group", json_string_value(v), json_string_length(v)) != 0)
+			return am_error_set(AM_EFIELD, "field \"group\" must be a group name");
+		s.dest_kind = AM_DEST_GROUP;
+		s.dest_group = json_string_value(v);
+		snprintf(action, sizeof(action), "call:group:%s:%s", s.dest_group, tool);
+		snprintf(target, sizeof(target), "group:%s", s.dest_group);
+	} else if (json_object_get(req, "geo") != NULL || json_is_true(json_object_get(req, "broadcast"))) {
+		s.dest_kind = AM_DEST_BROADCAST;
+		snprintf(action, sizeof(action), "call:area:%s", tool);
+		snprintf(target, sizeof(target), "area");
+	} else {
+		return am_error_set(AM_EFIELD, "give the target: \"node\", \"group\", \"geo\" or \"broadcast\": true");
+	}
+	if ((v = json_object_get(req, "geo")) != NULL) {
+		if (!json_is_string(v) || am_geo_parse(&geo, json_string_value(v)) != 0)
+			return am_error_set(AM_EFIELD, "field \"geo\": %s",
+			    json_is_string(v) ? am_error_detail() : "must be a string like circle:LAT,LON,R");
+		s.geo = &geo;
+		snprintf(target, sizeof(target), "area:%s", json_string_value(v));
+	}
+	if (am_api_auth_allow(api, a, action, wf) != 0) {
+		/* a node may also be named by its id in the token */
+		char id[AM_NODE_ID_LEN + 1], alt[2 * AM_RIGHT_MAX];
+		am_node_id_format(id, s.dest_node);
+		snprintf(alt, sizeof(alt), "call:%s:%s", id, tool);
+		if (!one || am_api_auth_allow(api, a, alt, wf) != 0) {
+			*status = 403;
+			return am_error_set(AM_EDENIED, "token: does not allow \"%s\"", action);
+		}
+	}
+	if ((token = am_api_auth_token(a)) == NULL) {
+		/* the development token is no capability: mint one for this call */
+		const char *rights[] = {action};
+		if ((rc = am_token_issue(&minted, api->me, "dev-token", rights, 1, now - 60000, now + ttl, NULL)) != 0) {
+			*status = 500;
+			return rc;
+		}
+		token = minted;
+	}
+	if ((payload = am_tool_call_encode(tool, args, token, wf, now + ttl)) == NULL) {
+		free(minted);
+		*status = 500;
+		return am_error_set(AM_ENOMEM, "out of memory");
+	}
+	free(minted);
+	s.created_ms = now;
+	s.expires_ms = now + ttl;
+	s.priority = AM_PRIO_HIGH;
+	s.content_type = "application/json";
+	s.workflow_id = wf;
+	s.payload = (const uint8_t *) payload;
+	s.payload_len = strlen(payload);
+	if ((rc = am_envelope_create_decoded(&env, &s, api->me)) != 0 ||
+	    (rc = am_queue_put_own(api->q, &env, 1, now, &res)) != 0 || (rc = res.rc) != 0) {
+		*status = rc == AM_EFULL ? 507 : rc == AM_ETOOBIG ? 413 : 500;
+		free(payload);
+		am_envelope_clear(&env);
+		return rc;
+	}
+	am_id_format(job_id, env.id);
+	rc = am_jobs_create(api->jobs, job_id, tool, target, wf, one, now, now + ttl);
+	/* the job exists before the call can travel: its result finds it */
+	am_hub_note(api->hub, env.id, 1, 0, res.inboxed);
+	free(payload);
+	am_envelope_clear(&env);
+	*status = rc == 0 ? 202 : 500;
+	return rc;
+}
+
+static void
+waited(void *ctx, json_t *job, bool stopping)
+{
+	nng_aio *aio = ctx;
+
+	const char *st = job ? json_string_value(json_object_get(job, "status")) : NULL;
+
+	if (st != NULL && strcmp(st, "done") == 0)
+		reply(aio, 200, json_incref(job));
+	else if (stopping)
+		reply_error(aio, 503, "the daemon is stopping; poll GET /v1/jobs/{id} later");
+	else
+		reply(aio, 202, job ? json_pack("{s:O, s:s}", "job_id", json_object_get(job, "job_id"), "status",
+		                          json_string_value(json_object_get(job, "status")))
+		                    : json_pack("{s:s}", "status", "pending"));
+}
+
+static void
+on_call(nng_aio *aio)
+{
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	am_api_auth *a = NULL;
+	json_error_t jerr;
+	json_t *j = NULL, *v;
+	void *body;
+	size_t blen;
+	char job[65];
+	int status, rc;
+	long wait_ms = 0;
+
+	if (am_api_auth_begin(api, nng_http_req_get_header(req, "Authorization"), "call", &a) != 0) {
+		reply_error(aio, 401, am_error_detail());
+		return;
+	}
+	nng_http_req_get_data(req, &body, &blen);
+	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL || !json_is_object(j)) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), j == NULL ? "bad JSON at line %d column %d: %s" : "the body must be a JSON object",
+		    jerr.line, jerr.column, jerr.text);
+		reply_error(aio, 400, msg);
+		goto out;
+	}
+	if ((v = json_object_get(j, "wait_ms")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 60000) {
+			reply_error(aio, 400, "field \"wait_ms\" must be 0..60000");
+			goto out;
+		}
+		wait_ms = (long) json_integer_value(v);
+	}
+	if ((rc = am_tools_call(api, a, j, job, &status)) != 0) {
+		reply_error(aio, (uint16_t) status, am_error_detail());
+		goto out;
+	}
+	/* answered when the result comes, or at wait_ms: no thread waits */
+	if (wait_ms == 0 || am_jobs_wait(api->jobs, job, am_now_ms() + (uint64_t) wait_ms, waited, aio) != 0)
+		reply(aio, 202, json_pack("{s:s, s:s}", "job_id", job, "status", "pending"));
+out:
+	json_decref(j);
+	am_api_auth_end(a);
+}
+
+static void
+on_job(nng_aio *aio)
+{
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	const char *uri = nng_http_req_get_uri(req), *q = strchr(uri, '?'), *last = strrchr(uri, '/');
+	json_t *job;
+
+	if (am_api_check(api, aio, "read:jobs") != 0)
+		return;
+	if (last != NULL && strncmp(last, "/jobs", 5) != 0 && (q == NULL || q < last)) {
+		char id[AM_ID_HEX_LEN + 1];
+		snprintf(id, sizeof(id), "%.*s", AM_ID_HEX_LEN, last + 1);
+		if ((job = am_jobs_get(api->jobs, id)) == NULL) {
+			reply_error(aio, 404, "no such job here");
+			return;
+		}
+		reply(aio, 200, job);
+		return;
+	}
+	const char *wf = NULL;
+	char wfbuf[AM_TAG_MAX + 1];
+	if (q != NULL && (wf = strstr(q, "workflow_id=")) != NULL) {
+		wf += 12;
+		size_t n = strcspn(wf, "&");
+		snprintf(wfbuf, sizeof(wfbuf), "%.*s", (int) (n < sizeof(wfbuf) ? n : sizeof(wfbuf) - 1), wf);
+		wf = wfbuf;
+	}
+	reply(aio, 200, json_pack("{s:o}", "jobs", am_jobs_list(api->jobs, wf)));
+}
+
+static void
+on_tools(nng_aio *aio)
+{
+	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+
+	if (am_api_check(api, aio, "scan") != 0)
+		return;
+	reply(aio, 200, json_pack("{s:s, s:o}", "node", api->name ? api->name : "", "tools", am_toolbox_catalog(api->tools)));
+}
+
+int
+am_toolapi_register(nng_http_server *srv, am_api *api)
+{
+	static const struct {
+		const char *path, *method;
+		void (*fn)(nng_aio *);
+		bool tree;
+	} routes[] = {
+	    {"/v1/tools", "GET", on_tools, false},
+	    {"/v1/tools/call", "POST", on_call, false},
+	    {"/v1/jobs", "GET", on_job, true},
+	};
+	nng_http_handler *h;
+	int rv;
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if ((rv = nng_http_handler_alloc(&h, routes[i].path, routes[i].fn)) != 0 ||
+		    (rv = nng_http_handler_set_method(h, routes[i].method)) != 0 ||
+		    (routes[i].tree && (rv = nng_http_handler_set_tree(h)) != 0) ||
+		    (rv = nng_http_handler_collect_body(h, true, 1u << 20)) != 0 ||
+		    (rv = nng_http_handler_set_data(h, api, NULL)) != 0 || (rv = nng_http_server_add_handler(srv, h)) != 0)
+			return am_error_set(AM_EIO, "HTTP route %s: %s", routes[i].path, nng_strerror(rv));
+	}
+	return 0;
+}

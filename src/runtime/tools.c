@@ -1,0 +1,512 @@
+/*
+ * tools.c — a node's tools: one JSON file each under DATA/tools/,
+ *
+ *   {"name": "read_sensor", "description": "...",
+ *    "input_schema": {JSON Schema of the arguments},
+ *    "command": ["/usr/local/bin/read-sensor", "--id", "{sensor}"],
+ *    "cwd": "/var/lib/agent-mesh/node", "timeout": "10s",
+ *    "max_output": 65536, "env": ["PATH", "LANG"]}
+ *
+ * and running one: no shell; argv elements "{arg}" are replaced by that
+ * argument's value (strings as they are, anything else as JSON); the whole
+ * arguments object is also the program's standard input. The child gets
+ * its own process group, only the allowed environment variables (plus
+ * AGENT_MESH_TOOL, AGENT_MESH_CALL_ID and AGENT_MESH_WORKFLOW_ID), no core
+ * dumps, a CPU limit just over its timeout and at most 256 open files.
+ * Past the timeout the group gets SIGTERM, then SIGKILL a second later;
+ * past max_output bytes on stdout or stderr it gets SIGKILL at once.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "am_runtime.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct am_tool {
+	char name[AM_TAG_MAX + 1];
+	json_t *def; /* the whole file, for the catalog */
+	char **argv;
+	size_t argc;
+	char cwd[1024];
+	uint64_t timeout_ms;
+	size_t max_output;
+	char **env;
+	size_t nenv;
+};
+
+struct am_toolbox {
+	am_tool *v;
+	size_t n;
+};
+
+static void
+tool_free(am_tool *t)
+{
+	for (size_t i = 0; i < t->argc; i++)
+		free(t->argv[i]);
+	free(t->argv);
+	for (size_t i = 0; i < t->nenv; i++)
+		free(t->env[i]);
+	free(t->env);
+	json_decref(t->def);
+}
+
+void
+am_toolbox_free(am_toolbox *tb)
+{
+	if (tb == NULL)
+		return;
+	for (size_t i = 0; i < tb->n; i++)
+		tool_free(&tb->v[i]);
+	free(tb->v);
+	free(tb);
+}
+
+static int
+load_one(am_tool *t, const char *path)
+{
+	json_error_t jerr;
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *v, *e;
+	const char *s;
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+#define BAD(...) \
+	do { \
+		am_error_set(AM_EFIELD, __VA_ARGS__); \
+		json_decref(j); \
+		t->def = NULL; \
+		tool_free(t); \
+		return AM_EFIELD; \
+	} while (0)
+	if (j == NULL)
+		return am_error_set(AM_EMALFORMED, "%s: line %d: %s", path, jerr.line, jerr.text);
+	t->def = j;
+	if ((s = json_string_value(json_object_get(j, "name"))) == NULL || am_tag_check("name", s, strlen(s)) != 0)
+		BAD("%s: \"name\" must be a tool name of [A-Za-z0-9._:-]", path);
+	snprintf(t->name, sizeof(t->name), "%s", s);
+	if ((v = json_object_get(j, "description")) != NULL && !json_is_string(v))
+		BAD("%s: \"description\" must be a string", path);
+	if ((v = json_object_get(j, "input_schema")) != NULL && !json_is_object(v))
+		BAD("%s: \"input_schema\" must be a JSON Schema object", path);
+	if (!json_is_array(v = json_object_get(j, "command")) || json_array_size(v) == 0 || json_array_size(v) > 64)
+		BAD("%s: \"command\" must be a list: the program (an absolute path) and its arguments", path);
+	if ((t->argv = calloc(json_array_size(v) + 1, sizeof(char *))) == NULL)
+		BAD("out of memory");
+	json_array_foreach(v, i, e) {
+		if (!json_is_string(e))
+			BAD("%s: \"command\" item %zu must be a string", path, i);
+		t->argv[t->argc++] = strdup(json_string_value(e));
+	}
+	if (t->argv[0][0] != '/')
+		BAD("%s: the program \"%s\" must be an absolute path (there is no shell and no PATH search)", path,
+		    t->argv[0]);
+	if (access(t->argv[0], X_OK) != 0)
+		BAD("%s: the program %s is not executable: %s", path, t->argv[0], strerror(errno));
+	snprintf(t->cwd, sizeof(t->cwd), "/");
+	if ((v = json_object_get(j, "cwd")) != NULL) {
+		if (!json_is_string(v) || json_string_value(v)[0] != '/')
+			BAD("%s: \"cwd\" must be an absolute path", path);
+		snprintf(t->cwd, sizeof(t->cwd), "%s", json_string_value(v));
+	}
+	t->timeout_ms = 30000;
+	if ((v = json_object_get(j, "timeout")) != NULL) {
+		if (json_is_integer(v) && json_integer_value(v) > 0)
+			t->timeout_ms = (uint64_t) json_integer_value(v);
+		else if (!json_is_string(v) || am_duration_parse(&t->timeout_ms, json_string_value(v)) != 0 ||
+		         t->timeout_ms == 0)
+			BAD("%s: \"timeout\" must be milliseconds or a duration like \"10s\"", path);
+	}
+	t->max_output = 65536;
+	if ((v = json_object_get(j, "max_output")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > (1 << 20))
+			BAD("%s: \"max_output\" must be 1..1048576 bytes", path);
+		t->max_output = (size_t) json_integer_value(v);
+	}
+	if ((v = json_object_get(j, "env")) != NULL) {
+		if (!json_is_array(v) || json_array_size(v) > 64)
+			BAD("%s: \"env\" must be a list of variable names to pass through", path);
+		t->env = calloc(json_array_size(v) + 1, sizeof(char *));
+		json_array_foreach(v, i, e) {
+			if (!json_is_string(e))
+				BAD("%s: \"env\" item %zu must be a name", path, i);
+			t->env[t->nenv++] = strdup(json_string_value(e));
+		}
+	}
+#undef BAD
+	return 0;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(((const am_tool *) a)->name, ((const am_tool *) b)->name);
+}
+
+int
+am_toolbox_load(am_toolbox **out, const char *dir)
+{
+	am_toolbox *tb = calloc(1, sizeof(*tb));
+	char **names = NULL;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	if (tb == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	rc = am_dir_list(&names, &n, dir, ".json");
+	if (rc == AM_ENOTFOUND) { /* no tools folder: no tools */
+		*out = tb;
+		return 0;
+	}
+	if (rc != 0) {
+		free(tb);
+		return rc;
+	}
+	if ((tb->v = calloc(n ? n : 1, sizeof(*tb->v))) == NULL) {
+		am_dir_list_free(names, n);
+		free(tb);
+		return am_error_set(AM_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if ((rc = load_one(&tb->v[tb->n], path)) != 0)
+			break;
+		for (size_t k = 0; k < tb->n; k++)
+			if (strcmp(tb->v[k].name, tb->v[tb->n].name) == 0) {
+				rc = am_error_set(AM_EFIELD, "%s: a second tool named \"%s\"", path, tb->v[k].name);
+				tool_free(&tb->v[tb->n]);
+				break;
+			}
+		if (rc != 0)
+			break;
+		tb->n++;
+	}
+	am_dir_list_free(names, n);
+	if (rc != 0) {
+		am_toolbox_free(tb);
+		return rc;
+	}
+	qsort(tb->v, tb->n, sizeof(*tb->v), by_name);
+	*out = tb;
+	return 0;
+}
+
+const am_tool *
+am_toolbox_find(const am_toolbox *tb, const char *name)
+{
+	for (size_t i = 0; tb != NULL && i < tb->n; i++)
+		if (strcmp(tb->v[i].name, name) == 0)
+			return &tb->v[i];
+	return NULL;
+}
+
+size_t
+am_toolbox_count(const am_toolbox *tb)
+{
+	return tb ? tb->n : 0;
+}
+
+json_t *
+am_toolbox_catalog(const am_toolbox *tb)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; tb != NULL && i < tb->n; i++) {
+		const am_tool *t = &tb->v[i];
+		json_t *schema = json_object_get(t->def, "input_schema");
+		const char *desc = json_string_value(json_object_get(t->def, "description"));
+		json_array_append_new(a, json_pack("{s:s, s:s, s:o, s:I}", "name", t->name, "description", desc ? desc : "",
+		    "input_schema", schema ? json_incref(schema) : json_pack("{s:s}", "type", "object"), "timeout_ms",
+		    (json_int_t) t->timeout_ms));
+	}
+	return a;
+}
+
+const json_t *
+am_tool_schema(const am_tool *t)
+{
+	return json_object_get(t->def, "input_schema");
+}
+
+/* ---- running ---- */
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static char *
+arg_text(const json_t *args, const char *name)
+{
+	const json_t *v = json_object_get(args, name);
+	if (v == NULL)
+		return strdup("");
+	if (json_is_string(v))
+		return strdup(json_string_value(v));
+	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* argv with "{name}" parts replaced */
+static char **
+build_argv(const am_tool *t, const json_t *args)
+{
+	char **av = calloc(t->argc + 1, sizeof(char *));
+
+	for (size_t i = 0; av != NULL && i < t->argc; i++) {
+		const char *s = t->argv[i];
+		size_t cap = strlen(s) + 1, len = 0;
+		char *out = malloc(cap);
+		while (out != NULL && *s) {
+			const char *close;
+			if (*s == '{' && (close = strchr(s, '}')) != NULL && close - s - 1 > 0 && close - s - 1 <= AM_TAG_MAX) {
+				char name[AM_TAG_MAX + 1];
+				memcpy(name, s + 1, (size_t) (close - s - 1));
+				name[close - s - 1] = '\0';
+				char *val = arg_text(args, name);
+				size_t vl = val ? strlen(val) : 0;
+				char *grown = realloc(out, cap + vl);
+				if (grown == NULL) {
+					free(val);
+					free(out);
+					out = NULL;
+					break;
+				}
+				out = grown;
+				cap += vl;
+				memcpy(out + len, val ? val : "", vl);
+				len += vl;
+				free(val);
+				s = close + 1;
+			} else {
+				out[len++] = *s++;
+			}
+		}
+		if (out != NULL)
+			out[len] = '\0';
+		av[i] = out;
+	}
+	return av;
+}
+
+static char **
+build_env(const am_tool *t, const char *call_id, const char *workflow_id)
+{
+	char **env = calloc(t->nenv + 4, sizeof(char *));
+	size_t n = 0;
+
+	for (size_t i = 0; env != NULL && i < t->nenv; i++) {
+		const char *v = getenv(t->env[i]);
+		if (v != NULL && (env[n] = malloc(strlen(t->env[i]) + strlen(v) + 2)) != NULL)
+			sprintf(env[n++], "%s=%s", t->env[i], v);
+	}
+	if (env != NULL) {
+		char buf[512];
+		snprintf(buf, sizeof(buf), "AGENT_MESH_TOOL=%s", t->name);
+		env[n++] = strdup(buf);
+		snprintf(buf, sizeof(buf), "AGENT_MESH_CALL_ID=%s", call_id ? call_id : "");
+		env[n++] = strdup(buf);
+		snprintf(buf, sizeof(buf), "AGENT_MESH_WORKFLOW_ID=%s", workflow_id ? workflow_id : "");
+		env[n++] = strdup(buf);
+	}
+	return env;
+}
+
+static void
+free_list(char **l)
+{
+	for (size_t i = 0; l != NULL && l[i] != NULL; i++)
+		free(l[i]);
+	free(l);
+}
+
+void
+am_tool_run_clear(am_tool_run *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+int
+am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const char *workflow_id, am_tool_run *r,
+    const volatile int *cancel)
+{
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, status = 0;
+	char **av = build_argv(t, args), **env = build_env(t, call_id, workflow_id);
+	char *input = json_dumps(args, JSON_COMPACT);
+	size_t in_len = input ? strlen(input) : 0, in_off = 0;
+	uint64_t start = mono_ms(), term_at = 0;
+	bool killed = false;
+	pid_t pid;
+	int rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->out = malloc(t->max_output + 1);
+	r->err = malloc(t->max_output + 1);
+	if (av == NULL || env == NULL || input == NULL || r->out == NULL || r->err == NULL || pipe(in) != 0 ||
+	    pipe(out) != 0 || pipe(err) != 0) {
+		rc = am_error_set(AM_ENOMEM, "cannot prepare the tool run: %s", strerror(errno));
+		goto out;
+	}
+	if ((pid = fork()) < 0) {
+		rc = am_error_set(AM_EIO, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		/* the child: async-signal-safe calls only, then exec */
+		sigset_t all;
+		struct rlimit cpu = {(rlim_t) (t->timeout_ms / 1000 + 2), (rlim_t) (t->timeout_ms / 1000 + 3)};
+		struct rlimit files = {256, 256}, core = {0, 0};
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL); /* the daemon blocks SIGTERM for sigwait */
+		setpgid(0, 0);
+		setrlimit(RLIMIT_CPU, &cpu);
+		setrlimit(RLIMIT_NOFILE, &files);
+		setrlimit(RLIMIT_CORE, &core);
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		for (int fd = 3; fd < 4096; fd++)
+			close(fd);
+		if (chdir(t->cwd) != 0)
+			_exit(126);
+		execve(av[0], av, env);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	in[0] = out[1] = err[1] = -1;
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	while (out[0] >= 0 || err[0] >= 0) {
+		struct pollfd p[3];
+		int np = 0, wait_ms;
+		uint64_t now = mono_ms();
+		if (!killed && cancel != NULL && *cancel) {
+			/* the daemon is stopping: the call stays "running" and is
+			 * reported interrupted at the next start */
+			kill(-pid, SIGKILL);
+			killed = true;
+			snprintf(r->status, sizeof(r->status), "cancelled");
+		}
+		if (!killed && now - start >= t->timeout_ms) {
+			kill(-pid, SIGTERM);
+			killed = true;
+			term_at = now;
+			snprintf(r->status, sizeof(r->status), "timeout");
+		}
+		if (killed && term_at && now - term_at >= 1000) {
+			kill(-pid, SIGKILL);
+			term_at = 0;
+		}
+		wait_ms = killed ? 100 : (int) (t->timeout_ms - (now - start));
+		if (wait_ms > 200)
+			wait_ms = 200;
+		if (out[0] >= 0)
+			p[np++] = (struct pollfd){out[0], POLLIN, 0};
+		if (err[0] >= 0)
+			p[np++] = (struct pollfd){err[0], POLLIN, 0};
+		if (in[1] >= 0)
+			p[np++] = (struct pollfd){in[1], POLLOUT, 0};
+		if (poll(p, (nfds_t) np, wait_ms) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < np; i++) {
+			if (p[i].revents == 0)
+				continue;
+			if (p[i].fd == in[1]) {
+				ssize_t w = write(in[1], input + in_off, in_len - in_off);
+				if (w > 0)
+					in_off += (size_t) w;
+				if (w < 0 || in_off == in_len) {
+					close(in[1]);
+					in[1] = -1;
+				}
+				continue;
+			}
+			bool is_out = p[i].fd == out[0];
+			char *buf = is_out ? r->out : r->err;
+			size_t *len = is_out ? &r->out_len : &r->err_len;
+			char chunk[4096];
+			ssize_t k = read(p[i].fd, chunk, sizeof(chunk));
+			if (k <= 0) {
+				close(p[i].fd);
+				if (is_out)
+					out[0] = -1;
+				else
+					err[0] = -1;
+				continue;
+			}
+			size_t room = t->max_output - *len, take = (size_t) k < room ? (size_t) k : room;
+			memcpy(buf + *len, chunk, take);
+			*len += take;
+			if ((size_t) k > room && !killed) {
+				kill(-pid, SIGKILL);
+				killed = true;
+				snprintf(r->status, sizeof(r->status), "output_limit");
+				if (is_out)
+					r->out_truncated = true;
+				else
+					r->err_truncated = true;
+			}
+		}
+	}
+	if (in[1] >= 0) {
+		close(in[1]);
+		in[1] = -1;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	kill(-pid, SIGKILL); /* anything it left behind in its group */
+	r->duration_ms = mono_ms() - start;
+	r->out[r->out_len] = '\0';
+	r->err[r->err_len] = '\0';
+	if (WIFEXITED(status)) {
+		r->exit_code = WEXITSTATUS(status);
+		if (r->status[0] == '\0')
+			snprintf(r->status, sizeof(r->status), "%s", r->exit_code == 0 ? "ok" : "failed");
+		if (r->exit_code == 127 && r->status[0] == 'f')
+			snprintf(r->why, sizeof(r->why), "the program could not be started (exit 127)");
+	} else if (WIFSIGNALED(status)) {
+		r->signal = WTERMSIG(status);
+		r->exit_code = -1;
+		if (r->status[0] == '\0')
+			snprintf(r->status, sizeof(r->status), "%s", r->signal == SIGXCPU ? "timeout" : "failed");
+	}
+	if (strcmp(r->status, "timeout") == 0)
+		snprintf(r->why, sizeof(r->why), "ran past its timeout of %llu ms and was stopped",
+		    (unsigned long long) t->timeout_ms);
+	else if (strcmp(r->status, "output_limit") == 0)
+		snprintf(r->why, sizeof(r->why), "wrote more than its max_output of %zu bytes and was stopped", t->max_output);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (out[i] >= 0)
+			close(out[i]);
+		if (err[i] >= 0)
+			close(err[i]);
+	}
+	free_list(av);
+	free_list(env);
+	free(input);
+	return rc;
+}

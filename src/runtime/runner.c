@@ -103,7 +103,8 @@ result_base(const am_runner *r, const char *call_id, const char *tool, const cha
 static void
 put_output(json_t *res, const char *key, const char *buf, size_t len)
 {
-	json_t *t = json_stringn(buf, len);
+	/* NUL bytes are valid in JSON text but many readers refuse them */
+	json_t *t = memchr(buf, 0, len) == NULL ? json_stringn(buf, len) : NULL;
 
 	if (t != NULL) {
 		json_object_set_new(res, key, t);

@@ -1,0 +1,189 @@
+#!/bin/bash
+# Tools on edge nodes, online and deferred, and the MCP server, with real
+# daemons: a gateway (MCP on), crane-1 with five tools, office-1 that goes
+# offline, far-1 reached only by USB stick.
+#  - online call: the result within wait_ms; a call per refusal kind (no
+#    token 401, a token without that tool 403, arguments failing the
+#    schema, unknown tool, timeout, output over the cap): each a clear
+#    result, audited with its workflow_id, and the node keeps serving
+#  - a restart in the middle of a long run: not run twice, "interrupted"
+#  - deferred: office-1 offline, the call queued, office-1 back, done with
+#    exactly one result; a call carried to far-1 and back on a stick
+#  - the official MCP SDK client (npm, pinned in tests/mcp) lists and
+#    calls tools, gets a job id for the offline node and polls it; bad
+#    JSON-RPC gets JSON-RPC errors
+# usage: tools.sh AGENT_MESH NODE GATEWAY
+set -u
+AM=$1 NODE=$2 GW=$3
+HERE=$(cd "$(dirname "$0")" && pwd)
+T=$(mktemp -d /tmp/am-tools-XXXXXX)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+fails=0 passes=0
+ok()  { passes=$((passes+1)); echo "ok: $*"; }
+bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
+req() { # METHOD URL BODY TOKEN -> "STATUS BODY"
+    /usr/bin/python3 - "$@" <<'PY'
+import sys, urllib.request, urllib.error
+m, url, body, tok = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+r = urllib.request.Request(url, data=body.encode() if body else None, method=m)
+if tok != "-":
+    r.add_header("Authorization", "Bearer " + tok)
+r.add_header("Content-Type", "application/json")
+try:
+    with urllib.request.urlopen(r, timeout=70) as f:
+        print(f.status, f.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+PY
+}
+field() { /usr/bin/python3 -c "import json,sys; s=sys.stdin.read(); d=json.loads(s.split(' ',1)[1]); print($1)"; }
+
+"$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
+G=$("$AM" init --store "$T/g" 2>/dev/null)
+C1=$("$AM" init --store "$T/c1" 2>/dev/null)
+O1=$("$AM" init --store "$T/o1" 2>/dev/null)
+F1=$("$AM" init --store "$T/f1" 2>/dev/null)
+ADMIN=$("$AM" token issue --data "$T/g" --role admin --valid 1h)
+# the tools
+for d in c1 o1 f1; do mkdir -p "$T/$d/tools"; cat >"$T/$d/tools/echo.json" <<'EOF'
+{"name": "echo", "description": "says what it is told",
+ "input_schema": {"type": "object", "properties": {"word": {"type": "string", "maxLength": 20}},
+                  "required": ["word"], "additionalProperties": false},
+ "command": ["/bin/echo", "heard:", "{word}"], "timeout": "5s"}
+EOF
+done
+cat >"$T/slow.sh" <<EOF
+#!/bin/sh
+echo "run \$AGENT_MESH_CALL_ID" >>"$T/runs.log"
+sleep "\$1"
+echo slept
+EOF
+chmod +x "$T/slow.sh"
+cat >"$T/c1/tools/slow.json" <<EOF
+{"name": "slow", "description": "sleeps", "command": ["$T/slow.sh", "{secs}"], "timeout": "2s",
+ "input_schema": {"type": "object", "properties": {"secs": {"type": "integer", "minimum": 0, "maximum": 60}}}}
+EOF
+cat >"$T/c1/tools/long.json" <<EOF
+{"name": "long", "description": "a long job", "command": ["$T/slow.sh", "{secs}"], "timeout": "60s"}
+EOF
+cat >"$T/c1/tools/big.json" <<'EOF'
+{"name": "big", "description": "too much output", "command": ["/usr/bin/head", "-c", "100000", "/dev/zero"],
+ "max_output": 1000}
+EOF
+
+GP=$(port) LP=$(port) MP=$(port) CP=$(port) OP=$(port) FP=$(port)
+GU=http://127.0.0.1:$GP
+"$GW" --data "$T/g" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP" --port "$GP" --mcp-port "$MP" \
+    --no-discovery --name site-gw >"$T/g.log" 2>&1 &
+PIDS+=($!)
+start_node() { # DIR NAME PORT [flags]
+    local d=$1 n=$2 p=$3; shift 3
+    "$NODE" --data "$T/$d" --network-key "@$T/net.key" --port "$p" --no-discovery --name "$n" --trust-key "$G" \
+        "$@" >>"$T/$d.log" 2>&1 &
+    PIDS+=($!)
+}
+start_node c1 crane-1 "$CP" --gateway "tcp://127.0.0.1:$LP"
+C1PID=$!
+start_node o1 office-1 "$OP" --gateway "tcp://127.0.0.1:$LP"
+O1PID=$!
+catalogs() { [ "$(ls "$T/g/catalogs" 2>/dev/null | grep -c json)" -ge 2 ]; }
+check "both nodes linked and their tool catalogs reached the gateway" until_ok 150 catalogs
+
+call() { req POST "$GU/v1/tools/call" "$1" "${2:-$ADMIN}"; }
+out=$(call '{"node":"crane-1","tool":"echo","args":{"word":"hi"},"wait_ms":10000,"workflow_id":"wf-tools"}')
+check "online call: 200 with the result within wait_ms" grep -q '^200 .*"status":"ok".*heard: hi' <<<"$out"
+check "no token: 401" grep -q '^401 ' <<<"$(call '{"node":"crane-1","tool":"echo","args":{"word":"x"}}' -)"
+OTHER=$("$AM" token issue --data "$T/g" --right call:crane-1:slow --valid 1h)
+check "a token without that tool: 403 naming it" grep -q '^403 .*call:crane-1:echo' <<<"$(call '{"node":"crane-1","tool":"echo","args":{"word":"x"}}' "$OTHER")"
+out=$(call '{"node":"crane-1","tool":"echo","args":{"word":42},"wait_ms":10000,"workflow_id":"wf-tools"}')
+check "arguments failing the schema: refused, naming the argument" grep -q '"status":"refused".*arguments: \$.word: must be of type' <<<"$out"
+out=$(call '{"node":"crane-1","tool":"echo","args":{"word":"x","extra":1},"wait_ms":10000}')
+check "an argument the tool does not take: refused" grep -q '"status":"refused".*extra: is not an argument' <<<"$out"
+out=$(call '{"node":"crane-1","tool":"nope","wait_ms":10000,"workflow_id":"wf-tools"}')
+check "unknown tool: refused" grep -q '"status":"refused".*unknown tool \\"nope\\"' <<<"$out"
+out=$(call '{"node":"crane-1","tool":"slow","args":{"secs":10},"wait_ms":15000,"workflow_id":"wf-tools"}')
+check "timeout exceeded: stopped and said so" grep -q '"status":"timeout".*past its timeout of 2000 ms' <<<"$out"
+out=$(call '{"node":"crane-1","tool":"big","wait_ms":10000,"workflow_id":"wf-tools"}')
+check "output over the cap: stopped and said so ($(head -c 300 <<<"$out"))" grep -q '"status":"output_limit".*max_output of 1000' <<<"$out"
+check "and the node keeps serving" grep -q '^200 .*heard: still' <<<"$(call '{"node":"crane-1","tool":"echo","args":{"word":"still"},"wait_ms":10000}')"
+check "unknown node: 404" grep -q '^404 .*no node \\"ghost\\"' <<<"$(call '{"node":"ghost","tool":"echo"}')"
+check "bad JSON: 400" grep -q '^400 .*bad JSON' <<<"$(call '{"node":')"
+CA=$T/c1/audit/audit.log
+echo "  node audit events: $(jq -r '[.event, .workflow_id // "", .status // ""] | join(":")' "$CA" | sort | uniq -c | tr '\n' ' ')"
+check "node audit: the calls, results and refusals with the workflow id" test \
+    "$(jq -c 'select(.workflow_id == "wf-tools")' "$CA" | wc -l)" -ge 8
+check "node audit: a refusal and a timeout among them" test \
+    "$(jq -c 'select(.workflow_id == "wf-tools" and (.event == "tool_refused" or .status == "timeout"))' "$CA" | wc -l)" -ge 3
+check "per-workflow counts with jq" bash -c "jq -r '.workflow_id // empty' '$CA' | sort | uniq -c | grep -q ' wf-tools'"
+check "the gateway's jobs by workflow" test "$(req GET "$GU/v1/jobs?workflow_id=wf-tools" "" "$ADMIN" | field "len(d['jobs'])")" -ge 5
+check "GET /v1/tools on the node lists its four" test "$(req GET "http://127.0.0.1:$CP/v1/tools" "" "$ADMIN" | field "len(d['tools'])")" = 4
+
+# a restart in the middle of a long run
+out=$(call '{"node":"crane-1","tool":"long","args":{"secs":8},"wait_ms":0}')
+LJOB=$(field "d['job_id']" <<<"$out")
+until_ok 100 grep -q "run $LJOB" "$T/runs.log" || bad "the long tool started"
+kill -9 "$C1PID"; wait "$C1PID" 2>/dev/null
+start_node c1 crane-1 "$CP" --gateway "tcp://127.0.0.1:$LP"
+C1PID=$!
+interrupted() { req GET "$GU/v1/jobs/$LJOB" "" "$ADMIN" | grep -q '"status":"interrupted"'; }
+check "restart mid-run: reported interrupted" until_ok 150 interrupted
+sleep 1
+check "... and not run twice" test "$(grep -c "run $LJOB" "$T/runs.log")" -eq 1
+
+# MCP: malformed JSON-RPC
+mcp() { req POST "http://127.0.0.1:$MP/mcp" "$1" "${2:-$ADMIN}"; }
+check "MCP: not JSON: 400 with a JSON-RPC parse error" grep -q '^400 .*"code":-32700' <<<"$(mcp '{"jsonrpc":')"
+check "MCP: unknown method: -32601" grep -q '"code":-32601' <<<"$(mcp '{"jsonrpc":"2.0","id":7,"method":"nope"}')"
+check "MCP: not JSON-RPC: -32600" grep -q '"code":-32600' <<<"$(mcp '{"id":1,"method":"ping"}')"
+check "MCP: an empty batch: -32600" grep -q '"code":-32600' <<<"$(mcp '[]')"
+check "MCP: no token: 401" grep -q '^401 ' <<<"$(mcp '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' -)"
+check "MCP: GET (no server stream): 405" grep -q '^405' <<<"$(req GET "http://127.0.0.1:$MP/mcp" "" "$ADMIN")"
+
+# deferred: office-1 goes offline; the official MCP client calls it and polls
+kill -TERM "$O1PID"; wait "$O1PID" 2>/dev/null
+if [ -d "$HERE/../mcp/node_modules/@modelcontextprotocol/sdk" ] && command -v node >/dev/null; then
+    coproc MCPC { node "$HERE/../mcp/client.mjs" "http://127.0.0.1:$MP/mcp" "$ADMIN" crane-1 office-1 2>&1; }
+    MJOB=
+    while read -r -t 60 line <&"${MCPC[0]}"; do
+        echo "$line"
+        case $line in
+        ok:*) passes=$((passes+1));;
+        FAIL:*) fails=$((fails+1));;
+        job:*) MJOB=${line#job: }; break;;
+        esac
+    done
+    [ -n "$MJOB" ] || bad "the MCP client reached the offline call"
+    start_node o1 office-1 "$OP" --gateway "tcp://127.0.0.1:$LP"
+    echo go >&"${MCPC[1]}"
+    while read -r -t 60 line <&"${MCPC[0]}"; do
+        echo "$line"
+        case $line in ok:*) passes=$((passes+1));; FAIL:*) fails=$((fails+1));; esac
+    done
+    [ -n "${MCPC_PID:-}" ] && wait "$MCPC_PID" 2>/dev/null
+    check "the deferred job has exactly one result" test "$(req GET "$GU/v1/jobs/$MJOB" "" "$ADMIN" | field "len(d['results'])")" = 1
+else
+    bad "the MCP SDK is not installed (tools/dev deps installs it into tests/mcp)"
+fi
+
+# deferred by USB stick: far-1 never links; the call and its result ride a stick
+start_node f1 far-1 "$FP"
+out=$(call "{\"node\":\"$F1\",\"tool\":\"echo\",\"args\":{\"word\":\"by-stick\"},\"wait_ms\":0}")
+FJOB=$(field "d['job_id']" <<<"$out")
+check "a call to a node never seen: queued (202)" grep -q '^202 ' <<<"$out"
+mkdir -p "$T/stick"
+"$AM" bundle sync --store "$T/g" "$T/stick" >/dev/null 2>&1
+"$AM" bundle sync --store "$T/f1" "$T/stick" >/dev/null 2>&1
+ran() { ls "$T/f1/calls/$FJOB.json" >/dev/null 2>&1 && grep -q '"state":"done"' "$T/f1/calls/$FJOB.json"; }
+check "far-1 ran the call it got from the stick" until_ok 100 ran
+"$AM" bundle sync --store "$T/f1" "$T/stick" >/dev/null 2>&1
+"$AM" bundle sync --store "$T/g" "$T/stick" >/dev/null 2>&1
+done_stick() { req GET "$GU/v1/jobs/$FJOB" "" "$ADMIN" | grep -q '"status":"done".*heard: by-stick'; }
+check "the result came back on the stick: job done" until_ok 100 done_stick
+"$AM" bundle sync --store "$T/g" "$T/stick" >/dev/null 2>&1
+check "... exactly once" test "$(req GET "$GU/v1/jobs/$FJOB" "" "$ADMIN" | field "len(d['results'])")" = 1
+echo "tools: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]

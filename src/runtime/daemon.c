@@ -942,6 +942,9 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	(void) am_audit_log(n.audit, "daemon_start", n.info.name[0] ? n.info.name : n.node_id, NULL,
 	    json_pack("{s:s, s:s, s:I}", "role", gateway ? "gateway" : "node", "trust_mode", trust_mode,
 	        "trusted_gateways", (json_int_t) n.api.ntrusted));
+	/* a tool that exits without reading its input must not take the
+	 * daemon with it: writes to a closed pipe fail with EPIPE instead */
+	signal(SIGPIPE, SIG_IGN);
 	/* signals are taken by sigwait below, never by the worker threads */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);

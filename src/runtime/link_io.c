@@ -805,9 +805,13 @@ run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_lin
 			rc = nng_fail(rv, url);
 			goto out;
 		}
+		/* frames are small and go one way at a time: Nagle plus a delayed
+		 * ack would hold each for 40 ms (not a tcp URL: no such option) */
+		(void) nng_stream_dialer_set_bool(d, NNG_OPT_TCP_NODELAY, true);
 		nng_stream_dialer_dial(d, aio);
 	} else {
-		if ((rv = nng_stream_listener_alloc(&l, url)) != 0 || (rv = nng_stream_listener_listen(l)) != 0) {
+		if ((rv = nng_stream_listener_alloc(&l, url)) != 0 ||
+		    (nng_stream_listener_set_bool(l, NNG_OPT_TCP_NODELAY, true), (rv = nng_stream_listener_listen(l)) != 0)) {
 			rc = nng_fail(rv, url);
 			goto out;
 		}
@@ -878,6 +882,7 @@ am_link_server_open(am_link_server **out, const char *url)
 	if (sv == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	if ((rv = nng_aio_alloc(&sv->aio, NULL, NULL)) != 0 || (rv = nng_stream_listener_alloc(&sv->l, url)) != 0 ||
+	    (nng_stream_listener_set_bool(sv->l, NNG_OPT_TCP_NODELAY, true), false) ||
 	    (rv = nng_stream_listener_listen(sv->l)) != 0) {
 		am_link_server_close(sv);
 		return nng_fail(rv, url);

@@ -377,6 +377,7 @@ am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const ch
 		struct rlimit files = {256, 256}, core = {0, 0};
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL); /* the daemon blocks SIGTERM for sigwait */
+		signal(SIGPIPE, SIG_DFL);             /* and ignores SIGPIPE; exec keeps "ignored" */
 		setpgid(0, 0);
 		setrlimit(RLIMIT_CPU, &cpu);
 		setrlimit(RLIMIT_NOFILE, &files);

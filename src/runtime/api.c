@@ -583,12 +583,23 @@ on_inbox(nng_aio *aio)
 		return;
 	}
 	arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, inbox_entry(api, &ents[i]));
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = inbox_entry(api, &ents[i]);
+		const char *type = json_string_value(json_object_get(e, "type"));
+		/* the daemon's own traffic (tool calls, results, catalogs) is
+		 * handled by its dispatcher, not by apps */
+		if (type != NULL && strncmp(type, "tool_", 5) == 0) {
+			json_decref(e);
+			ents[i].seq = 0; /* not listed: not acked either */
+			continue;
+		}
+		json_array_append_new(arr, e);
+	}
 	/* acked only once the listing is built; a client that loses the
 	 * response loses them, so careful clients ack separately */
 	for (size_t i = 0; ack && i < n; i++)
-		(void) am_queue_inbox_ack(api->q, ents[i].id, am_now_ms());
+		if (ents[i].seq != 0)
+			(void) am_queue_inbox_ack(api->q, ents[i].id, am_now_ms());
 	free(ents);
 	send_json(aio, 200, json_pack("{s:o, s:b}", "messages", arr, "acked", ack));
 }

@@ -135,7 +135,21 @@ info_json(const am_peer_info *pi)
 struct scan {
 	struct node *n;
 	json_t *peers;
+	json_t *catalogs; /* node id -> its tool catalog */
 };
+
+/* the names of a node's tools, from its catalog */
+static json_t *
+tool_names(json_t *catalogs, const char *id)
+{
+	json_t *names = json_array(), *t;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(catalogs, id), "tools"), i, t)
+		if (json_is_string(json_object_get(t, "name")))
+			json_array_append(names, json_object_get(t, "name"));
+	return names;
+}
 
 static int
 scan_peer(void *ctx, const am_queue_peer *p)
@@ -165,6 +179,7 @@ scan_peer(void *ctx, const am_queue_peer *p)
 	} else {
 		json_object_set_new(j, "position", json_null());
 	}
+	json_object_set_new(j, "tools", tool_names(sc->catalogs, id));
 	json_array_append_new(sc->peers, j);
 	return 0;
 }
@@ -173,12 +188,13 @@ static void
 on_scan(nng_aio *aio)
 {
 	struct node *n = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	struct scan sc = {n, json_array()};
+	struct scan sc = {n, json_array(), am_catalogs_load(n->api.data_dir)};
 	am_queue_stats st = {0};
 	json_t *self;
 
 	if (am_api_check(&n->api, aio, "scan") != 0) {
 		json_decref(sc.peers);
+		json_decref(sc.catalogs);
 		return;
 	}
 	(void) am_queue_get_counts(n->q, &st);
@@ -189,6 +205,8 @@ on_scan(nng_aio *aio)
 	json_object_set_new(self, "id", json_string(n->node_id));
 	json_object_set_new(self, "name", json_string(n->info.name));
 	json_object_set_new(self, "queue_depth", json_integer((json_int_t) st.outbox));
+	json_object_set_new(self, "tools", tool_names(sc.catalogs, n->node_id));
+	json_decref(sc.catalogs);
 	reply_json(aio, 200,
 	    json_pack("{s:s, s:s, s:o, s:o}", "node_id", n->node_id, "role", n->gateway ? "gateway" : "node", "self", self,
 	        "peers", sc.peers));

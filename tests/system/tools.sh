@@ -94,6 +94,8 @@ catalogs() { [ "$(ls "$T/g/catalogs" 2>/dev/null | grep -c json)" -ge 2 ]; }
 check "both nodes linked and their tool catalogs reached the gateway" until_ok 150 catalogs
 
 call() { req POST "$GU/v1/tools/call" "$1" "${2:-$ADMIN}"; }
+check "mesh_scan on the gateway shows crane-1's tools" test \
+    "$(req GET "$GU/v1/mesh_scan" "" "$ADMIN" | field "sorted([p for p in d['peers'] if p['name'] == 'crane-1'][0]['tools'])")" = "['big', 'echo', 'long', 'slow']"
 out=$(call '{"node":"crane-1","tool":"echo","args":{"word":"hi"},"wait_ms":10000,"workflow_id":"wf-tools"}')
 check "online call: 200 with the result within wait_ms" grep -q '^200 .*"status":"ok".*heard: hi' <<<"$out"
 check "no token: 401" grep -q '^401 ' <<<"$(call '{"node":"crane-1","tool":"echo","args":{"word":"x"}}' -)"

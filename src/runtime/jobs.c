@@ -165,7 +165,8 @@ am_jobs_result(am_jobs *j, const char *id, json_t *result, uint64_t now_ms)
 	if (!json_is_true(json_object_get(job, "fan_out")))
 		json_object_set_new(job, "status", json_string("done"));
 	save(j, id, job);
-	wake(j, id, job, now_ms, false);
+	if (finished(job)) /* a fan-out job answers its waiters at its deadline */
+		wake(j, id, job, now_ms, false);
 out:
 	json_decref(job);
 	pthread_mutex_unlock(&j->mu);
@@ -247,6 +248,7 @@ am_jobs_tick(am_jobs *j, uint64_t now_ms)
 		    (uint64_t) json_integer_value(json_object_get(job, "deadline_ms")) <= now_ms) {
 			json_object_set_new(job, "status", json_string("done"));
 			save(j, id, job);
+			wake(j, id, job, now_ms, false); /* its waiters get every node's result */
 		}
 	}
 	wake(j, NULL, NULL, now_ms, false);

@@ -86,9 +86,9 @@ start_node() { # DIR NAME PORT [flags]
         "$@" >>"$T/$d.log" 2>&1 &
     PIDS+=($!)
 }
-start_node c1 crane-1 "$CP" --gateway "tcp://127.0.0.1:$LP"
+start_node c1 crane-1 "$CP" --gateway "tcp://127.0.0.1:$LP" --group site
 C1PID=$!
-start_node o1 office-1 "$OP" --gateway "tcp://127.0.0.1:$LP"
+start_node o1 office-1 "$OP" --gateway "tcp://127.0.0.1:$LP" --group site
 O1PID=$!
 catalogs() { [ "$(ls "$T/g/catalogs" 2>/dev/null | grep -c json)" -ge 2 ]; }
 check "both nodes linked and their tool catalogs reached the gateway" until_ok 150 catalogs
@@ -170,6 +170,11 @@ if [ -d "$HERE/../mcp/node_modules/@modelcontextprotocol/sdk" ] && command -v no
 else
     bad "the MCP SDK is not installed (tools/dev deps installs it into tests/mcp)"
 fi
+
+# a call to a group fans out: one result per member, collected until the ttl
+out=$(call '{"group":"site","tool":"echo","args":{"word":"all"},"ttl":"3s","wait_ms":15000,"workflow_id":"wf-fan"}')
+check "group call: a result from each member" \
+    test "$(field "sorted(r['node_name'] + ':' + r['status'] for r in d['results'])" <<<"$out")" = "['crane-1:ok', 'office-1:ok']"
 
 # deferred by USB stick: far-1 never links; the call and its result ride a stick
 start_node f1 far-1 "$FP"

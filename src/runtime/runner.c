@@ -19,12 +19,25 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define TOOL_WORKERS 4 /* calls running at once on one node */
+
 struct am_runner {
 	am_runner_config c;
 	pthread_t th;
 	volatile int stop;
 	char calls[4096], catalogs[4096];
 	uint64_t after; /* inbox entries up to here were looked at */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int running;    /* calls on worker threads */
+};
+
+/* one call on its own thread, so a long tool does not hold the others */
+struct work {
+	am_runner *r;
+	uint8_t *raw;
+	size_t len;
+	uint8_t id[AM_ID_BYTES];
 };
 
 static void
@@ -373,6 +386,62 @@ handle_catalog(am_runner *r, const am_envelope *env)
 	json_decref(cat);
 }
 
+static void *
+work_run(void *arg)
+{
+	struct work *w = arg;
+	am_runner *r = w->r;
+	am_envelope env;
+
+	if (am_envelope_decode_view(&env, w->raw, w->len, w->id) == 0)
+		handle_call(r, &env);
+	/* acknowledged once its result is stored (or it was left for the
+	 * next start to report) */
+	if (!r->stop)
+		(void) am_queue_inbox_ack(r->c.q, w->id, am_now_ms());
+	free(w->raw);
+	free(w);
+	pthread_mutex_lock(&r->mu);
+	r->running--;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* Hand a call to a worker; waits for a free one. Takes raw. */
+static void
+start_call(am_runner *r, uint8_t *raw, size_t len, const uint8_t id[AM_ID_BYTES])
+{
+	struct work *w = calloc(1, sizeof(*w));
+	pthread_t th;
+
+	if (w == NULL) {
+		free(raw);
+		return;
+	}
+	w->r = r;
+	w->raw = raw;
+	w->len = len;
+	memcpy(w->id, id, AM_ID_BYTES);
+	pthread_mutex_lock(&r->mu);
+	while (r->running >= TOOL_WORKERS && !r->stop)
+		pthread_cond_wait(&r->cv, &r->mu);
+	if (r->stop) { /* left in the inbox: the next start runs it */
+		pthread_mutex_unlock(&r->mu);
+		free(raw);
+		free(w);
+		return;
+	}
+	r->running++;
+	pthread_mutex_unlock(&r->mu);
+	if (pthread_create(&th, NULL, work_run, w) != 0) {
+		/* no thread: run it here */
+		work_run(w);
+		return;
+	}
+	pthread_detach(th);
+}
+
 static void
 dispatch(am_runner *r)
 {
@@ -392,8 +461,16 @@ dispatch(am_runner *r)
 				continue;
 			if (am_envelope_decode_view(&env, raw, len, ents[i].id) == 0) {
 				if (strcmp(env.body.type, "tool_call") == 0) {
-					handle_call(r, &env);
-					mine = true;
+					char path[4200], hex[AM_ID_HEX_LEN + 1];
+					struct stat st;
+					am_id_format(hex, ents[i].id);
+					call_path(path, sizeof(path), r, hex);
+					if (stat(path, &st) != 0) {
+						/* new: to a worker, which acknowledges it */
+						start_call(r, raw, len, ents[i].id);
+						continue;
+					}
+					mine = true; /* handled before: only the ack is left */
 				} else if (strcmp(env.body.type, "tool_result") == 0) {
 					handle_result(r, &env);
 					mine = true;
@@ -494,6 +571,8 @@ am_runner_start(am_runner **out, const am_runner_config *c)
 	if (r == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	r->c = *c;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
 	snprintf(r->calls, sizeof(r->calls), "%s/calls", c->data_dir);
 	snprintf(r->catalogs, sizeof(r->catalogs), "%s/catalogs", c->data_dir);
 	mkdir(r->calls, 0700);
@@ -516,6 +595,15 @@ am_runner_stop(am_runner *r)
 	r->stop = 1;
 	am_hub_kick(r->c.hub);
 	pthread_join(r->th, NULL);
+	/* running tools are stopped (r->stop) and left "running" for the
+	 * next start to report */
+	pthread_mutex_lock(&r->mu);
+	pthread_cond_broadcast(&r->cv);
+	while (r->running > 0)
+		pthread_cond_wait(&r->cv, &r->mu);
+	pthread_mutex_unlock(&r->mu);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
 	free(r);
 }
 

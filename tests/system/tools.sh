@@ -124,6 +124,15 @@ check "per-workflow counts with jq" bash -c "jq -r '.workflow_id // empty' '$CA'
 check "the gateway's jobs by workflow" test "$(req GET "$GU/v1/jobs?workflow_id=wf-tools" "" "$ADMIN" | field "len(d['jobs'])")" -ge 5
 check "GET /v1/tools on the node lists its four" test "$(req GET "http://127.0.0.1:$CP/v1/tools" "" "$ADMIN" | field "len(d['tools'])")" = 4
 
+# a long run does not hold the other calls (each call has its own worker)
+out=$(call '{"node":"crane-1","tool":"long","args":{"secs":3},"wait_ms":0}')
+SLOW=$(field "d['job_id']" <<<"$out")
+out=$(call '{"node":"crane-1","tool":"echo","args":{"word":"meanwhile"},"wait_ms":10000}')
+QUICK=$(field "d['results'][0]['received_ms']" <<<"$out")
+slow_done() { req GET "$GU/v1/jobs/$SLOW" "" "$ADMIN" | grep -q '"status":"done"'; }
+until_ok 100 slow_done || bad "the long call finished"
+check "a quick call answers while a long one runs" test "$QUICK" -lt "$(req GET "$GU/v1/jobs/$SLOW" "" "$ADMIN" | field "d['results'][0]['received_ms']")"
+
 # a restart in the middle of a long run
 out=$(call '{"node":"crane-1","tool":"long","args":{"secs":8},"wait_ms":0}')
 LJOB=$(field "d['job_id']" <<<"$out")

@@ -139,5 +139,20 @@ check "after a restart crane-1 gets what was sent while it was down" until_ok 10
 kill -TERM "$GPID" "$N1PID" "$N2PID"
 for p in "$GPID" "$N1PID" "$N2PID"; do wait "$p"; rc=$?; [ "$rc" -eq 0 ] || bad "a daemon exited $rc on SIGTERM"; done
 check "SIGTERM with open links: the gateway stops cleanly" grep -q "stopping (SIGTERM)" "$T/g.log"
+# links over a websocket on the gateway's own HTTP port (one port to open
+# in a firewall): nng serves both on it
+WP=$(port)
+"$AM" init --store "$T/g2" >/dev/null 2>&1
+"$AM" init --store "$T/n3" >/dev/null 2>&1
+"$GW" --data "$T/g2" --network-key "@$T/net.key" --listen "ws://127.0.0.1:$WP/mesh" --port "$WP" --no-discovery \
+    >"$T/g2.log" 2>&1 &
+PIDS+=($!); G2PID=$!
+"$NODE" --data "$T/n3" --network-key "@$T/net.key" --gateway "ws://127.0.0.1:$WP/mesh" --port "$(port)" \
+    --no-discovery >"$T/n3.log" 2>&1 &
+PIDS+=($!); N3PID=$!
+check "a link over ws:// on the gateway's HTTP port" until_ok 100 grep -q "^link to ws://127.0.0.1:$WP/mesh: peer" "$T/n3.log"
+check "... and HTTP on that same port" grep -q '^200 ' <<<"$(req GET "http://127.0.0.1:$WP/health" "" -)"
+kill -TERM "$G2PID" "$N3PID"; wait "$G2PID" "$N3PID" 2>/dev/null
+
 echo "mesh_live: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

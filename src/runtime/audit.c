@@ -289,69 +289,135 @@ out:
 
 /* ---- verification ---- */
 
+/* What one line says, checked on its own (in parallel). */
+struct line_check {
+	const char *text;
+	size_t len;
+	bool shaped, sig_ok;
+	char prev[65];
+	uint8_t pk[AM_PK_BYTES];
+	long long seq;
+};
+
+struct verify_ctx {
+	struct line_check *l;
+};
+
+static void
+check_lines(void *ctx, size_t i0, size_t i1)
+{
+	struct verify_ctx *v = ctx;
+
+	for (size_t i = i0; i < i1; i++) {
+		struct line_check *c = &v->l[i];
+		json_error_t jerr;
+		json_t *j = json_loadb(c->text, c->len, 0, &jerr);
+		const char *p = j ? json_string_value(json_object_get(j, "prev")) : NULL;
+		const char *sg = j ? json_string_value(json_object_get(j, "sig")) : NULL;
+		const char *node = j ? json_string_value(json_object_get(j, "node")) : NULL;
+		const char *tail = NULL;
+		uint8_t sig[AM_SIG_BYTES], h[32];
+
+		/* ,"sig":" is the last member the writer emits */
+		for (size_t k = c->len; k-- > 0 && tail == NULL;)
+			if (k + 8 <= c->len && memcmp(c->text + k, ",\"sig\":\"", 8) == 0)
+				tail = c->text + k;
+		c->shaped = j != NULL && p != NULL && sg != NULL && node != NULL && strlen(p) == 64 &&
+		    am_node_id_parse(c->pk, node) == 0;
+		if (c->shaped) {
+			memcpy(c->prev, p, 65);
+			c->seq = (long long) json_integer_value(json_object_get(j, "seq"));
+			if (tail != NULL && strlen(sg) == 2 * AM_SIG_BYTES &&
+			    sodium_hex2bin(sig, sizeof(sig), sg, strlen(sg), NULL, NULL, NULL) == 0) {
+				crypto_generichash(h, sizeof(h), (const uint8_t *) c->text, (size_t) (tail - c->text), NULL, 0);
+				c->sig_ok = crypto_sign_verify_detached(sig, h, sizeof(h), c->pk) == 0;
+			}
+		}
+		json_decref(j);
+	}
+}
+
 int
 am_audit_verify(const char *path, const uint8_t *want_node, am_audit_report *r)
 {
-	FILE *f = fopen(path, "r");
-	char *line = NULL, prev[65];
-	size_t cap = 0;
-	ssize_t n;
-	uint64_t lineno = 0;
+	const uint8_t *buf = NULL;
+	size_t len = 0, n = 0, cap = 0;
+	struct line_check *lines = NULL;
+	char prev[65];
 	int rc = 0;
 
 	memset(r, 0, sizeof(*r));
 	memset(prev, '0', 64);
 	prev[64] = '\0';
-	if (f == NULL)
-		return am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
+	if ((rc = am_file_map(&buf, &len, path)) != 0)
+		return rc;
+	/* the lines; the last one must end in a newline */
+	for (size_t off = 0; off < len;) {
+		const uint8_t *nl = memchr(buf + off, '\n', len - off);
+		if (n == cap) {
+			struct line_check *nv = realloc(lines, (cap = cap ? cap * 2 : 1024) * sizeof(*nv));
+			if (nv == NULL) {
+				rc = am_error_set(AM_ENOMEM, "out of memory");
+				goto out;
+			}
+			lines = nv;
+		}
+		memset(&lines[n], 0, sizeof(lines[n]));
+		lines[n].text = (const char *) buf + off;
+		lines[n].len = nl ? (size_t) (nl - (buf + off)) : len - off;
+		n++;
+		if (nl == NULL) {
+			r->bad_line = n;
+			rc = am_error_set(AM_EBADSIG, "line %zu: cut short (no end of line): the log was truncated", n);
+			n--; /* still check the ones before it */
+			break;
+		}
+		off = (size_t) (nl - buf) + 1;
+	}
+	{
+		struct verify_ctx v = {lines};
+		am_parallel_for(n, check_lines, &v); /* the signatures: most of the time */
+	}
+	{
+		int trunc_rc = rc;
+		uint64_t trunc_line = r->bad_line;
+		rc = 0;
+		r->bad_line = 0;
 #define BAD(...) \
 	do { \
-		r->bad_line = lineno; \
+		r->bad_line = i + 1; \
 		rc = am_error_set(AM_EBADSIG, __VA_ARGS__); \
 		goto out; \
 	} while (0)
-	while ((n = getline(&line, &cap, f)) > 0) {
-		lineno++;
-		if (line[n - 1] != '\n')
-			BAD("line %llu: cut short (no end of line): the log was truncated", (unsigned long long) lineno);
-		line[--n] = '\0';
-		json_error_t jerr;
-		json_t *j = json_loads(line, 0, &jerr);
-		const char *p = j ? json_string_value(json_object_get(j, "prev")) : NULL;
-		const char *s = j ? json_string_value(json_object_get(j, "sig")) : NULL;
-		const char *node = j ? json_string_value(json_object_get(j, "node")) : NULL;
-		json_int_t seq = j ? json_integer_value(json_object_get(j, "seq")) : 0;
-		uint8_t pk[AM_PK_BYTES], sig[AM_SIG_BYTES], h[32];
-		const char *tail = strstr(line, ",\"sig\":\"");
-		bool ok_sig = false;
-		if (j != NULL && p != NULL && s != NULL && node != NULL && tail != NULL && am_node_id_parse(pk, node) == 0 &&
-		    strlen(s) == 2 * AM_SIG_BYTES && sodium_hex2bin(sig, sizeof(sig), s, strlen(s), NULL, NULL, NULL) == 0) {
-			crypto_generichash(h, sizeof(h), (const uint8_t *) line, (size_t) (tail - line), NULL, 0);
-			ok_sig = crypto_sign_verify_detached(sig, h, sizeof(h), pk) == 0;
+		for (size_t i = 0; i < n; i++) {
+			struct line_check *c = &lines[i];
+			unsigned long long ln = (unsigned long long) i + 1;
+			if (!c->shaped)
+				BAD("line %llu: not an audit record (changed or damaged)", ln);
+			if (strcmp(c->prev, prev) != 0)
+				BAD("line %llu: its prev does not match line %llu (a line before it was changed, removed or "
+				    "reordered)",
+				    ln, ln - 1);
+			if (!c->sig_ok)
+				BAD("line %llu: its signature does not verify (the line was changed)", ln);
+			if (want_node != NULL && memcmp(c->pk, want_node, AM_PK_BYTES) != 0)
+				BAD("line %llu: written by another node's key", ln);
+			if (i > 0 && (uint64_t) c->seq != r->lines + 1)
+				BAD("line %llu: sequence %lld after %llu (lines removed or reordered)", ln, c->seq,
+				    (unsigned long long) r->lines);
+			r->lines++;
+			hash_hex(prev, c->text, c->len);
 		}
-		bool prev_ok = p != NULL && strcmp(p, prev) == 0, shaped = j != NULL && p && s && node;
-		json_decref(j); /* p, s and node die with it */
-		if (!shaped)
-			BAD("line %llu: not an audit record (changed or damaged)", (unsigned long long) lineno);
-		if (!prev_ok)
-			BAD("line %llu: its prev does not match line %llu (a line before it was changed, removed or "
-			    "reordered)",
-			    (unsigned long long) lineno, (unsigned long long) lineno - 1);
-		if (!ok_sig)
-			BAD("line %llu: its signature does not verify (the line was changed)", (unsigned long long) lineno);
-		if (want_node != NULL && memcmp(pk, want_node, AM_PK_BYTES) != 0)
-			BAD("line %llu: written by another node's key", (unsigned long long) lineno);
-		if ((uint64_t) seq != r->lines + 1 && r->lines > 0)
-			BAD("line %llu: sequence %lld after %llu (lines removed or reordered)", (unsigned long long) lineno,
-			    (long long) seq, (unsigned long long) r->lines);
-		r->lines++;
-		hash_hex(prev, line, (size_t) n);
-	}
-	if (ferror(f))
-		rc = am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
 #undef BAD
+		if (trunc_rc != 0) {
+			r->bad_line = trunc_line;
+			rc = am_error_set(AM_EBADSIG, "line %llu: cut short (no end of line): the log was truncated",
+			    (unsigned long long) trunc_line);
+		}
+	}
 out:
-	free(line);
-	fclose(f);
+	free(lines);
+	if (buf != NULL)
+		am_file_unmap(buf, len);
 	return rc;
 }

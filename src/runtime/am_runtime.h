@@ -444,4 +444,11 @@ void am_stick_dir(char *out, size_t cap, const char *path);
 int am_dir_list(char ***names, size_t *n, const char *dir, const char *suffix);
 void am_dir_list_free(char **names, size_t n);
 
+/* am_prune_dir: remove the files ending in suffix not changed for
+ * older_than_ms. Job files and call records are kept AM_KEEP_RECORDS_MS:
+ * a call older than that is refused by the store anyway (expired, or its
+ * tombstone), so its record is no longer needed for at-most-once. */
+#define AM_KEEP_RECORDS_MS (30ull * 24 * 3600 * 1000)
+void am_prune_dir(const char *dir, const char *suffix, uint64_t older_than_ms);
+
 #endif /* AM_RUNTIME_H */

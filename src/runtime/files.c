@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -268,4 +269,22 @@ am_out_close(struct am_out *f)
 	free(f->final);
 	memset(f, 0, sizeof(*f));
 	f->fd = -1;
+}
+
+void
+am_prune_dir(const char *dir, const char *suffix, uint64_t older_than_ms)
+{
+	char **names = NULL, path[4200];
+	size_t n = 0;
+	struct stat st;
+	time_t limit = time(NULL) - (time_t) (older_than_ms / 1000);
+
+	if (am_dir_list(&names, &n, dir, suffix) != 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (stat(path, &st) == 0 && st.st_mtime < limit)
+			unlink(path);
+	}
+	am_dir_list_free(names, n);
 }

@@ -60,6 +60,7 @@ am_jobs_open(am_jobs **out, const char *dir)
 	}
 	snprintf(j->dir, sizeof(j->dir), "%s", dir);
 	mkdir(dir, 0700);
+	am_prune_dir(dir, ".json", AM_KEEP_RECORDS_MS);
 	pthread_mutex_init(&j->mu, NULL);
 	*out = j;
 	return 0;

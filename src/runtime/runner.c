@@ -493,6 +493,8 @@ run(void *arg)
 	uint64_t seen = am_hub_inbox_seq(r->c.hub);
 
 	recover(r);
+	/* after recover: a call left running is reported first */
+	am_prune_dir(r->calls, ".json", AM_KEEP_RECORDS_MS);
 	dispatch(r);
 	while (!r->stop) {
 		bool moved = am_hub_wait_inbox(r->c.hub, seen, 200);

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/am-test-runtime-XXXXXX";
@@ -144,6 +147,26 @@ hub(void)
 	am_hub_free(h);
 }
 
+static void
+prune(void)
+{
+	char old[300], fresh[300], other[300];
+	struct timespec times[2] = {{0, 0}, {0, 0}};
+
+	snprintf(old, sizeof(old), "%s/old.json", dir);
+	snprintf(fresh, sizeof(fresh), "%s/fresh.json", dir);
+	snprintf(other, sizeof(other), "%s/old.txt", dir);
+	write_file(old, "{}");
+	write_file(fresh, "{}");
+	write_file(other, "x");
+	times[0].tv_sec = times[1].tv_sec = time(NULL) - 40 * 24 * 3600;
+	REQUIRE(utimensat(AT_FDCWD, old, times, 0) == 0 && utimensat(AT_FDCWD, other, times, 0) == 0);
+	am_prune_dir(dir, ".json", AM_KEEP_RECORDS_MS);
+	CHECK(access(old, F_OK) != 0);   /* old record: gone */
+	CHECK(access(fresh, F_OK) == 0); /* recent: kept */
+	CHECK(access(other, F_OK) == 0); /* another suffix: not ours */
+}
+
 int
 main(void)
 {
@@ -151,6 +174,7 @@ main(void)
 	env_file();
 	trust();
 	hub();
+	prune();
 	{
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -392,6 +392,13 @@ typedef struct am_api {
 
 struct nng_http_server;
 struct nng_aio;
+/* http.c: answer a request. body NULL: no body; session: an
+ * Mcp-Session-Id header (NULL: none). reply_json consumes j (NULL: no
+ * body); reply_error sends {"error": msg}. */
+void am_http_reply(struct nng_aio *aio, uint16_t status, const char *type, const char *body, const char *session);
+void am_http_reply_json(struct nng_aio *aio, uint16_t status, struct json_t *j);
+void am_http_reply_json_session(struct nng_aio *aio, uint16_t status, struct json_t *j, const char *session);
+void am_http_reply_error(struct nng_aio *aio, uint16_t status, const char *msg);
 int am_api_register(struct nng_http_server *srv, am_api *api) AM_MUST_CHECK;
 /* am_api_check: the request on aio carries the development token or a
  * valid, unrevoked capability token from a trusted gateway that allows

@@ -31,26 +31,6 @@
 #define API_MAX_BODY (2u << 20)
 
 static void
-send_json(nng_aio *aio, uint16_t status, json_t *j)
-{
-	nng_http_res *res = NULL;
-	char *body = json_dumps(j, JSON_COMPACT);
-
-	json_decref(j);
-	if (body == NULL || nng_http_res_alloc(&res) != 0) {
-		free(body);
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_http_res_set_status(res, status);
-	nng_http_res_set_header(res, "Content-Type", "application/json");
-	nng_http_res_copy_data(res, body, strlen(body));
-	free(body);
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
-}
-
-static void
 send_error(nng_aio *aio, uint16_t status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void
@@ -62,7 +42,7 @@ send_error(nng_aio *aio, uint16_t status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	send_json(aio, status, json_pack("{s:s}", "error", msg));
+	am_http_reply_error(aio, status, msg);
 }
 
 /* ---- authorization ---- */
@@ -122,17 +102,9 @@ auth_check(am_api *api, const char *h, struct auth *au, const char *action, char
 		why = am_error_detail();
 		goto refuse;
 	}
-	/* the token's family (its id) and each block on its way here */
-	for (size_t i = 0; i <= au->tok.nblocks; i++) {
-		uint8_t what[AM_PK_BYTES] = {0};
-		if (i == 0)
-			memcpy(what, au->tok.id, AM_TOKEN_ID_BYTES);
-		else
-			am_token_revocation_id(what, &au->tok, i - 1);
-		if (am_queue_revoked(api->q, what, api->trusted, api->ntrusted) == 0) {
-			why = "token: revoked by its issuer";
-			goto refuse;
-		}
+	if (am_token_revoked(&au->tok, api->q, api->trusted, api->ntrusted)) {
+		why = "token: revoked by its issuer";
+		goto refuse;
 	}
 	return NULL;
 refuse:
@@ -425,7 +397,7 @@ on_send(nng_aio *aio)
 	am_id_format(idhex, env.id);
 	/* live links push it now */
 	am_hub_note(api->hub, env.id, 1, 0, res.inboxed);
-	send_json(aio, 202, json_pack("{s:s}", "id", idhex));
+	am_http_reply_json(aio, 202, json_pack("{s:s}", "id", idhex));
 #undef FIELD_ERR
 out:
 	auth_done(&au);
@@ -482,7 +454,7 @@ on_message(nng_aio *aio)
 		json_object_set_new(j, "state", json_string(rc == 0 ? "delivered" : "gone (delivered, expired or deleted)"));
 	else
 		json_object_set_new(j, "state", json_string(held == 0 ? (rc == 0 ? "delivered" : "held") : "delivered"));
-	send_json(aio, 200, j);
+	am_http_reply_json(aio, 200, j);
 }
 
 static json_t *
@@ -601,7 +573,7 @@ on_inbox(nng_aio *aio)
 		if (ents[i].seq != 0)
 			(void) am_queue_inbox_ack(api->q, ents[i].id, am_now_ms());
 	free(ents);
-	send_json(aio, 200, json_pack("{s:o, s:b}", "messages", arr, "acked", ack));
+	am_http_reply_json(aio, 200, json_pack("{s:o, s:b}", "messages", arr, "acked", ack));
 }
 
 static void
@@ -636,7 +608,7 @@ on_ack(nng_aio *aio)
 		acked += am_queue_inbox_ack(api->q, id, am_now_ms()) == 0;
 	}
 	json_decref(j);
-	send_json(aio, 200, json_pack("{s:I}", "acked", (json_int_t) acked));
+	am_http_reply_json(aio, 200, json_pack("{s:I}", "acked", (json_int_t) acked));
 }
 
 int

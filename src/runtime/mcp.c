@@ -32,30 +32,6 @@ struct am_mcp {
 	am_api *api;
 };
 
-static void
-send_body(nng_aio *aio, uint16_t status, json_t *j, const char *session)
-{
-	nng_http_res *res = NULL;
-	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-
-	json_decref(j);
-	if (nng_http_res_alloc(&res) != 0) {
-		free(body);
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_http_res_set_status(res, status);
-	if (body != NULL) {
-		nng_http_res_set_header(res, "Content-Type", "application/json");
-		nng_http_res_copy_data(res, body, strlen(body));
-	}
-	if (session != NULL)
-		nng_http_res_set_header(res, "Mcp-Session-Id", session);
-	free(body);
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
-}
-
 static json_t *
 rpc_error(json_t *id, int code, const char *msg)
 {
@@ -178,10 +154,10 @@ call_done(void *ctx, json_t *job, bool stopping)
 	json_t *content;
 
 	if (job == NULL || stopping)
-		send_body(p->aio, 200, rpc_error(p->id, -32603, "the gateway is stopping; poll mesh_job_status later"), NULL);
+		am_http_reply_json_session(p->aio, 200, rpc_error(p->id, -32603, "the gateway is stopping; poll mesh_job_status later"), NULL);
 	else {
 		job_content(job, &content);
-		send_body(p->aio, 200, rpc_result(p->id, content), NULL);
+		am_http_reply_json_session(p->aio, 200, rpc_result(p->id, content), NULL);
 	}
 	json_decref(p->id);
 	free(p);
@@ -404,22 +380,22 @@ on_mcp(nng_aio *aio)
 	char session[33] = "";
 
 	if (strcmp(method, "GET") == 0) { /* no server-initiated stream */
-		send_body(aio, 405, NULL, NULL);
+		am_http_reply_json_session(aio, 405, NULL, NULL);
 		return;
 	}
 	if (strcmp(method, "DELETE") == 0) {
-		send_body(aio, 200, NULL, NULL);
+		am_http_reply_json_session(aio, 200, NULL, NULL);
 		return;
 	}
 	if (am_api_auth_begin(m->api, nng_http_req_get_header(req, "Authorization"), "mcp", &a) != 0) {
-		send_body(aio, 401, rpc_error(NULL, -32001, am_error_detail()), NULL);
+		am_http_reply_json_session(aio, 401, rpc_error(NULL, -32001, am_error_detail()), NULL);
 		return;
 	}
 	nng_http_req_get_data(req, &body, &blen);
 	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "parse error: %s (line %d column %d)", jerr.text, jerr.line, jerr.column);
-		send_body(aio, 400, rpc_error(NULL, -32700, msg), NULL);
+		am_http_reply_json_session(aio, 400, rpc_error(NULL, -32700, msg), NULL);
 		goto out;
 	}
 	if (json_is_array(j)) {
@@ -428,7 +404,7 @@ on_mcp(nng_aio *aio)
 		out = json_array();
 		if (json_array_size(j) == 0) {
 			json_decref(out);
-			send_body(aio, 400, rpc_error(NULL, -32600, "an empty batch"), NULL);
+			am_http_reply_json_session(aio, 400, rpc_error(NULL, -32600, "an empty batch"), NULL);
 			goto out;
 		}
 		json_array_foreach(j, i, e) {
@@ -438,17 +414,17 @@ on_mcp(nng_aio *aio)
 		}
 		if (json_array_size(out) == 0) {
 			json_decref(out);
-			send_body(aio, 202, NULL, NULL);
+			am_http_reply_json_session(aio, 202, NULL, NULL);
 		} else
-			send_body(aio, 200, out, session[0] ? session : NULL);
+			am_http_reply_json_session(aio, 200, out, session[0] ? session : NULL);
 	} else {
 		out = handle(m, a, j, aio, true, &deferred, session);
 		if (deferred)
 			; /* call_done answers */
 		else if (out == NULL)
-			send_body(aio, 202, NULL, NULL);
+			am_http_reply_json_session(aio, 202, NULL, NULL);
 		else
-			send_body(aio, 200, out, session[0] ? session : NULL);
+			am_http_reply_json_session(aio, 200, out, session[0] ? session : NULL);
 	}
 	json_decref(j);
 out:

@@ -219,7 +219,6 @@ am_pki_check_peer(const char *cert_text, const uint8_t pk[static AM_PK_BYTES], c
 {
 	am_token cert;
 	char pkhex[AM_NODE_ID_LEN + 1], right[AM_RIGHT_MAX + 1];
-	uint8_t what[AM_PK_BYTES] = {0};
 	int rc;
 
 	/* a trusted gateway key needs no certificate */
@@ -243,8 +242,7 @@ am_pki_check_peer(const char *cert_text, const uint8_t pk[static AM_PK_BYTES], c
 		rc = am_error_set(AM_EUNTRUSTED, "pki: the certificate is not for \"%s\" with this key", name);
 		goto out;
 	}
-	memcpy(what, cert.id, AM_TOKEN_ID_BYTES);
-	if (q != NULL && (am_queue_revoked(q, pk, trusted, ntrusted) == 0 || am_queue_revoked(q, what, trusted, ntrusted) == 0))
+	if (q != NULL && (am_queue_revoked(q, pk, trusted, ntrusted) == 0 || am_token_revoked(&cert, q, trusted, ntrusted)))
 		rc = am_error_set(AM_EREVOKED, "pki: \"%s\" is revoked", name);
 out:
 	am_token_clear(&cert);

@@ -152,17 +152,10 @@ authorise(am_runner *r, const am_envelope *env, const am_tool_call *call, char *
 		snprintf(why, cap, "%s", am_error_detail());
 		goto out;
 	}
-	for (size_t i = 0; i <= t.nblocks; i++) {
-		uint8_t what[AM_PK_BYTES] = {0};
-		if (i == 0)
-			memcpy(what, t.id, AM_TOKEN_ID_BYTES);
-		else
-			am_token_revocation_id(what, &t, i - 1);
-		if (am_queue_revoked(r->c.q, what, r->c.trusted, r->c.ntrusted) == 0) {
-			snprintf(why, cap, "token: revoked by its issuer");
-			rc = AM_EREVOKED;
-			goto out;
-		}
+	if (am_token_revoked(&t, r->c.q, r->c.trusted, r->c.ntrusted)) {
+		snprintf(why, cap, "token: revoked by its issuer");
+		rc = AM_EREVOKED;
+		goto out;
 	}
 	/* the node may be named by its name or its id */
 	am_node_id_format(id, am_identity_pk(r->c.me));
@@ -198,17 +191,14 @@ payload_of(am_runner *r, const am_envelope *env, uint8_t **pl, size_t *plen)
 static void
 handle_call(am_runner *r, const am_envelope *env)
 {
-	char id[AM_ID_HEX_LEN + 1], path[4200], why[400] = "", subject[AM_NODE_ID_LEN + 1] = "";
+	char id[AM_ID_HEX_LEN + 1], why[400] = "", subject[AM_NODE_ID_LEN + 1] = "";
 	am_tool_call call;
 	const am_tool *tool = NULL;
 	json_t *res = NULL, *rec;
-	struct stat st;
 	int rc;
 
+	/* only called for calls without a record (dispatch checks) */
 	am_id_format(id, env->id);
-	call_path(path, sizeof(path), r, id);
-	if (stat(path, &st) == 0)
-		return; /* handled before (or reported interrupted at start) */
 	uint8_t *pl = NULL;
 	size_t plen = 0;
 	rc = payload_of(r, env, &pl, &plen);

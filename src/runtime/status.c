@@ -18,32 +18,6 @@
 #include <string.h>
 
 static void
-reply(nng_aio *aio, uint16_t status, const char *type, const char *body)
-{
-	nng_http_res *res = NULL;
-
-	if (nng_http_res_alloc(&res) != 0) {
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_http_res_set_status(res, status);
-	nng_http_res_set_header(res, "Content-Type", type);
-	nng_http_res_copy_data(res, body, strlen(body));
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
-}
-
-static void
-reply_json(nng_aio *aio, uint16_t status, json_t *j)
-{
-	char *body = json_dumps(j, JSON_COMPACT);
-
-	json_decref(j);
-	reply(aio, status, "application/json", body ? body : "{\"error\":\"out of memory\"}");
-	free(body);
-}
-
-static void
 on_health(nng_aio *aio)
 {
 	struct node *n = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
@@ -51,7 +25,7 @@ on_health(nng_aio *aio)
 	json_t *j;
 
 	if (am_queue_get_counts(n->q, &st) != 0) {
-		reply_json(aio, 503, json_pack("{s:s, s:s}", "status", "error", "error", am_error_detail()));
+		am_http_reply_json(aio, 503, json_pack("{s:s, s:s}", "status", "error", "error", am_error_detail()));
 		return;
 	}
 	pthread_mutex_lock(&n->mu);
@@ -61,7 +35,7 @@ on_health(nng_aio *aio)
 	    (json_int_t) am_hub_links(n->hub), "links_ok", (json_int_t) n->links_ok, "links_failed",
 	    (json_int_t) n->links_failed);
 	pthread_mutex_unlock(&n->mu);
-	reply_json(aio, 200, j);
+	am_http_reply_json(aio, 200, j);
 }
 
 static void
@@ -108,7 +82,7 @@ on_metrics(nng_aio *aio)
 		len += (size_t) snprintf(body + len, sizeof(body) - len, "am_link_refused_total{reason=\"%s\"} %llu\n",
 		    am_daemon_reasons[i], (unsigned long long) n->refused[i]);
 	pthread_mutex_unlock(&n->mu);
-	reply(aio, 200, "text/plain; version=0.0.4", body);
+	am_http_reply(aio, 200, "text/plain; version=0.0.4", body, NULL);
 }
 
 static json_t *
@@ -207,7 +181,7 @@ on_scan(nng_aio *aio)
 	json_object_set_new(self, "queue_depth", json_integer((json_int_t) st.outbox));
 	json_object_set_new(self, "tools", tool_names(sc.catalogs, n->node_id));
 	json_decref(sc.catalogs);
-	reply_json(aio, 200,
+	am_http_reply_json(aio, 200,
 	    json_pack("{s:s, s:s, s:o, s:o}", "node_id", n->node_id, "role", n->gateway ? "gateway" : "node", "self", self,
 	        "peers", sc.peers));
 }

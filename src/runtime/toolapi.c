@@ -23,32 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void
-reply(nng_aio *aio, uint16_t status, json_t *j)
-{
-	nng_http_res *res = NULL;
-	char *body = json_dumps(j, JSON_COMPACT);
-
-	json_decref(j);
-	if (body == NULL || nng_http_res_alloc(&res) != 0) {
-		free(body);
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_http_res_set_status(res, status);
-	nng_http_res_set_header(res, "Content-Type", "application/json");
-	nng_http_res_copy_data(res, body, strlen(body));
-	free(body);
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
-}
-
-static void
-reply_error(nng_aio *aio, uint16_t status, const char *msg)
-{
-	reply(aio, status, json_pack("{s:s}", "error", msg));
-}
-
 struct find_ctx {
 	const char *name;
 	uint8_t pk[AM_PK_BYTES];
@@ -216,11 +190,11 @@ waited(void *ctx, json_t *job, bool stopping)
 	const char *st = job ? json_string_value(json_object_get(job, "status")) : NULL;
 
 	if (st != NULL && strcmp(st, "done") == 0)
-		reply(aio, 200, json_incref(job));
+		am_http_reply_json(aio, 200, json_incref(job));
 	else if (stopping)
-		reply_error(aio, 503, "the daemon is stopping; poll GET /v1/jobs/{id} later");
+		am_http_reply_error(aio, 503, "the daemon is stopping; poll GET /v1/jobs/{id} later");
 	else
-		reply(aio, 202, job ? json_pack("{s:O, s:s}", "job_id", json_object_get(job, "job_id"), "status",
+		am_http_reply_json(aio, 202, job ? json_pack("{s:O, s:s}", "job_id", json_object_get(job, "job_id"), "status",
 		                          json_string_value(json_object_get(job, "status")))
 		                    : json_pack("{s:s}", "status", "pending"));
 }
@@ -240,7 +214,7 @@ on_call(nng_aio *aio)
 	long wait_ms = 0;
 
 	if (am_api_auth_begin(api, nng_http_req_get_header(req, "Authorization"), "call", &a) != 0) {
-		reply_error(aio, 401, am_error_detail());
+		am_http_reply_error(aio, 401, am_error_detail());
 		return;
 	}
 	nng_http_req_get_data(req, &body, &blen);
@@ -248,23 +222,23 @@ on_call(nng_aio *aio)
 		char msg[300];
 		snprintf(msg, sizeof(msg), j == NULL ? "bad JSON at line %d column %d: %s" : "the body must be a JSON object",
 		    jerr.line, jerr.column, jerr.text);
-		reply_error(aio, 400, msg);
+		am_http_reply_error(aio, 400, msg);
 		goto out;
 	}
 	if ((v = json_object_get(j, "wait_ms")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 60000) {
-			reply_error(aio, 400, "field \"wait_ms\" must be 0..60000");
+			am_http_reply_error(aio, 400, "field \"wait_ms\" must be 0..60000");
 			goto out;
 		}
 		wait_ms = (long) json_integer_value(v);
 	}
 	if ((rc = am_tools_call(api, a, j, job, &status)) != 0) {
-		reply_error(aio, (uint16_t) status, am_error_detail());
+		am_http_reply_error(aio, (uint16_t) status, am_error_detail());
 		goto out;
 	}
 	/* answered when the result comes, or at wait_ms: no thread waits */
 	if (wait_ms == 0 || am_jobs_wait(api->jobs, job, am_now_ms() + (uint64_t) wait_ms, waited, aio) != 0)
-		reply(aio, 202, json_pack("{s:s, s:s}", "job_id", job, "status", "pending"));
+		am_http_reply_json(aio, 202, json_pack("{s:s, s:s}", "job_id", job, "status", "pending"));
 out:
 	json_decref(j);
 	am_api_auth_end(a);
@@ -284,10 +258,10 @@ on_job(nng_aio *aio)
 		char id[AM_ID_HEX_LEN + 1];
 		snprintf(id, sizeof(id), "%.*s", AM_ID_HEX_LEN, last + 1);
 		if ((job = am_jobs_get(api->jobs, id)) == NULL) {
-			reply_error(aio, 404, "no such job here");
+			am_http_reply_error(aio, 404, "no such job here");
 			return;
 		}
-		reply(aio, 200, job);
+		am_http_reply_json(aio, 200, job);
 		return;
 	}
 	const char *wf = NULL;
@@ -298,7 +272,7 @@ on_job(nng_aio *aio)
 		snprintf(wfbuf, sizeof(wfbuf), "%.*s", (int) (n < sizeof(wfbuf) ? n : sizeof(wfbuf) - 1), wf);
 		wf = wfbuf;
 	}
-	reply(aio, 200, json_pack("{s:o}", "jobs", am_jobs_list(api->jobs, wf)));
+	am_http_reply_json(aio, 200, json_pack("{s:o}", "jobs", am_jobs_list(api->jobs, wf)));
 }
 
 static void
@@ -308,7 +282,7 @@ on_tools(nng_aio *aio)
 
 	if (am_api_check(api, aio, "scan") != 0)
 		return;
-	reply(aio, 200, json_pack("{s:s, s:o}", "node", api->name ? api->name : "", "tools", am_toolbox_catalog(api->tools)));
+	am_http_reply_json(aio, 200, json_pack("{s:s, s:o}", "node", api->name ? api->name : "", "tools", am_toolbox_catalog(api->tools)));
 }
 
 int

@@ -320,6 +320,9 @@ void am_token_clear(am_token *t);
  * every token attenuated from that one, but not the one it came from;
  * revoking the token id (block 0's "id") refuses the whole family. */
 void am_token_revocation_id(uint8_t out[static AM_TOKEN_ID_BYTES], const am_token *t, size_t block);
+/* am_token_revoked: q holds a revocation, by one of the trusted keys, of
+ * the token's id or of any of its blocks' revocation ids. */
+bool am_token_revoked(const am_token *t, am_queue *q, const uint8_t *trusted, size_t ntrusted);
 void am_token_id_hex(char out[static 2 * AM_TOKEN_ID_BYTES + 1], const am_token *t);
 
 /* am_revocation_create: a broadcast, urgent envelope of type "revocation"

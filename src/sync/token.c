@@ -519,6 +519,22 @@ am_token_revocation_id(uint8_t out[static AM_TOKEN_ID_BYTES], const am_token *t,
 	crypto_generichash(out, AM_TOKEN_ID_BYTES, t->sig[block], AM_SIG_BYTES, NULL, 0);
 }
 
+bool
+am_token_revoked(const am_token *t, am_queue *q, const uint8_t *trusted, size_t ntrusted)
+{
+	/* the token's family (its id) and each block on its way here */
+	for (size_t i = 0; i <= t->nblocks; i++) {
+		uint8_t what[AM_PK_BYTES] = {0};
+		if (i == 0)
+			memcpy(what, t->id, AM_TOKEN_ID_BYTES);
+		else
+			am_token_revocation_id(what, t, i - 1);
+		if (am_queue_revoked(q, what, trusted, ntrusted) == 0)
+			return true;
+	}
+	return false;
+}
+
 void
 am_token_id_hex(char out[static 2 * AM_TOKEN_ID_BYTES + 1], const am_token *t)
 {

@@ -17,7 +17,8 @@
  * delivery. Storing it drops this store's copy of the original and
  * tombstones it (AM_TOMB_DELIVERED); an original that arrives after its
  * receipt is refused as delivered. A receipt from anyone else changes
- * nothing but is still carried. Receipts are never put in an inbox.
+ * nothing but is still carried (kept per signer, so it cannot shadow the
+ * real one). Receipts are never put in an inbox.
  *
  * Durability: every put/ack/delete returns only after its transaction has
  * committed with LMDB's default (synchronous) durability, so anything a
@@ -80,12 +81,17 @@ typedef struct am_queue_result {
 	int rc;                   /* 0 stored, or why not (AM_EDUP ...) */
 	uint8_t id[AM_ID_BYTES];  /* valid when the outer layer parsed */
 	bool inboxed;             /* entered the local inbox */
-	/* Stored, and addressed to this node alone (not a receipt): the
-	 * caller, who holds the node's key, owes the sender a receipt
+	/* Stored, and addressed to this node alone or to a group it is in
+	 * (not a receipt): the caller, who holds the node's key, owes the
+	 * sender a receipt
 	 * (am_sync_receipt_spec). src and expires_ms are the original's. */
 	bool receipt_due;
 	uint8_t src[AM_PK_BYTES];
 	uint64_t expires_ms;
+	/* a receipt for an envelope held here, to one node, signed by a key
+	 * that is not that node's: stored (it is carried) but it proves
+	 * nothing; the caller counts and audits it */
+	bool receipt_foreign;
 	char detail[160];         /* why not, in words, when rc != 0 */
 } am_queue_result;
 
@@ -242,11 +248,19 @@ int am_queue_gc(am_queue *q, uint64_t now_ms, am_queue_gc_stats *st);
  * map must not be in use by a write through MDB_WRITEMAP (it never is). */
 void am_queue_trim(am_queue *q);
 
-/* am_queue_delivered: 0 when a valid receipt for id has been seen here
- * (the original's destination signed it); *by gets its signer when not
- * NULL. AM_ENOTFOUND otherwise. */
+/* am_queue_delivered: 0 when a receipt for id signed by `by` has been
+ * seen here, AM_ENOTFOUND otherwise. Whether `by` may give it (the
+ * envelope's destination, or a member for a group) is the caller's
+ * question: receipts are kept per signer, so nobody's stands in for
+ * anybody else's. */
 int am_queue_delivered(am_queue *q, const uint8_t id[static AM_ID_BYTES],
-    uint8_t by[AM_PK_BYTES]);
+    const uint8_t by[static AM_PK_BYTES]);
+/* am_queue_receipts: the signers of the receipts seen for id, up to cap
+ * (*n the count); checked[i] is true when the receipt was checked here
+ * against the original (signed by its destination, or for a group or an
+ * area by anyone answering for itself). */
+int am_queue_receipts(am_queue *q, const uint8_t id[static AM_ID_BYTES], uint8_t (*signers)[AM_PK_BYTES],
+    bool *checked, size_t cap, size_t *n);
 
 /* ---- statistics ---- */
 

@@ -115,68 +115,85 @@ pending_from(struct pending *p, const struct self_view *s, const am_envelope *e,
 		p->revs = e->body.payload;
 		p->nrevs = e->body.payload_len / AM_REVOCATION_RECORD;
 	}
-	p->for_me = !p->receipt && s->has_self && e->body.dest_kind == AM_DEST_NODE &&
-	    memcmp(e->body.dest_node, s->pk, AM_PK_BYTES) == 0 && memcmp(e->body.src, s->pk, AM_PK_BYTES) != 0;
+	/* a receipt is owed for what is to this node, and for a group's
+	 * message it takes as a member (each member answers for itself) */
+	p->for_me = !p->receipt && s->has_self && memcmp(e->body.src, s->pk, AM_PK_BYTES) != 0 &&
+	    ((e->body.dest_kind == AM_DEST_NODE && memcmp(e->body.dest_node, s->pk, AM_PK_BYTES) == 0) ||
+	        (e->body.dest_kind == AM_DEST_GROUP && p->inbox && strcmp(e->body.type, "revocation") != 0));
 	memcpy(p->ref, e->body.ref, AM_ID_BYTES);
 	memcpy(p->src, e->body.src, AM_PK_BYTES);
 	memcpy(p->dest_node, e->body.dest_node, AM_PK_BYTES);
 }
 
-/* One id a receipt covers: remember the receipt, and drop our copy of
- * the original when the receipt is signed by the original's one
- * destination. */
+/* One id a receipt covers: remember the receipt under (id, signer), so
+ * a receipt from anyone else can neither stand in for the destination's
+ * nor keep it out; drop our copy of the original when the receipt is
+ * signed by the original's one destination. A receipt for an original
+ * held here, to one node, signed by another key is counted in *foreign. */
 static int
-apply_one_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, const uint8_t *rid, uint64_t now_ms)
+apply_one_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, const uint8_t *rid, uint64_t now_ms,
+    bool *foreign)
 {
-	uint8_t rec[AM_PK_BYTES + 8], tkey[TIME_KEY], id[AM_ID_BYTES];
-	MDB_val k = {AM_ID_BYTES, id}, v, ev;
+	uint8_t key[AM_ID_BYTES + AM_PK_BYTES], rec[9], tkey[TIME_KEY], id[AM_ID_BYTES];
+	MDB_val k = {sizeof(key), key}, v, ev;
 	am_queue_meta m;
 	am_envelope orig;
 	int mrc;
 
 	memcpy(id, rid, AM_ID_BYTES); /* rid may point into the caller's bytes */
-	memcpy(rec, p->src, AM_PK_BYTES);
-	am_q_put_be64(rec + AM_PK_BYTES, p->m.expires_ms);
+	memcpy(key, id, AM_ID_BYTES);
+	memcpy(key + AM_ID_BYTES, p->src, AM_PK_BYTES);
+	am_q_put_be64(rec, p->m.expires_ms);
+	rec[8] = 0;
+	/* the original, when held: is the signer its destination? */
+	bool held = false, match = false;
+	k.mv_size = AM_ID_BYTES;
+	k.mv_data = id;
+	if (mdb_get(txn, q->meta, &k, &v) == 0 && v.mv_size == META_BYTES) {
+		am_q_meta_decode(&m, v.mv_data);
+		am_q_time_key(tkey, m.created_ms, id);
+		MDB_val tk = {TIME_KEY, tkey};
+		if (mdb_get(txn, q->envs, &tk, &ev) == 0) {
+			/* The original was verified on entry; this re-reads its
+			 * destination. Copy first: the view must not outlive the
+			 * transaction's page. */
+			uint8_t *copy = malloc(ev.mv_size);
+			if (copy == NULL)
+				return ENOMEM;
+			memcpy(copy, ev.mv_data, ev.mv_size);
+			if (am_envelope_decode_view(&orig, copy, ev.mv_size, id) == 0) {
+				held = true;
+				match = orig.body.dest_kind == AM_DEST_NODE
+				    ? memcmp(orig.body.dest_node, p->src, AM_PK_BYTES) == 0
+				    : true; /* a group or area member answers for itself */
+				if (orig.body.dest_kind == AM_DEST_NODE && !match)
+					*foreign = true;
+			}
+			free(copy);
+		}
+	}
+	rec[8] = held && match ? 1 : 0; /* checked against the original here */
+	k.mv_size = sizeof(key);
+	k.mv_data = key;
 	v.mv_size = sizeof(rec);
 	v.mv_data = rec;
-	if ((mrc = mdb_put(txn, q->rcpts, &k, &v, MDB_NOOVERWRITE)) != 0 && mrc != MDB_KEYEXIST)
+	if ((mrc = mdb_put(txn, q->rcpts, &k, &v, held && match ? 0 : MDB_NOOVERWRITE)) != 0 && mrc != MDB_KEYEXIST)
 		return mrc;
 	/* our own receipt: the copy here is the delivered one, kept until
 	 * its consumer acks it */
-	if (p->m.flags & AM_QF_LOCAL)
-		return 0;
-	if (mdb_get(txn, q->meta, &k, &v) != 0 || v.mv_size != META_BYTES)
-		return 0;
-	am_q_meta_decode(&m, v.mv_data);
-	if (m.dest_kind != AM_DEST_NODE)
+	if ((p->m.flags & AM_QF_LOCAL) || !held || !match || m.dest_kind != AM_DEST_NODE)
 		return 0; /* groups and broadcasts live until they expire */
-	am_q_time_key(tkey, m.created_ms, id);
-	k.mv_size = TIME_KEY;
-	k.mv_data = tkey;
-	if (mdb_get(txn, q->envs, &k, &ev) != 0)
-		return 0;
-	/* The original was verified on entry; this re-reads its destination.
-	 * Copy first: the view must not outlive the transaction's page. */
-	uint8_t *copy = malloc(ev.mv_size);
-	if (copy == NULL)
-		return ENOMEM;
-	memcpy(copy, ev.mv_data, ev.mv_size);
-	bool match = am_envelope_decode_view(&orig, copy, ev.mv_size, id) == 0 &&
-	    memcmp(orig.body.dest_node, p->src, AM_PK_BYTES) == 0;
-	free(copy);
-	if (!match)
-		return 0;
 	mrc = am_q_remove(q, txn, id, AM_TOMB_DELIVERED, m.expires_ms, now_ms);
 	return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
 static int
-apply_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, uint64_t now_ms)
+apply_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, uint64_t now_ms, bool *foreign)
 {
 	int mrc;
 
 	for (size_t i = 0; i < p->nrids; i++)
-		if ((mrc = apply_one_receipt(q, txn, p, p->rids + i * AM_ID_BYTES, now_ms)) != 0)
+		if ((mrc = apply_one_receipt(q, txn, p, p->rids + i * AM_ID_BYTES, now_ms, foreign)) != 0)
 			return mrc;
 	return 0;
 }
@@ -201,14 +218,24 @@ apply_revocation(am_queue *q, MDB_txn *txn, const struct pending *p)
 	return 0;
 }
 
-/* An original whose receipt is already here is not stored again. */
+/* An original whose receipt, signed by its destination, is already here
+ * is not stored again. (Before version 0.2 the table was keyed by id
+ * alone with the signer in the value; such entries still count.) */
 static bool
 receipt_seen(am_queue *q, MDB_txn *txn, const struct pending *p)
 {
-	MDB_val k = {AM_ID_BYTES, (void *) p->id}, v;
+	uint8_t key[AM_ID_BYTES + AM_PK_BYTES];
+	MDB_val k = {sizeof(key), key}, v;
 
-	return p->m.dest_kind == AM_DEST_NODE && mdb_get(txn, q->rcpts, &k, &v) == 0 &&
-	    v.mv_size >= AM_PK_BYTES && memcmp(v.mv_data, p->dest_node, AM_PK_BYTES) == 0;
+	if (p->m.dest_kind != AM_DEST_NODE)
+		return false;
+	memcpy(key, p->id, AM_ID_BYTES);
+	memcpy(key + AM_ID_BYTES, p->dest_node, AM_PK_BYTES);
+	if (mdb_get(txn, q->rcpts, &k, &v) == 0)
+		return true;
+	k.mv_size = AM_ID_BYTES;
+	return mdb_get(txn, q->rcpts, &k, &v) == 0 && v.mv_size >= AM_PK_BYTES &&
+	    memcmp(v.mv_data, p->dest_node, AM_PK_BYTES) == 0;
 }
 
 static void
@@ -373,7 +400,7 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 			*fitted = j;
 			goto out;
 		}
-		if (p->receipt && (mrc = apply_receipt(q, txn, p, p->m.received_ms)) != 0) {
+		if (p->receipt && (mrc = apply_receipt(q, txn, p, p->m.received_ms, &r->receipt_foreign)) != 0) {
 			*fitted = j;
 			goto out;
 		}

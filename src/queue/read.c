@@ -218,24 +218,54 @@ am_queue_get_stats(am_queue *q, am_queue_stats *st)
 }
 
 int
-am_queue_delivered(am_queue *q, const uint8_t id[static AM_ID_BYTES], uint8_t by[AM_PK_BYTES])
+am_queue_delivered(am_queue *q, const uint8_t id[static AM_ID_BYTES], const uint8_t by[static AM_PK_BYTES])
+{
+	uint8_t signers[64][AM_PK_BYTES];
+	bool checked[64];
+	size_t n = 0;
+	int rc;
+
+	if ((rc = am_queue_receipts(q, id, signers, checked, 64, &n)) != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(signers[i], by, AM_PK_BYTES) == 0)
+			return 0;
+	return am_error_set(AM_ENOTFOUND, "no receipt seen for this envelope from that node");
+}
+
+int
+am_queue_receipts(am_queue *q, const uint8_t id[static AM_ID_BYTES], uint8_t (*signers)[AM_PK_BYTES], bool *checked,
+    size_t cap, size_t *n)
 {
 	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
 	MDB_val k = {AM_ID_BYTES, (void *) id}, v;
-	int mrc, rc;
+	int mrc;
 
+	*n = 0;
 	if ((mrc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn)) != 0)
-		return am_q_err(mrc, "looking up a receipt");
-	mrc = mdb_get(txn, q->rcpts, &k, &v);
-	if (mrc == 0 && v.mv_size >= AM_PK_BYTES) {
-		if (by != NULL)
-			memcpy(by, v.mv_data, AM_PK_BYTES);
-		rc = 0;
-	} else {
-		rc = am_error_set(AM_ENOTFOUND, "no receipt seen for this envelope");
+		return am_q_err(mrc, "looking up receipts");
+	if ((mrc = mdb_cursor_open(txn, q->rcpts, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return am_q_err(mrc, "looking up receipts");
 	}
+	/* (id) alone: an entry from before 0.2, signer in the value; then
+	 * (id, signer) for each signer */
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && *n < cap;
+	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < AM_ID_BYTES || memcmp(k.mv_data, id, AM_ID_BYTES) != 0)
+			break;
+		if (k.mv_size == AM_ID_BYTES && v.mv_size >= AM_PK_BYTES) {
+			memcpy(signers[*n], v.mv_data, AM_PK_BYTES);
+			checked[(*n)++] = false;
+		} else if (k.mv_size == AM_ID_BYTES + AM_PK_BYTES) {
+			memcpy(signers[*n], (const uint8_t *) k.mv_data + AM_ID_BYTES, AM_PK_BYTES);
+			checked[(*n)++] = v.mv_size >= 9 && ((const uint8_t *) v.mv_data)[8] == 1;
+		}
+	}
+	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	return rc;
+	return 0;
 }
 
 int

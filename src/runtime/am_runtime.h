@@ -168,6 +168,7 @@ struct am_link_report {
 	uint64_t recon_out, recon_in, recon_rounds;
 	uint64_t receipts_made;      /* for what was delivered here */
 	uint64_t live_sent, live_received;
+	uint64_t receipts_foreign;   /* receipts signed by a key that may not give them */
 	char problem[200];
 };
 
@@ -267,7 +268,7 @@ void am_tool_run_clear(am_tool_run *r);
 typedef struct am_tool_call {
 	char tool[AM_TAG_MAX + 1];
 	struct json_t *args;          /* an object (owned) */
-	char *token;                  /* the capability token that allows it (owned) */
+	char *grant;                  /* the call grant that allows it (owned) */
 	char workflow_id[AM_TAG_MAX + 1];
 	uint64_t deadline_ms;
 } am_tool_call;
@@ -275,7 +276,7 @@ typedef struct am_tool_call {
 int am_tool_call_parse(am_tool_call *c, const uint8_t *payload, size_t len) AM_MUST_CHECK;
 void am_tool_call_clear(am_tool_call *c);
 /* the payload (malloc'd JSON text) */
-char *am_tool_call_encode(const char *tool, const struct json_t *args, const char *token, const char *workflow_id,
+char *am_tool_call_encode(const char *tool, const struct json_t *args, const char *grant, const char *workflow_id,
     uint64_t deadline_ms);
 
 /* Jobs: the tool calls this daemon made, and their results (jobs.c). */
@@ -286,8 +287,10 @@ typedef struct am_jobs am_jobs;
 typedef void (*am_job_reply_fn)(void *ctx, struct json_t *job, bool stopping);
 int am_jobs_open(am_jobs **out, const char *dir) AM_MUST_CHECK;
 void am_jobs_close(am_jobs *j);
+/* node: the one node the call went to (only its key's result counts),
+ * NULL for a group or an area (target "group:G", "area...") */
 int am_jobs_create(am_jobs *j, const char *id, const char *tool, const char *target, const char *workflow_id,
-    bool one_node, uint64_t now_ms, uint64_t deadline_ms) AM_MUST_CHECK;
+    const uint8_t *node, uint64_t now_ms, uint64_t deadline_ms) AM_MUST_CHECK;
 /* result is consumed. AM_EDUP when that node's result is in already,
  * AM_ENOTFOUND for an unknown job. */
 int am_jobs_result(am_jobs *j, const char *id, struct json_t *result, uint64_t now_ms);
@@ -314,9 +317,13 @@ typedef struct am_runner_config {
 	size_t ntrusted;
 	const char *name;         /* this node's name (tokens may name it) */
 	const char *data_dir;
+	bool pki;                 /* results count only with a certificate */
+	const char *cert;         /* ours (PKI), shown with each result; NULL none */
 } am_runner_config;
 int am_runner_start(am_runner **out, const am_runner_config *c) AM_MUST_CHECK;
 void am_runner_stop(am_runner *r);
+/* tool results refused since start (signed by a key that may not give them) */
+uint64_t am_runner_results_refused(am_runner *r);
 /* the catalogs known here: {node id: {"node_name", "tools": [...]}} (new ref) */
 struct json_t *am_catalogs_load(const char *data_dir);
 
@@ -413,7 +420,9 @@ int am_api_check(am_api *api, struct nng_aio *aio, const char *action);
 typedef struct am_api_auth am_api_auth;
 int am_api_auth_begin(am_api *api, const char *authorization, const char *action, am_api_auth **out);
 int am_api_auth_allow(am_api *api, am_api_auth *a, const char *action, const char *workflow_id);
-const char *am_api_auth_token(const am_api_auth *a);
+/* the caller's verified token (proof and all: it never leaves this
+ * process), NULL for the development token */
+const am_token *am_api_auth_token(const am_api_auth *a);
 const char *am_api_auth_subject(const am_api_auth *a);
 void am_api_auth_end(am_api_auth *a);
 /* The MCP server (mcp.c) on its own port, over the same api state. */

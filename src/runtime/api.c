@@ -54,7 +54,6 @@ struct auth {
 	am_token tok;
 	bool has_tok;
 	char id[2 * AM_TOKEN_ID_BYTES + 1];
-	char text[AM_TOKEN_MAX_TEXT + 8]; /* the token as presented, to pass on */
 };
 
 static void
@@ -87,6 +86,10 @@ auth_check(am_api *api, const char *h, struct auth *au, const char *action, char
 		au->dev = true;
 		return NULL;
 	}
+	if (strncmp(h, "amg1.", 5) == 0) {
+		why = "a call grant is not a bearer token: it is valid only inside the one call it was made for";
+		goto refuse;
+	}
 	if (strncmp(h, "amt1.", 5) != 0) {
 		why = "not a valid token (capability tokens start with amt1.)";
 		goto refuse;
@@ -96,7 +99,6 @@ auth_check(am_api *api, const char *h, struct auth *au, const char *action, char
 		goto refuse;
 	}
 	au->has_tok = true;
-	snprintf(au->text, sizeof(au->text), "%s", h);
 	am_token_id_hex(au->id, &au->tok);
 	if (am_token_check(&au->tok, api->trusted, api->ntrusted, am_now_ms(), NULL) != 0) {
 		why = am_error_detail();
@@ -198,10 +200,10 @@ am_api_auth_allow(am_api *api, am_api_auth *a, const char *action, const char *w
 	return 0;
 }
 
-const char *
+const am_token *
 am_api_auth_token(const am_api_auth *a)
 {
-	return a->au.has_tok ? a->au.text : NULL;
+	return a->au.has_tok ? &a->au.tok : NULL;
 }
 
 const char *
@@ -406,15 +408,32 @@ out:
 	json_decref(j);
 }
 
+/* A node's id and, when known, its name */
+static json_t *
+node_json(am_api *api, const uint8_t pk[AM_PK_BYTES])
+{
+	char id[AM_NODE_ID_LEN + 1];
+	am_queue_peer p;
+
+	am_node_id_format(id, pk);
+	json_t *e = json_pack("{s:s}", "node", id);
+	if (am_queue_peer_get(api->q, pk, &p) == 0 && p.name[0])
+		json_object_set_new(e, "name", json_string(p.name));
+	return e;
+}
+
 static void
 on_message(nng_aio *aio)
 {
 	nng_http_req *req = nng_aio_get_input(aio, 0);
 	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
 	const char *uri = nng_http_req_get_uri(req), *last = strrchr(uri, '/');
-	uint8_t id[AM_ID_BYTES], by[AM_PK_BYTES];
-	char who[AM_NODE_ID_LEN + 1];
-	int held, rc;
+	uint8_t id[AM_ID_BYTES], signers[64][AM_PK_BYTES], *raw = NULL;
+	bool checked[64];
+	size_t nr = 0, rawlen = 0;
+	am_envelope env;
+	bool known = false, delivered = false;
+	int held;
 
 	(void) req;
 	if (am_api_check(api, aio, "read:messages") != 0)
@@ -424,36 +443,62 @@ on_message(nng_aio *aio)
 		return;
 	}
 	held = am_queue_has(api->q, id);
-	rc = am_queue_delivered(api->q, id, by);
-	if (held == AM_ENOTFOUND && rc != 0) {
+	(void) am_queue_receipts(api->q, id, signers, checked, 64, &nr);
+	if (held == AM_ENOTFOUND && nr == 0) {
 		send_error(aio, 404, "no envelope %s here", last + 1);
 		return;
 	}
-	json_t *j = json_pack("{s:s, s:b, s:b}", "id", last + 1, "held", held == 0, "delivered", rc == 0);
-	if (rc == 0) {
-		am_node_id_format(who, by);
-		json_object_set_new(j, "delivered_to", json_string(who));
+	/* A receipt counts only from whom it may come: for an envelope to one
+	 * node, that node; for a group or an area, each member for itself
+	 * (listed one by one: there is no single "delivered" for many). When
+	 * the original is no longer here, the store checked it on arrival. */
+	if (held == 0 && am_queue_get(api->q, id, &raw, &rawlen, NULL) == 0 &&
+	    am_envelope_decode_view(&env, raw, rawlen, id) == 0)
+		known = true;
+	json_t *j = json_pack("{s:s, s:b}", "id", last + 1, "held", held == 0);
+	json_t *to = json_array(), *ignored = json_array();
+	for (size_t i = 0; i < nr; i++) {
+		bool counts = known ? (env.body.dest_kind != AM_DEST_NODE ||
+		                          memcmp(env.body.dest_node, signers[i], AM_PK_BYTES) == 0)
+		                    : checked[i];
+		json_array_append_new(counts ? to : ignored, node_json(api, signers[i]));
 	}
+	if (known && env.body.dest_kind != AM_DEST_NODE) {
+		json_object_set_new(j, "destination", json_string(env.body.dest_kind == AM_DEST_GROUP ? "group" : "broadcast"));
+		json_object_set_new(j, "received_by", to);
+	} else {
+		delivered = json_array_size(to) > 0;
+		json_object_set_new(j, "delivered", json_boolean(delivered));
+		if (delivered)
+			json_object_set_new(j, "delivered_to",
+			    json_string(json_string_value(json_object_get(json_array_get(to, 0), "node"))));
+		json_decref(to);
+	}
+	/* receipts signed by keys that may not give them: carried, ignored */
+	if (json_array_size(ignored) > 0)
+		json_object_set_new(j, "receipts_ignored", ignored);
+	else
+		json_decref(ignored);
+	free(raw);
 	{
 		am_queue_forward fw[32];
 		size_t nf = 0;
 		json_t *arr = json_array();
 		if (am_queue_forwarded_get(api->q, id, fw, 32, &nf) == 0)
 			for (size_t i = 0; i < nf; i++) {
-				am_queue_peer p;
-				char pid[AM_NODE_ID_LEN + 1];
-				am_node_id_format(pid, fw[i].peer);
-				json_t *e = json_pack("{s:s, s:I}", "peer", pid, "at_ms", (json_int_t) fw[i].at_ms);
-				if (am_queue_peer_get(api->q, fw[i].peer, &p) == 0 && p.name[0])
-					json_object_set_new(e, "name", json_string(p.name));
+				json_t *e = node_json(api, fw[i].peer);
+				json_object_set(e, "peer", json_object_get(e, "node"));
+				json_object_del(e, "node");
+				json_object_set_new(e, "at_ms", json_integer((json_int_t) fw[i].at_ms));
 				json_array_append_new(arr, e);
 			}
 		json_object_set_new(j, "forwarded_to", arr);
 	}
 	if (held == AM_ETOMBSTONE)
-		json_object_set_new(j, "state", json_string(rc == 0 ? "delivered" : "gone (delivered, expired or deleted)"));
+		json_object_set_new(j, "state", json_string(delivered ? "delivered" : "gone (delivered, expired or deleted)"));
 	else
-		json_object_set_new(j, "state", json_string(held == 0 ? (rc == 0 ? "delivered" : "held") : "delivered"));
+		json_object_set_new(j, "state", json_string(held == 0 ? (delivered ? "delivered" : "held") :
+		                                            delivered ? "delivered" : "not held here (receipts only)"));
 	am_http_reply_json(aio, 200, j);
 }
 

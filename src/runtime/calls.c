@@ -1,8 +1,12 @@
 /*
  * calls.c — the payload of a tool_call envelope (JSON, PROTOCOL.md
  * section 19):
- *   {"tool": "read_sensor", "args": {...}, "token": "amt1...",
+ *   {"tool": "read_sensor", "args": {...}, "grant": "amg1...",
  *    "workflow_id": "...", "deadline_ms": 1795863275309}
+ * The grant is the caller's authority narrowed to this one call and
+ * bound to the key that signed the envelope (am_token_bind); a bearer
+ * token ("token") in a call is refused: it would hand the caller's
+ * rights to every carrier.
  * Decoded strictly: every field checked, a name for what is wrong.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -18,7 +22,7 @@ void
 am_tool_call_clear(am_tool_call *c)
 {
 	json_decref(c->args);
-	free(c->token);
+	free(c->grant);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -50,11 +54,19 @@ am_tool_call_parse(am_tool_call *c, const uint8_t *payload, size_t len)
 		goto out;
 	}
 	c->args = v ? json_incref(v) : json_object();
-	if ((s = json_string_value(json_object_get(j, "token"))) == NULL || strlen(s) > AM_TOKEN_MAX_TEXT + 8) {
-		rc = am_error_set(AM_EFIELD, "tool call: \"token\" (the capability token) is missing");
+	if (json_object_get(j, "token") != NULL) {
+		rc = am_error_set(AM_EFIELD, "tool call: it carries a bearer token (\"token\"), which any carrier could "
+		                             "lift; calls carry a grant for that one call (is the gateway older?)");
 		goto out;
 	}
-	c->token = strdup(s);
+	if ((s = json_string_value(json_object_get(j, "grant"))) == NULL || strlen(s) > AM_TOKEN_MAX_TEXT + 8) {
+		rc = am_error_set(AM_EFIELD, "tool call: \"grant\" (the authority for this call) is missing");
+		goto out;
+	}
+	if ((c->grant = strdup(s)) == NULL) {
+		rc = am_error_set(AM_ENOMEM, "out of memory");
+		goto out;
+	}
 	if ((v = json_object_get(j, "workflow_id")) != NULL) {
 		if (!json_is_string(v) || json_string_length(v) > AM_TAG_MAX) {
 			rc = am_error_set(AM_EFIELD, "tool call: \"workflow_id\" must be a string of at most %d bytes", AM_TAG_MAX);
@@ -77,10 +89,10 @@ out:
 }
 
 char *
-am_tool_call_encode(const char *tool, const json_t *args, const char *token, const char *workflow_id,
+am_tool_call_encode(const char *tool, const json_t *args, const char *grant, const char *workflow_id,
     uint64_t deadline_ms)
 {
-	json_t *j = json_pack("{s:s, s:O, s:s, s:I}", "tool", tool, "args", args ? args : json_object(), "token", token,
+	json_t *j = json_pack("{s:s, s:o, s:s, s:I}", "tool", tool, "args", args ? json_incref((json_t *) args) : json_object(), "grant", grant,
 	    "deadline_ms", (json_int_t) deadline_ms);
 	char *text;
 

@@ -184,6 +184,7 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 		n->peers[c->slot].links--;
 		n->peers[c->slot].last_seen_ms = am_now_ms();
 	}
+	n->receipts_foreign += r->receipts_foreign;
 	if (r->synced) {
 		n->live_sent += r->live_sent;
 		n->live_received += r->live_received;
@@ -192,6 +193,15 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 		n->refused[reason_of(rc, r->problem)]++;
 	}
 	pthread_mutex_unlock(&n->mu);
+	if (r->receipts_foreign > 0) {
+		char id[AM_NODE_ID_LEN + 1];
+		am_node_id_format(id, r->peer);
+		say("link %s %s: %llu receipts signed by a key other than their envelope's destination: kept as "
+		    "carried, not counted as delivery", c->how, c->where, (unsigned long long) r->receipts_foreign);
+		(void) am_audit_log(n->audit, "receipt_refused", id, NULL,
+		    json_pack("{s:s, s:I, s:s}", "peer", r->info.name, "count", (json_int_t) r->receipts_foreign, "reason",
+		        "signed by a key other than the envelope's destination"));
+	}
 	if (!r->synced) {
 		say("link %s %s refused: %s", c->how, c->where, r->problem);
 		/* refusals that are about who the peer is are security decisions */
@@ -953,7 +963,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	n.api.name = n.info.name;
 	{
 		am_runner_config rcfg = {n.q, n.me, n.hub, n.audit, n.tools, n.jobs, n.api.trusted, n.api.ntrusted,
-		    n.info.name, dir};
+		    n.info.name, dir, n.pki, n.info.cert};
 		if (am_runner_start(&n.runner, &rcfg) != 0) {
 			fprintf(stderr, "%s: %s\n", prog, am_error_detail());
 			goto out;

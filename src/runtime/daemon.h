@@ -70,6 +70,7 @@ struct node {
 	struct live_peer peers[MAX_LIVE];
 	int sessions;             /* inbound sessions running */
 	uint64_t links_ok, links_failed, sent, received, live_sent, live_received;
+	uint64_t receipts_foreign; /* receipts refused as proof (signed by another key) */
 	uint64_t refused[N_REASONS];
 };
 

@@ -123,8 +123,9 @@ am_jobs_close(am_jobs *j)
 
 int
 am_jobs_create(am_jobs *j, const char *id, const char *tool, const char *target, const char *workflow_id,
-    bool one_node, uint64_t now_ms, uint64_t deadline_ms)
+    const uint8_t *node, uint64_t now_ms, uint64_t deadline_ms)
 {
+	bool one_node = node != NULL;
 	json_t *job = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:[]}", "job_id", id, "tool", tool, "target",
 	    target, "workflow_id", workflow_id ? workflow_id : "", "created_ms", (json_int_t) now_ms, "deadline_ms",
 	    (json_int_t) deadline_ms, "status", one_node ? "pending" : "collecting", "results");
@@ -132,6 +133,11 @@ am_jobs_create(am_jobs *j, const char *id, const char *tool, const char *target,
 	if (job == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	json_object_set_new(job, "fan_out", json_boolean(!one_node));
+	if (node != NULL) {
+		char hex[AM_NODE_ID_LEN + 1];
+		am_node_id_format(hex, node);
+		json_object_set_new(job, "target_node", json_string(hex));
+	}
 	pthread_mutex_lock(&j->mu);
 	json_object_set(j->jobs, id, job);
 	save(j, id, job);

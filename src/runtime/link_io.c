@@ -30,7 +30,8 @@
 
 #define PUSH_BATCH     256
 #define PUSH_TRIM_BATCHES 8    /* ~2 MiB of 1 KiB envelopes between trims */
-#define PUSH_BYTES     (1u << 20)
+#define PUSH_BYTES     (1u << 20) /* a batch closes past this ... */
+#define PUSH_FRAME     AM_LINK_MAX_FRAME /* ... and never passes this (plaintext) */
 
 struct session {
 	am_queue *q;
@@ -267,35 +268,6 @@ put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t) v;
 }
 
-/* Add one envelope to the batch if it is carried on: in the outbox, a
- * hop left (spent here) and not expired. Gone since (delivered, expired)
- * is skipped. */
-static void
-batch_add(struct session *ss, struct batch *b, const uint8_t id[AM_ID_BYTES], uint64_t now_ms)
-{
-	uint8_t *raw = NULL;
-	size_t len = 0;
-	am_queue_meta m;
-
-	if (am_queue_get(ss->q, id, &raw, &len, &m) != 0)
-		return;
-	if ((m.flags & AM_QF_OUTBOX) && m.hops_left > 0 && m.expires_ms > now_ms &&
-	    am_envelope_set_hops(raw, len, (uint8_t) (m.hops_left - 1)) == 0) {
-		put32(b->buf + b->len, (uint32_t) len);
-		memcpy(b->buf + b->len + 4, raw, len);
-		memcpy(b->ids + b->count * AM_ID_BYTES, id, AM_ID_BYTES);
-		b->len += 4 + len;
-		b->count++;
-	}
-	free(raw);
-}
-
-static bool
-batch_full(const struct batch *b)
-{
-	return b->count == PUSH_BATCH || b->len >= PUSH_BYTES;
-}
-
 static int
 batch_flush(struct session *ss, struct batch *b, uint64_t *counter)
 {
@@ -315,12 +287,57 @@ batch_flush(struct session *ss, struct batch *b, uint64_t *counter)
 	return rc;
 }
 
+/* Whether len more bytes of envelope still fit in the batch's frame:
+ * type byte, count, then (u32 length, bytes) each. Every envelope the
+ * decoder accepts fits alone (AM_LINK_MAX_FRAME leaves room). */
+static bool
+batch_fits(const struct batch *b, size_t len)
+{
+	return b->count < PUSH_BATCH && 1 + b->len + 4 + len <= PUSH_FRAME;
+}
+
+static bool
+batch_full(const struct batch *b)
+{
+	return b->count == PUSH_BATCH || b->len >= PUSH_BYTES;
+}
+
+/* Add one envelope to the batch if it is carried on: in the outbox, a
+ * hop left (spent here) and not expired. Gone since (delivered, expired)
+ * is skipped. A batch that it would take past the frame limit is sent
+ * first (counted in *counter). */
+static int
+batch_add(struct session *ss, struct batch *b, const uint8_t id[AM_ID_BYTES], uint64_t now_ms, uint64_t *counter)
+{
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	am_queue_meta m;
+	int rc = 0;
+
+	if (am_queue_get(ss->q, id, &raw, &len, &m) != 0)
+		return 0;
+	if ((m.flags & AM_QF_OUTBOX) && m.hops_left > 0 && m.expires_ms > now_ms && len <= AM_MAX_ENVELOPE &&
+	    am_envelope_set_hops(raw, len, (uint8_t) (m.hops_left - 1)) == 0) {
+		if (!batch_fits(b, len))
+			rc = batch_flush(ss, b, counter);
+		if (rc == 0) {
+			put32(b->buf + b->len, (uint32_t) len);
+			memcpy(b->buf + b->len + 4, raw, len);
+			memcpy(b->ids + b->count * AM_ID_BYTES, id, AM_ID_BYTES);
+			b->len += 4 + len;
+			b->count++;
+		}
+	}
+	free(raw);
+	return rc;
+}
+
 static int
 batch_init(struct batch *b)
 {
 	b->len = 4;
 	b->count = 0;
-	if ((b->buf = malloc(PUSH_BYTES + AM_MAX_ENVELOPE + 8)) == NULL)
+	if ((b->buf = malloc(PUSH_FRAME)) == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	return 0;
 }
@@ -341,8 +358,8 @@ push(void *arg)
 	int rc = batch_init(&b);
 
 	for (size_t i = 0; rc == 0 && i < p->n; i++) {
-		batch_add(ss, &b, p->ids + i * AM_ID_BYTES, ss->o->now_ms);
-		if (batch_full(&b) || (i + 1 == p->n && b.count > 0)) {
+		rc = batch_add(ss, &b, p->ids + i * AM_ID_BYTES, ss->o->now_ms, &ss->r->sent);
+		if (rc == 0 && (batch_full(&b) || (i + 1 == p->n && b.count > 0))) {
 			rc = batch_flush(ss, &b, &ss->r->sent);
 			/* reading by id maps each envelope's neighbours too
 			 * (fault-around); a long push should not map the store */
@@ -373,6 +390,7 @@ received_batch(struct session *ss, const am_queue_result *res, uint32_t count)
 	for (uint32_t i = 0; i < count; i++) {
 		ss->r->received += res[i].rc == 0;
 		ss->r->inboxed += res[i].inboxed;
+		ss->r->receipts_foreign += res[i].rc == 0 && res[i].receipt_foreign;
 		if (res[i].rc == 0) /* live links to others carry it on at once */
 			am_hub_note(ss->o->hub, res[i].id, 1, ss->tag, res[i].inboxed);
 		ss->r->refused += res[i].rc != 0 && res[i].rc != AM_EDUP && res[i].rc != AM_ETOMBSTONE &&
@@ -556,8 +574,8 @@ live_push(void *arg)
 		}
 		uint64_t now = am_now_ms();
 		for (size_t i = 0; rc == 0 && i < n; i++)
-			batch_add(ss, &b, ids + i * AM_ID_BYTES, now);
-		if (b.count > 0) {
+			rc = batch_add(ss, &b, ids + i * AM_ID_BYTES, now, &ss->r->live_sent);
+		if (rc == 0 && b.count > 0) {
 			rc = batch_flush(ss, &b, &ss->r->live_sent);
 			idle_since = am_now_ms();
 		}
@@ -781,6 +799,28 @@ session_close(struct session *ss, int rc)
 		nng_aio_free(ss->rx_aio);
 }
 
+/* Options every link stream gets. Frames are small and go one way at a
+ * time: Nagle plus a delayed ack would hold each for 40 ms. A websocket
+ * takes one link frame as one message, and nng drops messages over 1 MiB
+ * by default: room for the largest frame (errors: not that transport). */
+#define WS_MAX_MESSAGE ((size_t) AM_LINK_MAX_FRAME + 4 + 64)
+
+static void
+dialer_options(nng_stream_dialer *d)
+{
+	(void) nng_stream_dialer_set_bool(d, NNG_OPT_TCP_NODELAY, true);
+	(void) nng_stream_dialer_set_size(d, NNG_OPT_RECVMAXSZ, WS_MAX_MESSAGE);
+	(void) nng_stream_dialer_set_size(d, NNG_OPT_WS_RECVMAXFRAME, WS_MAX_MESSAGE);
+}
+
+static void
+listener_options(nng_stream_listener *l)
+{
+	(void) nng_stream_listener_set_bool(l, NNG_OPT_TCP_NODELAY, true);
+	(void) nng_stream_listener_set_size(l, NNG_OPT_RECVMAXSZ, WS_MAX_MESSAGE);
+	(void) nng_stream_listener_set_size(l, NNG_OPT_WS_RECVMAXFRAME, WS_MAX_MESSAGE);
+}
+
 static int
 run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_link_options *o, am_link_report *r)
 {
@@ -805,13 +845,11 @@ run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_lin
 			rc = nng_fail(rv, url);
 			goto out;
 		}
-		/* frames are small and go one way at a time: Nagle plus a delayed
-		 * ack would hold each for 40 ms (not a tcp URL: no such option) */
-		(void) nng_stream_dialer_set_bool(d, NNG_OPT_TCP_NODELAY, true);
+		dialer_options(d);
 		nng_stream_dialer_dial(d, aio);
 	} else {
 		if ((rv = nng_stream_listener_alloc(&l, url)) != 0 ||
-		    (nng_stream_listener_set_bool(l, NNG_OPT_TCP_NODELAY, true), (rv = nng_stream_listener_listen(l)) != 0)) {
+		    (listener_options(l), (rv = nng_stream_listener_listen(l)) != 0)) {
 			rc = nng_fail(rv, url);
 			goto out;
 		}
@@ -882,7 +920,7 @@ am_link_server_open(am_link_server **out, const char *url)
 	if (sv == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	if ((rv = nng_aio_alloc(&sv->aio, NULL, NULL)) != 0 || (rv = nng_stream_listener_alloc(&sv->l, url)) != 0 ||
-	    (nng_stream_listener_set_bool(sv->l, NNG_OPT_TCP_NODELAY, true), false) ||
+	    (listener_options(sv->l), false) ||
 	    (rv = nng_stream_listener_listen(sv->l)) != 0) {
 		am_link_server_close(sv);
 		return nng_fail(rv, url);

@@ -104,11 +104,11 @@ am_owed_recover(am_queue *q, const am_identity *me, uint64_t now_ms, am_hub *hub
 		if ((rc = am_queue_inbox_list(q, after, ents, 256, &n)) != 0)
 			break;
 		for (size_t i = 0; i < n && rc == 0; i++) {
-			uint8_t *raw = NULL, by[AM_PK_BYTES];
+			uint8_t *raw = NULL;
 			size_t len = 0;
 			am_envelope env;
 			after = ents[i].seq;
-			if (am_queue_delivered(q, ents[i].id, by) == 0)
+			if (am_queue_delivered(q, ents[i].id, am_identity_pk(me)) == 0)
 				continue; /* our receipt is stored */
 			if (am_queue_get(q, ents[i].id, &raw, &len, NULL) != 0)
 				continue;

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ struct am_runner {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int running;    /* calls on worker threads */
+	_Atomic uint64_t results_refused; /* answers from keys that may not give them */
 };
 
 /* one call on its own thread, so a long tool does not hold the others */
@@ -92,6 +94,7 @@ send_result(am_runner *r, const uint8_t caller[AM_PK_BYTES], const uint8_t call_
 	s.priority = AM_PRIO_HIGH;
 	s.content_type = "application/json";
 	s.workflow_id = workflow_id && workflow_id[0] ? workflow_id : NULL;
+	s.seal = true; /* for the caller's eyes: carriers see that, not what */
 	s.payload = (const uint8_t *) text;
 	s.payload_len = strlen(text);
 	if ((rc = am_envelope_create_decoded(&env, &s, r->c.me)) == 0 &&
@@ -133,7 +136,10 @@ put_output(json_t *res, const char *key, const char *buf, size_t len)
 	free(b64);
 }
 
-/* May this token call tool here? Names the reason when not. */
+/* May this call's grant run tool here? Names the reason when not. The
+ * grant must come from a trusted gateway key, be unexpired and
+ * unrevoked, and be bound to the key that signed this envelope: a grant
+ * lifted from one call and put in another envelope is refused. */
 static int
 authorise(am_runner *r, const am_envelope *env, const am_tool_call *call, char *why, size_t cap, char *subject,
     size_t scap)
@@ -143,11 +149,16 @@ authorise(am_runner *r, const am_envelope *env, const am_tool_call *call, char *
 	int rc;
 
 	snprintf(subject, scap, "unknown");
-	if ((rc = am_token_parse(&t, call->token)) != 0) {
+	if ((rc = am_grant_parse(&t, call->grant)) != 0) {
 		snprintf(why, cap, "%s", am_error_detail());
 		return rc;
 	}
 	snprintf(subject, scap, "%s", t.subject);
+	if (memcmp(t.blocks[t.nblocks - 1].next_pk, env->body.src, AM_PK_BYTES) != 0) {
+		snprintf(why, cap, "grant: bound to another key than the one that signed this call (lifted from another call?)");
+		rc = AM_EDENIED;
+		goto out;
+	}
 	if ((rc = am_token_check(&t, r->c.trusted, r->c.ntrusted, am_now_ms(), NULL)) != 0) {
 		snprintf(why, cap, "%s", am_error_detail());
 		goto out;
@@ -273,6 +284,11 @@ handle_call(am_runner *r, const am_envelope *env)
 	}
 	if (call.workflow_id[0])
 		json_object_set_new(res, "workflow_id", json_string(call.workflow_id));
+	/* signed by us: the group we answer as a member of */
+	if (env->body.dest_kind == AM_DEST_GROUP)
+		json_object_set_new(res, "group", json_string(env->body.dest_group));
+	if (r->c.cert != NULL && r->c.cert[0])
+		json_object_set_new(res, "certificate", json_string(r->c.cert));
 	(void) send_result(r, env->body.src, env->id, res, call.workflow_id, env->body.expires_ms);
 	json_decref(res);
 	am_tool_call_clear(&call);
@@ -317,29 +333,86 @@ recover(am_runner *r)
 	am_dir_list_free(names, n);
 }
 
+/* A result counts only from a key that may give it: for a call to one
+ * node, that node; for a group, a node whose own signed result says it
+ * answers as a member; for an area, any node for itself. In PKI mode the
+ * signer must also show a valid certificate from a trusted gateway.
+ * Anything else is refused, counted and audited. */
+static int
+result_allowed(am_runner *r, const am_envelope *env, const json_t *job, const json_t *res, char *why, size_t cap)
+{
+	const char *target = json_string_value(json_object_get(job, "target"));
+	const char *node = json_string_value(json_object_get(job, "target_node"));
+	char src[AM_NODE_ID_LEN + 1];
+
+	am_node_id_format(src, env->body.src);
+	if (node != NULL) {
+		if (strcmp(node, src) != 0) {
+			snprintf(why, cap, "signed by %.16s…, but the call went to %.16s…", src, node);
+			return AM_EDENIED;
+		}
+	} else if (target != NULL && strncmp(target, "group:", 6) == 0) {
+		const char *g = json_string_value(json_object_get(res, "group"));
+		if (g == NULL || strcmp(g, target + 6) != 0) {
+			snprintf(why, cap, "%.16s… does not answer as a member of %s", src, target);
+			return AM_EDENIED;
+		}
+	} else if (json_is_true(json_object_get(job, "fan_out")) == 0) {
+		snprintf(why, cap, "the job names no node it was sent to");
+		return AM_EDENIED;
+	}
+	if (r->c.pki) {
+		const char *cert = json_string_value(json_object_get(res, "certificate"));
+		const char *name = json_string_value(json_object_get(res, "node_name"));
+		if (am_pki_check_peer(cert, env->body.src, name ? name : "?", r->c.trusted, r->c.ntrusted, r->c.q,
+		        am_now_ms()) != 0) {
+			snprintf(why, cap, "%s", am_error_detail());
+			return AM_EUNTRUSTED;
+		}
+	}
+	return 0;
+}
+
 static void
 handle_result(am_runner *r, const am_envelope *env)
 {
-	char job[AM_ID_HEX_LEN + 1], node[AM_NODE_ID_LEN + 1];
-	json_t *res;
+	char job[AM_ID_HEX_LEN + 1], node[AM_NODE_ID_LEN + 1], why[300];
+	json_t *res, *j;
 
 	if (r->c.jobs == NULL || !env->body.has_ref)
 		return;
 	am_id_format(job, env->body.ref);
+	if ((j = am_jobs_get(r->c.jobs, job)) == NULL)
+		return; /* not a call of ours: carried, nothing to do */
 	uint8_t *pl = NULL;
 	size_t plen = 0;
-	if (payload_of(r, env, &pl, &plen) != 0)
-		return;
-	res = json_loadb((const char *) pl, plen, 0, NULL);
+	res = payload_of(r, env, &pl, &plen) == 0 ? json_loadb((const char *) pl, plen, 0, NULL) : NULL;
 	free(pl);
-	if (res == NULL || !json_is_object(res)) {
-		json_decref(res);
-		return;
-	}
-	/* the node is who signed it, not what it says */
 	am_node_id_format(node, env->body.src);
+	if (res == NULL || !json_is_object(res)) {
+		snprintf(why, sizeof(why), "the result is not a JSON object (or not sealed to us)");
+		goto refuse;
+	}
+	if (result_allowed(r, env, j, res, why, sizeof(why)) != 0)
+		goto refuse;
+	/* the node is who signed it, not what it says */
 	json_object_set_new(res, "node", json_string(node));
+	json_object_del(res, "certificate");
+	json_decref(j);
 	(void) am_jobs_result(r->c.jobs, job, res, am_now_ms());
+	return;
+refuse:
+	atomic_fetch_add(&r->results_refused, 1);
+	(void) am_audit_log(r->c.audit, "tool_result_refused", node, env->body.workflow_id,
+	    json_pack("{s:s, s:s, s:s}", "job_id", job, "signer", node, "reason", why));
+	json_decref(res);
+	json_decref(j);
+}
+
+uint64_t
+am_runner_results_refused(am_runner *r)
+{
+	return r != NULL ? atomic_load(&r->results_refused) : 0;
 }
 
 static void

@@ -44,7 +44,7 @@ on_metrics(nng_aio *aio)
 	struct node *n = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
 	am_queue_stats st = {0};
 	uint64_t bsent = 0, bok = 0, bbad = 0;
-	char body[6144];
+	char body[8192];
 	size_t len;
 
 	if (am_api_check(&n->api, aio, "metrics") != 0)
@@ -81,6 +81,12 @@ on_metrics(nng_aio *aio)
 	for (size_t i = 0; i < N_REASONS && len < sizeof(body); i++)
 		len += (size_t) snprintf(body + len, sizeof(body) - len, "am_link_refused_total{reason=\"%s\"} %llu\n",
 		    am_daemon_reasons[i], (unsigned long long) n->refused[i]);
+	if (len < sizeof(body))
+		len += (size_t) snprintf(body + len, sizeof(body) - len,
+		    "# HELP am_answers_refused_total Tool results and receipts signed by a key that may not give them.\n"
+		    "# TYPE am_answers_refused_total counter\n"
+		    "am_answers_refused_total{kind=\"tool_result\"} %llu\nam_answers_refused_total{kind=\"receipt\"} %llu\n",
+		    (unsigned long long) am_runner_results_refused(n->runner), (unsigned long long) n->receipts_foreign);
 	pthread_mutex_unlock(&n->mu);
 	am_http_reply(aio, 200, "text/plain; version=0.0.4", body, NULL);
 }

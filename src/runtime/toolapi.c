@@ -9,9 +9,12 @@
  *   GET  /v1/jobs/{id}           a job: status and results per node
  *   GET  /v1/jobs[?workflow_id=W] the jobs (of one workflow)
  * The right asked of the caller's token: call:<node name or id>:<tool>,
- * call:group:<g>:<tool>, or call:area:<tool> (geo or broadcast). The token
- * travels in the call and the node checks it again, offline; a caller on
- * the development token gets a token minted for that one call.
+ * call:group:<g>:<tool>, or call:area:<tool> (geo or broadcast). The
+ * token itself never leaves this process: the call carries a grant made
+ * from it (am_token_bind) that allows only that action, ends with the
+ * call and is bound to this daemon's key, and the node checks it again,
+ * offline. A caller on the development token gets a token minted here for
+ * that one call. A call to one node is sealed to it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "am_runtime.h"
@@ -80,8 +83,11 @@ am_tools_call(am_api *api, am_api_auth *a, const json_t *req, char job_id[65], i
 	am_envelope env = {0};
 	am_queue_result res;
 	am_geo geo;
-	char action[2 * AM_RIGHT_MAX], target[160], name[AM_TAG_MAX + 1], *payload = NULL, *minted = NULL;
-	const char *tool = json_string_value(json_object_get(req, "tool")), *wf = NULL, *token;
+	/* a node named by its id (64 hex) is as long as a name can be */
+	char action[2 * AM_RIGHT_MAX], target[160], name[AM_NODE_ID_LEN + AM_TAG_MAX + 1], *payload = NULL, *grant = NULL;
+	const char *tool = json_string_value(json_object_get(req, "tool")), *wf = NULL;
+	const am_token *token;
+	am_token minted;
 	const json_t *args = json_object_get(req, "args"), *v;
 	uint64_t now = am_now_ms(), ttl = 3600 * 1000;
 	bool one = false;
@@ -146,23 +152,34 @@ am_tools_call(am_api *api, am_api_auth *a, const json_t *req, char job_id[65], i
 	if ((token = am_api_auth_token(a)) == NULL) {
 		/* the development token is no capability: mint one for this call */
 		const char *rights[] = {action};
-		if ((rc = am_token_issue(&minted, api->me, "dev-token", rights, 1, now - 60000, now + ttl, NULL)) != 0) {
+		char *text = NULL;
+		if ((rc = am_token_issue(&text, api->me, "dev-token", rights, 1, now - 60000, now + ttl, &minted)) != 0) {
 			*status = 500;
 			return rc;
 		}
-		token = minted;
+		free(text);
+		token = &minted;
 	}
-	if ((payload = am_tool_call_encode(tool, args, token, wf, now + ttl)) == NULL) {
-		free(minted);
+	/* what travels: this action only, until the deadline, for our key */
+	rc = am_token_bind(&grant, token, action, now + ttl, am_identity_pk(api->me));
+	if (token == &minted)
+		am_token_clear(&minted);
+	if (rc != 0) {
+		*status = rc == AM_EDENIED ? 403 : 500;
+		return rc;
+	}
+	payload = am_tool_call_encode(tool, args, grant, wf, now + ttl);
+	free(grant);
+	if (payload == NULL) {
 		*status = 500;
 		return am_error_set(AM_ENOMEM, "out of memory");
 	}
-	free(minted);
 	s.created_ms = now;
 	s.expires_ms = now + ttl;
 	s.priority = AM_PRIO_HIGH;
 	s.content_type = "application/json";
 	s.workflow_id = wf;
+	s.seal = one; /* carriers see who and when, not what */
 	s.payload = (const uint8_t *) payload;
 	s.payload_len = strlen(payload);
 	if ((rc = am_envelope_create_decoded(&env, &s, api->me)) != 0 ||
@@ -173,7 +190,7 @@ am_tools_call(am_api *api, am_api_auth *a, const json_t *req, char job_id[65], i
 		return rc;
 	}
 	am_id_format(job_id, env.id);
-	rc = am_jobs_create(api->jobs, job_id, tool, target, wf, one, now, now + ttl);
+	rc = am_jobs_create(api->jobs, job_id, tool, target, wf, one ? s.dest_node : NULL, now, now + ttl);
 	/* the job exists before the call can travel: its result finds it */
 	am_hub_note(api->hub, env.id, 1, 0, res.inboxed);
 	free(payload);

@@ -280,6 +280,8 @@ typedef struct am_token_block {
 	uint8_t nrights;
 	char rights[AM_TOKEN_MAX_RIGHTS][AM_RIGHT_MAX + 1];
 	uint8_t next_pk[AM_PK_BYTES];
+	bool bound;                       /* a call grant's last block ... */
+	uint8_t call[AM_TOKEN_ID_BYTES];  /* ... naming its one call */
 } am_token_block;
 
 typedef struct am_token {
@@ -291,7 +293,8 @@ typedef struct am_token {
 	uint8_t *body[AM_TOKEN_MAX_BLOCKS]; /* signed bytes of each block */
 	size_t body_len[AM_TOKEN_MAX_BLOCKS];
 	uint8_t sig[AM_TOKEN_MAX_BLOCKS][AM_SIG_BYTES];
-	uint8_t proof[AM_SEED_BYTES];       /* lets the holder attenuate */
+	uint8_t proof[AM_SEED_BYTES];       /* lets the holder attenuate; none in a grant */
+	bool grant;                         /* a call grant (am_grant_parse) */
 } am_token;
 
 bool am_right_covers(const char *have, const char *want);
@@ -315,6 +318,22 @@ int am_token_parse(am_token *t, const char *text) AM_MUST_CHECK;
 int am_token_check(const am_token *t, const uint8_t *trusted, size_t ntrusted, uint64_t now_ms,
     const char *action) AM_MUST_CHECK;
 void am_token_clear(am_token *t);
+
+/* Call grants (PROTOCOL.md section 19): what travels in a tool_call
+ * instead of the caller's token. am_token_bind appends to t (a bearer
+ * token the caller presented, proof and all) one last block that allows
+ * only action, ends at exp_ms (or the token's end, if sooner), names a
+ * fresh random call id and hands the chain on to signer_pk, the key that
+ * signs the call envelope. The text ("amg1." + base64url) carries no
+ * proof: nobody can extend it, no API accepts it as a bearer token, and a
+ * node takes it only inside an envelope signed by signer_pk. */
+int am_token_bind(char **out, const am_token *t, const char *action, uint64_t exp_ms,
+    const uint8_t signer_pk[static AM_PK_BYTES]) AM_MUST_CHECK;
+/* am_grant_parse: decode a grant and check every signature and the
+ * narrowing, as am_token_parse does; the last block (only) is bound.
+ * Check it with am_token_check, and that the envelope's signer is
+ * t->blocks[t->nblocks - 1].next_pk. Errors as am_token_parse. */
+int am_grant_parse(am_token *t, const char *text) AM_MUST_CHECK;
 /* am_token_revocation_id: block i's revocation id, BLAKE2b-128 of its
  * signature. Revoking it refuses the token whose last block it is and
  * every token attenuated from that one, but not the one it came from;

@@ -18,6 +18,11 @@
  * or widen one (every block is checked against the one before). Text form:
  * "amt1." + base64url without padding.
  *
+ * A call grant (am_token_bind) is the chain without a proof,
+ *   grant  = msgpack [1, issuer(bin32), [block, ...]]   text "amg1." ...
+ * whose last block alone carries "call": bin16, and whose "next" is the
+ * key that signs the call envelope: the envelope's signature is the proof.
+ *
  * A right is segments separated by ':'; in a covering right "*" matches
  * any one segment, and a last segment "*" matches the rest:
  * "send:*" covers "send:group:cranes"; "call:crane-1:*" covers
@@ -32,6 +37,7 @@
 #include <string.h>
 
 #define PREFIX "amt1."
+#define GRANT_PREFIX "amg1."
 
 static void
 pack_str(msgpack_packer *pk, const char *s)
@@ -92,7 +98,7 @@ block_body(msgpack_sbuffer *sb, const am_token_block *b, const uint8_t *id, cons
 
 	msgpack_sbuffer_init(sb);
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, id ? 6 : 4);
+	msgpack_pack_map(&pk, (id ? 6 : 4) + (b->bound ? 1 : 0));
 	if (id) {
 		pack_str(&pk, "id");
 		pack_bin(&pk, id, AM_TOKEN_ID_BYTES);
@@ -109,6 +115,10 @@ block_body(msgpack_sbuffer *sb, const am_token_block *b, const uint8_t *id, cons
 		pack_str(&pk, b->rights[i]);
 	pack_str(&pk, "next");
 	pack_bin(&pk, b->next_pk, AM_PK_BYTES);
+	if (b->bound) {
+		pack_str(&pk, "call");
+		pack_bin(&pk, b->call, AM_TOKEN_ID_BYTES);
+	}
 	return sb->data == NULL ? am_error_set(AM_ENOMEM, "out of memory") : 0;
 }
 
@@ -123,7 +133,7 @@ to_text(char **out, const am_token *t)
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, 4);
+	msgpack_pack_array(&pk, t->grant ? 3 : 4);
 	msgpack_pack_uint8(&pk, 1);
 	pack_bin(&pk, t->issuer, AM_PK_BYTES);
 	msgpack_pack_array(&pk, t->nblocks);
@@ -132,13 +142,15 @@ to_text(char **out, const am_token *t)
 		pack_bin(&pk, t->body[i], t->body_len[i]);
 		pack_bin(&pk, t->sig[i], AM_SIG_BYTES);
 	}
-	pack_bin(&pk, t->proof, AM_SEED_BYTES);
+	if (!t->grant)
+		pack_bin(&pk, t->proof, AM_SEED_BYTES);
+	const char *prefix = t->grant ? GRANT_PREFIX : PREFIX;
 	cap = sodium_base64_ENCODED_LEN(sb.size, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	if (sb.data == NULL || (*out = malloc(strlen(PREFIX) + cap)) == NULL) {
+	if (sb.data == NULL || (*out = malloc(strlen(prefix) + cap)) == NULL) {
 		rc = am_error_set(AM_ENOMEM, "out of memory");
 	} else {
-		memcpy(*out, PREFIX, strlen(PREFIX));
-		sodium_bin2base64(*out + strlen(PREFIX), cap, (const uint8_t *) sb.data, sb.size,
+		memcpy(*out, prefix, strlen(prefix));
+		sodium_bin2base64(*out + strlen(prefix), cap, (const uint8_t *) sb.data, sb.size,
 		    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	}
 	msgpack_sbuffer_destroy(&sb);
@@ -159,18 +171,20 @@ static int
 append_block(am_token *t, am_token_block *b, const am_identity *signer)
 {
 	msgpack_sbuffer sb;
-	uint8_t seed[AM_SEED_BYTES], *msg;
+	uint8_t seed[AM_SEED_BYTES] = {0}, *msg;
 	am_identity *next = NULL;
 	size_t i = t->nblocks, mlen;
 	int rc;
 
 	if (i == AM_TOKEN_MAX_BLOCKS)
 		return am_error_set(AM_ELIMIT, "token: at most %d blocks", AM_TOKEN_MAX_BLOCKS);
-	randombytes_buf(seed, sizeof(seed));
-	if ((rc = am_identity_from_seed(&next, seed)) != 0)
-		return rc;
-	memcpy(b->next_pk, am_identity_pk(next), AM_PK_BYTES);
-	am_identity_free(next);
+	if (!b->bound) { /* a bound block's next key is the call's signer */
+		randombytes_buf(seed, sizeof(seed));
+		if ((rc = am_identity_from_seed(&next, seed)) != 0)
+			return rc;
+		memcpy(b->next_pk, am_identity_pk(next), AM_PK_BYTES);
+		am_identity_free(next);
+	}
 	if ((rc = block_body(&sb, b, i == 0 ? t->id : NULL, t->subject)) != 0) {
 		msgpack_sbuffer_destroy(&sb);
 		return rc;
@@ -252,23 +266,28 @@ am_token_issue(char **out, const am_identity *issuer, const char *subject, const
 	return rc;
 }
 
-int
-am_token_attenuate(char **out, const am_token *in, const char *const *rights, size_t n, uint64_t exp_ms)
+/* t plus block b (its rights and exp asked for; nbf inherited), signed
+ * with t's proof: the shared part of attenuate and bind */
+static int
+extend(char **out, const am_token *in, am_token_block *b, const char *const *rights, size_t n, uint64_t exp_ms,
+    bool grant)
 {
 	am_token t = *in;
-	am_token_block b;
 	am_identity *holder = NULL;
 	int rc;
 
 	*out = NULL;
-	memset(&b, 0, sizeof(b));
 	/* the copy shares in's bodies; give it its own */
 	for (size_t i = 0; i < AM_TOKEN_MAX_BLOCKS; i++)
 		t.body[i] = NULL;
+	if (in->grant) {
+		rc = am_error_set(AM_EDENIED, "token: a call grant cannot be extended");
+		goto out;
+	}
 	for (size_t i = 0; i < in->nblocks; i++) {
 		if ((t.body[i] = malloc(in->body_len[i])) == NULL) {
-			am_token_clear(&t);
-			return am_error_set(AM_ENOMEM, "out of memory");
+			rc = am_error_set(AM_ENOMEM, "out of memory");
+			goto out;
 		}
 		memcpy(t.body[i], in->body[i], in->body_len[i]);
 	}
@@ -278,21 +297,48 @@ am_token_attenuate(char **out, const am_token *in, const char *const *rights, si
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		snprintf(b.rights[i], sizeof(b.rights[i]), "%s", rights[i]);
-	b.nrights = (uint8_t) n;
-	b.nbf_ms = last->nbf_ms;
-	b.exp_ms = exp_ms && exp_ms < last->exp_ms ? exp_ms : last->exp_ms;
+		snprintf(b->rights[i], sizeof(b->rights[i]), "%s", rights[i]);
+	b->nrights = (uint8_t) n;
+	b->nbf_ms = last->nbf_ms;
+	b->exp_ms = exp_ms && exp_ms < last->exp_ms ? exp_ms : last->exp_ms;
 	/* refuse here what any verifier would refuse */
-	if ((rc = check_block_rights(&b, last, in->nblocks)) != 0)
+	if ((rc = check_block_rights(b, last, in->nblocks)) != 0)
 		goto out;
 	if ((rc = am_identity_from_seed(&holder, in->proof)) != 0)
 		goto out;
-	if ((rc = append_block(&t, &b, holder)) == 0)
+	if ((rc = append_block(&t, b, holder)) == 0) {
+		t.grant = grant;
 		rc = to_text(out, &t);
+	}
 out:
 	am_identity_free(holder);
 	am_token_clear(&t);
 	return rc;
+}
+
+int
+am_token_attenuate(char **out, const am_token *in, const char *const *rights, size_t n, uint64_t exp_ms)
+{
+	am_token_block b;
+
+	memset(&b, 0, sizeof(b));
+	return extend(out, in, &b, rights, n, exp_ms, false);
+}
+
+int
+am_token_bind(char **out, const am_token *in, const char *action, uint64_t exp_ms,
+    const uint8_t signer_pk[static AM_PK_BYTES])
+{
+	am_token_block b;
+	const char *rights[] = {action};
+
+	memset(&b, 0, sizeof(b));
+	b.bound = true;
+	randombytes_buf(b.call, sizeof(b.call));
+	memcpy(b.next_pk, signer_pk, AM_PK_BYTES);
+	if (exp_ms == 0)
+		return am_error_set(AM_EFIELD, "token: a call grant needs the call's deadline");
+	return extend(out, in, &b, rights, 1, exp_ms, true);
 }
 
 static int
@@ -354,6 +400,9 @@ decode_body(am_token *t, size_t i, const uint8_t *buf, size_t len)
 		} else if (KEY("next")) {
 			rc = copy_bin(b->next_pk, AM_PK_BYTES, v, "next");
 			has_next = true;
+		} else if (KEY("call")) {
+			rc = copy_bin(b->call, AM_TOKEN_ID_BYTES, v, "call");
+			b->bound = true;
 		} else if (KEY("id") && i == 0) {
 			rc = copy_bin(t->id, AM_TOKEN_ID_BYTES, v, "id");
 			has_id = true;
@@ -377,22 +426,29 @@ out:
 	return rc;
 }
 
-int
-am_token_parse(am_token *t, const char *text)
+static int
+parse(am_token *t, const char *text, bool grant)
 {
 	size_t tl = strlen(text), cap, len = 0, off = 0, end = 0;
 	uint8_t *bin = NULL;
 	msgpack_unpacked up;
+	const char *prefix = grant ? GRANT_PREFIX : PREFIX;
 	int rc = 0;
 
 	memset(t, 0, sizeof(*t));
 	msgpack_unpacked_init(&up);
-	if (tl < strlen(PREFIX) || memcmp(text, PREFIX, strlen(PREFIX)) != 0) {
-		rc = am_error_set(AM_EVERSION, "not a capability token (they start with \"%s\")", PREFIX);
+	if (!grant && tl >= strlen(GRANT_PREFIX) && memcmp(text, GRANT_PREFIX, strlen(GRANT_PREFIX)) == 0) {
+		rc = am_error_set(AM_EDENIED, "a call grant is not a bearer token: it is valid only inside the one call "
+		                              "it was made for");
 		goto out;
 	}
-	text += strlen(PREFIX);
-	tl -= strlen(PREFIX);
+	if (tl < strlen(prefix) || memcmp(text, prefix, strlen(prefix)) != 0) {
+		rc = am_error_set(AM_EVERSION, grant ? "not a call grant (they start with \"%s\")" :
+		                                       "not a capability token (they start with \"%s\")", prefix);
+		goto out;
+	}
+	text += strlen(prefix);
+	tl -= strlen(prefix);
 	if (tl > AM_TOKEN_MAX_TEXT) {
 		rc = am_error_set(AM_ETOOBIG, "token of %zu characters (limit %d)", tl, AM_TOKEN_MAX_TEXT);
 		goto out;
@@ -411,8 +467,8 @@ am_token_parse(am_token *t, const char *text)
 		goto out;
 	}
 	if (msgpack_unpack_next(&up, (const char *) bin, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-	    up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != 4) {
-		rc = am_error_set(AM_EMALFORMED, "token: not a 4-element array");
+	    up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != (grant ? 3u : 4u)) {
+		rc = am_error_set(AM_EMALFORMED, "token: not a %d-element array", grant ? 3 : 4);
 		goto out;
 	}
 	const msgpack_object *a = up.data.via.array.ptr;
@@ -421,7 +477,7 @@ am_token_parse(am_token *t, const char *text)
 		goto out;
 	}
 	if ((rc = copy_bin(t->issuer, AM_PK_BYTES, &a[1], "issuer")) != 0 ||
-	    (rc = copy_bin(t->proof, AM_SEED_BYTES, &a[3], "proof")) != 0)
+	    (!grant && (rc = copy_bin(t->proof, AM_SEED_BYTES, &a[3], "proof")) != 0))
 		goto out;
 	if (a[2].type != MSGPACK_OBJECT_ARRAY || a[2].via.array.size == 0 || a[2].via.array.size > AM_TOKEN_MAX_BLOCKS) {
 		rc = am_error_set(AM_EFIELD, "token: 1..%d blocks", AM_TOKEN_MAX_BLOCKS);
@@ -464,6 +520,21 @@ am_token_parse(am_token *t, const char *text)
 		if ((rc = decode_body(t, i, t->body[i], t->body_len[i])) != 0 ||
 		    (rc = check_block_rights(&t->blocks[i], i ? &t->blocks[i - 1] : NULL, i)) != 0)
 			goto out;
+		/* only a grant's last block is bound, and a grant's last block is */
+		bool last = i + 1 == a[2].via.array.size;
+		if (t->blocks[i].bound != (grant && last)) {
+			if (grant && last)
+				rc = am_error_set(AM_EMALFORMED, "grant: its last block (%u) names no call", i);
+			else if (grant)
+				rc = am_error_set(AM_EMALFORMED, "grant: block %u is bound but not last", i);
+			else
+				rc = am_error_set(AM_EMALFORMED, "token: block %u is bound to one call (a grant's)", i);
+			goto out;
+		}
+	}
+	if (grant) {
+		t->grant = true;
+		goto out;
 	}
 	{
 		/* the proof must be the last block's next key */
@@ -483,6 +554,18 @@ out:
 	if (rc != 0)
 		am_token_clear(t);
 	return rc;
+}
+
+int
+am_token_parse(am_token *t, const char *text)
+{
+	return parse(t, text, false);
+}
+
+int
+am_grant_parse(am_token *t, const char *text)
+{
+	return parse(t, text, true);
 }
 
 int

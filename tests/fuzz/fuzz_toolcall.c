@@ -26,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		                    "\"d\":{\"type\":\"object\",\"properties\":{\"e\":{\"type\":\"number\"}}}}}",
 		    0, NULL);
 	if (am_tool_call_parse(&c, data, size) == 0) {
-		if (c.args == NULL || c.token == NULL || c.tool[0] == '\0')
+		if (c.args == NULL || c.grant == NULL || c.tool[0] == '\0')
 			abort();
 		(void) am_schema_check(schema, c.args, why, sizeof(why));
 		am_tool_call_clear(&c);

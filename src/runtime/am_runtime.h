@@ -158,6 +158,9 @@ typedef struct am_link_options {
 	int (*on_peer)(void *ctx, const am_link_report *r);
 	/* the first sync finished: both stores hold what was exchanged */
 	void (*on_synced)(void *ctx, const am_link_report *r);
+	/* n receipts just stored from this peer were signed by a key other
+	 * than their envelope's destination (carried, proving nothing) */
+	void (*on_foreign_receipts)(void *ctx, const am_link_report *r, uint64_t n);
 } am_link_options;
 
 struct am_link_report {

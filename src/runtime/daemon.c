@@ -173,6 +173,26 @@ on_synced(void *ctx, const am_link_report *r)
 	    (unsigned long long) r->sent, (unsigned long long) r->received, n->hub ? "; live" : "");
 }
 
+/* Receipts from this peer that prove nothing: counted and audited as
+ * they arrive (a live link may last for days). */
+static void
+on_foreign_receipts(void *ctx, const am_link_report *r, uint64_t count)
+{
+	struct sctx *c = ctx;
+	struct node *n = c->n;
+	char id[AM_NODE_ID_LEN + 1];
+
+	pthread_mutex_lock(&n->mu);
+	n->receipts_foreign += count;
+	pthread_mutex_unlock(&n->mu);
+	am_node_id_format(id, r->peer);
+	say("link %s %s: %llu receipts signed by a key other than their envelope's destination: carried, not counted "
+	    "as delivery", c->how, c->where, (unsigned long long) count);
+	(void) am_audit_log(n->audit, "receipt_refused", id, NULL,
+	    json_pack("{s:s, s:I, s:s}", "peer", r->info.name, "count", (json_int_t) count, "reason",
+	        "signed by a key other than the envelope's destination"));
+}
+
 /* After a session, whatever happened. */
 static void
 session_ended(struct sctx *c, int rc, const am_link_report *r)
@@ -184,7 +204,6 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 		n->peers[c->slot].links--;
 		n->peers[c->slot].last_seen_ms = am_now_ms();
 	}
-	n->receipts_foreign += r->receipts_foreign;
 	if (r->synced) {
 		n->live_sent += r->live_sent;
 		n->live_received += r->live_received;
@@ -193,15 +212,6 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 		n->refused[reason_of(rc, r->problem)]++;
 	}
 	pthread_mutex_unlock(&n->mu);
-	if (r->receipts_foreign > 0) {
-		char id[AM_NODE_ID_LEN + 1];
-		am_node_id_format(id, r->peer);
-		say("link %s %s: %llu receipts signed by a key other than their envelope's destination: kept as "
-		    "carried, not counted as delivery", c->how, c->where, (unsigned long long) r->receipts_foreign);
-		(void) am_audit_log(n->audit, "receipt_refused", id, NULL,
-		    json_pack("{s:s, s:I, s:s}", "peer", r->info.name, "count", (json_int_t) r->receipts_foreign, "reason",
-		        "signed by a key other than the envelope's destination"));
-	}
 	if (!r->synced) {
 		say("link %s %s refused: %s", c->how, c->where, r->problem);
 		/* refusals that are about who the peer is are security decisions */
@@ -237,6 +247,7 @@ session_options(struct node *n, struct sctx *c, am_link_options *o)
 	o->info = &n->info;
 	o->on_peer = on_peer;
 	o->on_synced = on_synced;
+	o->on_foreign_receipts = on_foreign_receipts;
 	/* the queue depth we announce is read once per session */
 	{
 		am_queue_stats st;

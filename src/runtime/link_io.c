@@ -387,15 +387,19 @@ received_batch(struct session *ss, const am_queue_result *res, uint32_t count)
 			return AM_ENOMEM;
 		}
 	pthread_mutex_unlock(&ss->owed_mu);
+	uint64_t foreign = 0;
 	for (uint32_t i = 0; i < count; i++) {
 		ss->r->received += res[i].rc == 0;
 		ss->r->inboxed += res[i].inboxed;
-		ss->r->receipts_foreign += res[i].rc == 0 && res[i].receipt_foreign;
+		foreign += res[i].rc == 0 && res[i].receipt_foreign;
 		if (res[i].rc == 0) /* live links to others carry it on at once */
 			am_hub_note(ss->o->hub, res[i].id, 1, ss->tag, res[i].inboxed);
 		ss->r->refused += res[i].rc != 0 && res[i].rc != AM_EDUP && res[i].rc != AM_ETOMBSTONE &&
 		    res[i].rc != AM_EEXPIRED;
 	}
+	ss->r->receipts_foreign += foreign;
+	if (foreign > 0 && ss->o->on_foreign_receipts != NULL)
+		ss->o->on_foreign_receipts(ss->o->ctx, ss->r, foreign);
 	return 0;
 }
 

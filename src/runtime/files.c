@@ -116,7 +116,8 @@ am_dir_list(char ***names, size_t *n, const char *dir, const char *suffix)
 		(*n)++;
 	}
 	closedir(d);
-	qsort(v, *n, sizeof(*v), cmp_str);
+	if (*n > 1) /* v is NULL for an empty folder: qsort may not take it */
+		qsort(v, *n, sizeof(*v), cmp_str);
 	*names = v;
 	return 0;
 nomem:

@@ -716,7 +716,8 @@ session_run(struct session *ss, bool initiator)
 			rc = am_error_set(AM_ENOMEM, "out of memory");
 			goto out;
 		}
-		memcpy(order, lacks, k * AM_ID_BYTES);
+		if (k > 0) /* lacks is NULL when the peer lacks nothing */
+			memcpy(order, lacks, k * AM_ID_BYTES);
 		if ((rc = am_push_order(order, k, it.v, it.prio, it.n)) != 0)
 			goto out;
 		p.ids = order;

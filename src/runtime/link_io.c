@@ -22,6 +22,8 @@
 
 #include <nng/nng.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +50,8 @@ struct session {
 	uint64_t tag;          /* this session's tag in the hub */
 	uint64_t cursor;       /* the hub position the live push starts from */
 	volatile int live_stop; /* the receiving side ended the live phase */
+	_Atomic int closing;     /* the stream is being closed: send nothing more */
+	_Atomic int sender_done; /* the sending thread has returned */
 };
 
 static int
@@ -83,11 +87,13 @@ xfer(nng_stream *s, nng_aio *aio, uint8_t *buf, size_t n, bool sending)
 static int
 send_frame(struct session *ss, char type, const uint8_t *payload, size_t len)
 {
-	uint8_t *plain = malloc(len + 1), *frame = NULL;
+	uint8_t *plain = NULL, *frame = NULL;
 	size_t flen = 0;
 	int rc;
 
-	if (plain == NULL)
+	if (ss->closing)
+		return am_error_set(AM_EIO, "link closed");
+	if ((plain = malloc(len + 1)) == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	plain[0] = (uint8_t) type;
 	if (len > 0)
@@ -108,6 +114,8 @@ recv_frame(struct session *ss, uint8_t **plain, size_t *plen)
 	int rc;
 
 	*plain = NULL;
+	if (ss->closing)
+		return am_error_set(AM_EIO, "link closed");
 	if ((rc = xfer(ss->s, ss->rx_aio, hdr, 4, false)) != 0)
 		return rc;
 	n = (uint32_t) hdr[0] << 24 | (uint32_t) hdr[1] << 16 | (uint32_t) hdr[2] << 8 | hdr[3];
@@ -231,8 +239,9 @@ reconcile(struct session *ss, bool initiator, am_recon *rec)
 			return 0;
 		}
 		if (in[0] != 'R') {
+			char got = (char) in[0];
 			free(in);
-			return am_error_set(AM_EMALFORMED, "link: expected reconciliation, got frame '%c'", in[0]);
+			return am_error_set(AM_EMALFORMED, "link: expected reconciliation, got frame '%c'", got);
 		}
 		ss->r->recon_in += ilen - 1;
 		ss->r->recon_rounds++;
@@ -373,6 +382,7 @@ push(void *arg)
 	ss->send_rc = rc;
 	if (rc != 0)
 		snprintf(ss->send_detail, sizeof(ss->send_detail), "%s", am_error_detail());
+	ss->sender_done = 1;
 	return NULL;
 }
 
@@ -530,6 +540,23 @@ out:
 	return rc;
 }
 
+/* End the sending thread th: close the stream and cancel its send until
+ * it returns. Closing alone does not always wake a send in progress (an
+ * ipc stream in nng 1.5 lets it run to its timeout, 30 s by default),
+ * which held a thread and a socket per ended link. */
+static void
+stop_sender(struct session *ss, pthread_t th)
+{
+	ss->closing = 1;
+	nng_stream_close(ss->s);
+	while (!ss->sender_done) {
+		struct timespec ts = {0, 1000000L};
+		nng_aio_cancel(ss->tx_aio);
+		nanosleep(&ts, NULL);
+	}
+	pthread_join(th, NULL);
+}
+
 /* ---- the live phase ---- */
 
 /* Push what the hub reports as new (not what this session brought in),
@@ -589,10 +616,14 @@ live_push(void *arg)
 	ss->send_rc = rc;
 	if (rc != 0)
 		snprintf(ss->send_detail, sizeof(ss->send_detail), "%s", am_error_detail());
-	/* wakes the receiving side (blocked on the socket) */
+	/* wakes the receiving side (blocked on the socket): closing alone
+	 * does not end a receive already waiting (see stop_sender) */
+	ss->closing = 1;
 	nng_stream_close(ss->s);
+	nng_aio_cancel(ss->rx_aio);
 	free(ids);
 	free(b.buf);
+	ss->sender_done = 1;
 	return NULL;
 }
 
@@ -669,8 +700,7 @@ live(struct session *ss)
 		rc = am_error_set(rc, "%s", am_error_detail());
 	ss->live_stop = 1;
 	am_hub_kick(ss->o->hub);
-	nng_stream_close(ss->s);
-	pthread_join(th, NULL);
+	stop_sender(ss, th);
 	/* receipts still being gathered: stored now, they go out on the
 	 * next session */
 	if (ss->owed.n > 0)
@@ -730,8 +760,10 @@ session_run(struct session *ss, bool initiator)
 	}
 	rc = receive(ss);
 	if (rc != 0)
-		nng_stream_close(ss->s); /* unblock the sender */
-	pthread_join(th, NULL);
+		stop_sender(ss, th); /* unblock the sender */
+	else
+		pthread_join(th, NULL);
+	ss->sender_done = 0; /* the live phase has a sender of its own */
 	if (rc == 0 && (rc = ss->send_rc) != 0)
 		am_error_set(rc, "%s", ss->send_detail);
 	/* both sides: all we received is committed; wait for the peer to say

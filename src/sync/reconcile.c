@@ -283,7 +283,9 @@ am_recon_new(am_recon **out, const am_recon_item *items, size_t n)
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory reconciling");
-	r->items = items;
+	/* an empty set is never a NULL array: offsets into it stay defined */
+	static const am_recon_item none[1];
+	r->items = items != NULL ? items : none;
 	r->n = n;
 	*out = r;
 	return 0;

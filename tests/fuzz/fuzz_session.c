@@ -25,6 +25,7 @@
 
 #include <nng/nng.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,7 @@ struct reader {
 	am_link *l;
 	nng_aio *aio;
 	unsigned frames;
+	_Atomic int stop, done;
 };
 
 /* drains the session's frames so it never blocks on a full socket */
@@ -96,7 +98,7 @@ static void *
 reader_thread(void *arg)
 {
 	struct reader *rd = arg;
-	for (;;) {
+	while (!rd->stop) {
 		uint8_t hdr[4], *f, *plain = NULL;
 		size_t plen = 0;
 		if (io(rd->s, rd->aio, hdr, 4, false) != 0)
@@ -114,6 +116,7 @@ reader_thread(void *arg)
 			break;
 		rd->frames++;
 	}
+	rd->done = 1;
 	return NULL;
 }
 
@@ -271,7 +274,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (!am_link_open_p(l))
 		abort(); /* a correct handshake opens */
-	rd = (struct reader){cs, l, raio, 0};
+	rd.s = cs;
+	rd.l = l;
+	rd.aio = raio;
 	nng_aio_set_timeout(raio, 5000);
 	if (pthread_create(&rt, NULL, reader_thread, &rd) != 0)
 		abort();
@@ -336,17 +341,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break; /* the session closed: what it did is what we test */
 	}
 done:
-	/* closing our end ends the session, whatever phase it is in */
+	/* closing our end ends the session, whatever phase it is in; nng
+	 * closes the socket only once our own receive is done */
 	if (cs != NULL)
 		nng_stream_close(cs);
-	if (started)
-		pthread_join(st, NULL);
 	if (reading) {
-		nng_aio_cancel(raio); /* a closed ipc stream does not always wake it */
+		rd.stop = 1;
+		while (!rd.done) {
+			nng_aio_cancel(raio);
+			struct timespec ts = {0, 1000000L};
+			nanosleep(&ts, NULL);
+		}
 		pthread_join(rt, NULL);
 	}
 	if (cs != NULL)
 		nng_stream_free(cs);
+	if (started)
+		pthread_join(st, NULL);
 	free(out);
 	am_link_free(l);
 	nng_aio_free(aio);

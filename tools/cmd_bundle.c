@@ -203,10 +203,10 @@ cmd_bundle_sync(int argc, char **argv)
 	rc = am_stick_sync(node.q, node.id, argv[optind], &o, &r);
 	/* what came in from where, and the custody record left behind */
 	cli_audit(dir, node.id, "bundle_import", argv[optind],
-	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:s}", "stick", argv[optind], "files", (json_int_t) r.files,
-	        "imported", (json_int_t) r.imported, "refused", (json_int_t) r.refused, "damaged", (json_int_t) r.damaged,
-	        "exported", (json_int_t) r.exported, "custody_bundle", r.bundle, "rc", (json_int_t) rc, "problem",
-	        r.problem));
+	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:s}", "stick", argv[optind], "files",
+	        (json_int_t) r.files, "imported", (json_int_t) r.imported, "refused", (json_int_t) r.refused, "damaged",
+	        (json_int_t) r.damaged, "receipts_ignored", (json_int_t) r.receipts_foreign, "exported",
+	        (json_int_t) r.exported, "custody_bundle", r.bundle, "rc", (json_int_t) rc, "problem", r.problem));
 	cli_node_close(&node);
 	if (rc == AM_ENOTFOUND && r.seen == 0 && r.problem[0] == '\0')
 		snprintf(r.problem, sizeof(r.problem), "%s", am_error_detail());
@@ -335,9 +335,9 @@ cmd_bundle_import(int argc, char **argv)
 	ui_start(&u, &o);
 	rc = am_bundle_import_file(node.q, node.id, argv[optind], &o, &r);
 	cli_audit(dir, node.id, "bundle_import", argv[optind],
-	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:s}", "file", argv[optind], "imported", (json_int_t) r.imported,
-	        "refused", (json_int_t) r.refused, "damaged", (json_int_t) r.damaged, "rc", (json_int_t) rc, "problem",
-	        r.problem));
+	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "file", argv[optind], "imported", (json_int_t) r.imported,
+	        "refused", (json_int_t) r.refused, "damaged", (json_int_t) r.damaged, "receipts_ignored",
+	        (json_int_t) r.receipts_foreign, "rc", (json_int_t) rc, "problem", r.problem));
 	cli_node_close(&node);
 	return finish(&u, &r, rc, true, false);
 }

@@ -50,6 +50,7 @@ typedef struct am_stick_report {
 	uint64_t files, files_skipped;      /* bundle files; of them nothing new */
 	uint64_t seen, imported, inboxed, known, expired, refused;
 	uint64_t receipts_made, unknown_writers, damaged;
+	uint64_t receipts_foreign;          /* signed by a key other than their envelope's destination */
 	uint64_t bytes_read;
 	/* export */
 	uint64_t exported, export_bytes, left_behind, left_bytes;

@@ -116,6 +116,7 @@ tally(struct importer *im, struct batch *bt)
 		case 0:
 			im->r->imported++;
 			im->r->inboxed += res->inboxed;
+			im->r->receipts_foreign += res->receipt_foreign;
 			if (grow((void **) &im->taken, &im->taken_cap, im->ntaken + 1, 8) != 0)
 				return AM_ENOMEM;
 			memcpy(im->taken + im->ntaken++ * 8, res->id, 8);

@@ -112,8 +112,11 @@ am_owed_recover(am_queue *q, const am_identity *me, uint64_t now_ms, am_hub *hub
 				continue; /* our receipt is stored */
 			if (am_queue_get(q, ents[i].id, &raw, &len, NULL) != 0)
 				continue;
-			if (am_envelope_decode_view(&env, raw, len, ents[i].id) == 0 && env.body.dest_kind == AM_DEST_NODE &&
-			    memcmp(env.body.dest_node, am_identity_pk(me), AM_PK_BYTES) == 0 &&
+			/* in the inbox: to us, or to a group we are in */
+			if (am_envelope_decode_view(&env, raw, len, ents[i].id) == 0 &&
+			    ((env.body.dest_kind == AM_DEST_NODE &&
+			         memcmp(env.body.dest_node, am_identity_pk(me), AM_PK_BYTES) == 0) ||
+			        env.body.dest_kind == AM_DEST_GROUP) &&
 			    memcmp(env.body.src, am_identity_pk(me), AM_PK_BYTES) != 0 && strcmp(env.body.type, "receipt") != 0) {
 				am_queue_result r = {0};
 				r.receipt_due = true;

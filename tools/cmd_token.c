@@ -241,7 +241,8 @@ cmd_token_inspect(int argc, char **argv)
 		return cli_usage_error("--trust-key must be the gateway's public key (64 hex)");
 	if ((text = read_token_arg(argv[optind])) == NULL)
 		return 1;
-	rc = am_token_parse(&t, text);
+	/* a call grant (read from a tool call) is inspected the same way */
+	rc = strncmp(text, "amg1.", 5) == 0 ? am_grant_parse(&t, text) : am_token_parse(&t, text);
 	free(text);
 	if (rc != 0)
 		return cli_fail(rc, "token");
@@ -265,6 +266,11 @@ cmd_token_inspect(int argc, char **argv)
 		    "revocation_id", ridhex));
 	}
 	json_t *j = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "issuer", iss, "subject", t.subject, "blocks", blocks);
+	if (t.grant) {
+		char signer[AM_NODE_ID_LEN + 1];
+		am_node_id_format(signer, t.blocks[t.nblocks - 1].next_pk);
+		json_object_set_new(j, "grant_for_calls_signed_by", json_string(signer));
+	}
 	if (trust != NULL) {
 		json_object_set_new(j, "valid", json_boolean(crc == 0));
 		if (crc != 0)
@@ -273,7 +279,10 @@ cmd_token_inspect(int argc, char **argv)
 	if (as_json) {
 		cli_json_print(j);
 	} else {
-		printf("token %s\nissuer  %s\nsubject %s\n", id, iss, t.subject);
+		printf("%s %s\nissuer  %s\nsubject %s\n", t.grant ? "grant" : "token", id, iss, t.subject);
+		if (t.grant)
+			printf("valid only inside a call signed by %s\n",
+			    json_string_value(json_object_get(j, "grant_for_calls_signed_by")));
 		for (size_t i = 0; i < t.nblocks; i++) {
 			json_t *b = json_array_get(blocks, i);
 			char *r = json_dumps(json_object_get(b, "rights"), JSON_COMPACT);

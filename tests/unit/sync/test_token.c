@@ -3,7 +3,9 @@
  * refuse a forged signature, an altered field, an expired token, an
  * untrusted issuer, an action outside the rights; attenuate within the
  * rights (no gateway involved) and refuse a block that widens them, even
- * one signed correctly by a holder who built it by hand.
+ * one signed correctly by a holder who built it by hand; call grants:
+ * bound to one action, deadline and signer, refused as bearer tokens and
+ * for extension.
  */
 #include "am_sync.h"
 #include "../../check.h"
@@ -179,6 +181,45 @@ main(void)
 		am_token_clear(&y);
 	}
 	free(forged);
+
+	/* call grants: the one action, until the deadline, for the signer's
+	 * key, no proof; never a bearer token, never extended */
+	{
+		char *g = NULL, *x = NULL;
+		am_token y, z;
+		CHECK_RC(am_token_bind(&g, &t, "call:crane-1:read_sensor", now + 30000, am_identity_pk(other)), 0);
+		REQUIRE(g != NULL);
+		CHECK(strncmp(g, "amg1.", 5) == 0);
+		CHECK_RC(am_token_parse(&y, g), AM_EDENIED); /* not at any API */
+		CHECK(strstr(am_error_detail(), "not a bearer token") != NULL);
+		CHECK_RC(am_grant_parse(&y, g), 0);
+		CHECK(y.grant && y.nblocks == 2 && y.blocks[1].bound);
+		CHECK(memcmp(y.blocks[1].next_pk, am_identity_pk(other), 32) == 0);
+		CHECK_RC(am_token_check(&y, trusted, 1, now, "call:crane-1:read_sensor"), 0);
+		CHECK_RC(am_token_check(&y, trusted, 1, now, "call:crane-1:photo"), AM_EDENIED);
+		CHECK_RC(am_token_check(&y, trusted, 1, now + 30000, "call:crane-1:read_sensor"), AM_EEXPIRED);
+		CHECK_RC(am_token_attenuate(&x, &y, narrow, 1, 0), AM_EDENIED); /* no proof to extend it with */
+		CHECK(x == NULL);
+		/* an action the token does not cover cannot be bound */
+		CHECK_RC(am_token_bind(&x, &t, "call:crane-2:read_sensor", now + 30000, am_identity_pk(other)), AM_EDENIED);
+		/* every single-character change is refused */
+		size_t len = strlen(g), refused = 0, tried = 0;
+		for (size_t i = 5; i < len; i += 3) {
+			char *m = strdup(g);
+			m[i] = m[i] == 'A' ? 'B' : 'A';
+			int rc = am_grant_parse(&z, m);
+			tried++;
+			refused += rc != 0;
+			if (rc == 0)
+				am_token_clear(&z);
+			free(m);
+		}
+		CHECK(refused == tried);
+		/* a token is not a grant */
+		CHECK_RC(am_grant_parse(&z, text), AM_EVERSION);
+		am_token_clear(&y);
+		free(g);
+	}
 
 	/* junk */
 	{

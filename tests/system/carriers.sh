@@ -59,7 +59,7 @@ done
 GP=$(port) LP=$(port) CP=$(port) OP=$(port) FP=$(port)
 GU=http://127.0.0.1:$GP
 "$GW" --data "$T/g" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP" --port "$GP" \
-    --no-discovery --name site-gw >"$T/g.log" 2>&1 &
+    --no-discovery --name site-gw --dev-token >"$T/g.log" 2>&1 &
 PIDS+=($!); GPID=$!
 start_node() { # DIR NAME PORT [flags]
     local d=$1 n=$2 p=$3; shift 3
@@ -76,6 +76,8 @@ check "both nodes linked live" until_ok 150 links 2
 inbox_has() { # PORT TEXT COUNT
     [ "$(req GET "http://127.0.0.1:$1/v1/inbox?limit=100" "" "$ADMIN" | grep -o "$2" | wc -l)" -ge "$3" ]; }
 
+# (CARRIERS_SKIP_BIG=1 skips 1 and 2: to see 3-5 fail on a build where 1 crashes the gateway)
+if [ -z "${CARRIERS_SKIP_BIG:-}" ]; then
 # 1. near-limit envelopes while the link is live
 head -c 1000000 /dev/urandom >"$T/1mb"
 for i in 1 2 3; do
@@ -107,6 +109,7 @@ check "... the two big ones too" test "$("$AM" store stats --store "$T/o1" --jso
 check "no session failed on the frame limit" bash -c "! grep -q 'limit 11' '$T/g.log' '$T/o1.log'"
 check "the gateway is alive" alive
 until_ok 150 links 2 || bad "office-1 linked again"
+fi
 
 # 3. lifted authority
 out=$(req POST "$GU/v1/tools/call" '{"node":"crane-1","tool":"echo","args":{"word":"sealed"},"wait_ms":10000}' "$ADMIN")
@@ -183,22 +186,28 @@ received_by() { req GET "$GU/v1/messages/$GMID" "" "$ADMIN" | grep -q "\"receive
 check "a group message: received_by lists crane-1 (its own receipt)" until_ok 150 received_by
 check "... with no single delivered flag" bash -c "! grep -q '\"delivered\"' <<<'$(req GET "$GU/v1/messages/$GMID" "" "$ADMIN")'"
 
-# 5. by node id, over a stick, with a token for exactly that id
+# 5. by node id, over a stick: with a token for exactly that id, and with
+# the development token (the gateway mints the right for the call)
 start_node f1 far-1 "$FP"
 BYID=$("$AM" token issue --data "$T/g" --right "call:$F1:echo" --valid 1h)
-out=$(req POST "$GU/v1/tools/call" "{\"node\":\"$F1\",\"tool\":\"echo\",\"args\":{\"word\":\"by-id\"},\"wait_ms\":0}" "$BYID")
-J5=$(field "d['job_id']" <<<"$out")
-check "a call by id to a node never met: queued" grep -q '^202 ' <<<"$out"
+DEV=$(sed -n 's/^DEVELOPMENT TOKEN.*: \([0-9a-f]*\)$/\1/p' "$T/g.log")
+check "the gateway printed its development token" test -n "$DEV"
 mkdir -p "$T/stick"
-"$AM" bundle sync --store "$T/g" "$T/stick" >/dev/null 2>&1
-"$AM" bundle sync --store "$T/f1" "$T/stick" >/dev/null 2>&1
-ran() { grep -q '"state":"done"' "$T/f1/calls/$J5.json" 2>/dev/null; }
-check "far-1 took the call from the stick" until_ok 100 ran
-check "... and ran it (the grant names its full id)" grep -q 'heard: by-id' "$T/f1/calls/$J5.json"
-"$AM" bundle sync --store "$T/f1" "$T/stick" >/dev/null 2>&1
-"$AM" bundle sync --store "$T/g" "$T/stick" >/dev/null 2>&1
-stick_done() { req GET "$GU/v1/jobs/$J5" "" "$ADMIN" | grep -q '"status":"done".*heard: by-id'; }
-check "the result came back on the stick" until_ok 100 stick_done
+for who in token dev; do
+    tok=$BYID; [ $who = dev ] && tok=$DEV
+    out=$(req POST "$GU/v1/tools/call" "{\"node\":\"$F1\",\"tool\":\"echo\",\"args\":{\"word\":\"by-id-$who\"},\"wait_ms\":0}" "$tok")
+    J5=$(field "d['job_id']" <<<"$out")
+    check "$who: a call by id to a node never met: queued" grep -q '^202 ' <<<"$out"
+    "$AM" bundle sync --store "$T/g" "$T/stick" >/dev/null 2>&1
+    "$AM" bundle sync --store "$T/f1" "$T/stick" >/dev/null 2>&1
+    ran() { grep -q '"state":"done"' "$T/f1/calls/$J5.json" 2>/dev/null; }
+    check "$who: far-1 took the call from the stick" until_ok 100 ran
+    check "$who: ... and ran it (the right names its full id)" grep -q "heard: by-id-$who" "$T/f1/calls/$J5.json"
+    "$AM" bundle sync --store "$T/f1" "$T/stick" >/dev/null 2>&1
+    "$AM" bundle sync --store "$T/g" "$T/stick" >/dev/null 2>&1
+    stick_done() { req GET "$GU/v1/jobs/$J5" "" "$ADMIN" | grep -q "\"status\":\"done\".*heard: by-id-$who"; }
+    check "$who: the result came back on the stick" until_ok 100 stick_done
+done
 check "the gateway lived through all of it" alive
 echo "carriers: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -149,8 +149,16 @@ apply_one_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, const uint
 	bool held = false, match = false;
 	k.mv_size = AM_ID_BYTES;
 	k.mv_data = id;
-	if (mdb_get(txn, q->meta, &k, &v) == 0 && v.mv_size == META_BYTES) {
+	bool have_meta = mdb_get(txn, q->meta, &k, &v) == 0 && v.mv_size == META_BYTES;
+	if (have_meta)
 		am_q_meta_decode(&m, v.mv_data);
+	if (have_meta && m.dest_kind != AM_DEST_NODE) {
+		held = match = true; /* a group or area member answers for itself */
+	} else if (have_meta && (p->m.flags & AM_QF_LOCAL) && (m.flags & AM_QF_INBOX)) {
+		/* our own receipt for what was delivered here (to us): no need
+		 * to read it, and a receipt lists thousands after a big sync */
+		held = match = true;
+	} else if (have_meta) {
 		am_q_time_key(tkey, m.created_ms, id);
 		MDB_val tk = {TIME_KEY, tkey};
 		if (mdb_get(txn, q->envs, &tk, &ev) == 0) {
@@ -163,11 +171,8 @@ apply_one_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, const uint
 			memcpy(copy, ev.mv_data, ev.mv_size);
 			if (am_envelope_decode_view(&orig, copy, ev.mv_size, id) == 0) {
 				held = true;
-				match = orig.body.dest_kind == AM_DEST_NODE
-				    ? memcmp(orig.body.dest_node, p->src, AM_PK_BYTES) == 0
-				    : true; /* a group or area member answers for itself */
-				if (orig.body.dest_kind == AM_DEST_NODE && !match)
-					*foreign = true;
+				match = memcmp(orig.body.dest_node, p->src, AM_PK_BYTES) == 0;
+				*foreign |= !match;
 			}
 			free(copy);
 		}
@@ -180,9 +185,9 @@ apply_one_receipt(am_queue *q, MDB_txn *txn, const struct pending *p, const uint
 	if ((mrc = mdb_put(txn, q->rcpts, &k, &v, held && match ? 0 : MDB_NOOVERWRITE)) != 0 && mrc != MDB_KEYEXIST)
 		return mrc;
 	/* our own receipt: the copy here is the delivered one, kept until
-	 * its consumer acks it */
+	 * its consumer acks it; groups and broadcasts live until they expire */
 	if ((p->m.flags & AM_QF_LOCAL) || !held || !match || m.dest_kind != AM_DEST_NODE)
-		return 0; /* groups and broadcasts live until they expire */
+		return 0;
 	mrc = am_q_remove(q, txn, id, AM_TOMB_DELIVERED, m.expires_ms, now_ms);
 	return mrc == MDB_NOTFOUND ? 0 : mrc;
 }

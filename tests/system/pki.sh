@@ -52,12 +52,23 @@ start_node() { # DIR BUNDLE|- [flags]
         --link-timeout 3s "$@" >"$T/$d.log" 2>&1 &
     PIDS+=($!)
 }
-start_node n1 "$T/bundle.json"
+mkdir -p "$T/n1/tools"
+echo '{"name": "echo", "description": "echo", "command": ["/bin/echo", "heard:", "{word}"], "timeout": "5s"}' \
+    >"$T/n1/tools/echo.json"
+start_node n1 "$T/bundle.json" --group sensors
 check "the provisioned node links" until_ok 100 grep -qs '^link to .*: peer .* "gateway-' "$T/n1.log"
 check "the gateway accepted its certificate" until_ok 50 grep -q 'certificate accepted for "edge_node_1"' "$T/g.log"
 N1=$(/usr/bin/python3 -c "import json; print(json.load(open('$T/bundle.json'))['node_pubkey'])")
 "$AM" send --store "$T/g" --to "$N1" --text "pki hello" >/dev/null
 check "messages flow to it" until_ok 100 bash -c "'$AM' inbox --store '$T/n1' --json | grep -q 'pki hello'"
+# tool results count in PKI mode only with the node's certificate: it
+# rides in the (sealed) result, checked by the gateway
+ADMIN=$("$AM" token issue --gateway-key "$T/gateway_identity.pem" --role admin --valid 1h)
+call() { curl -s -m 30 -H "Authorization: Bearer $ADMIN" -d "$1" "http://127.0.0.1:$GP/v1/tools/call"; }
+check "PKI: a call to the provisioned node, answered with its certificate" \
+    grep -q '"status":"ok".*heard: by-node' <<<"$(call "{\"node\":\"$N1\",\"tool\":\"echo\",\"args\":{\"word\":\"by-node\"},\"wait_ms\":15000}")"
+check "PKI: a group call, answered by the certified member" \
+    grep -q '"node_name":"edge_node_1".*heard: by-group' <<<"$(call '{"group":"sensors","tool":"echo","args":{"word":"by-group"},"ttl":"3s","wait_ms":15000}')"
 
 # refusals
 "$AM" init --store "$T/n2" >/dev/null 2>&1

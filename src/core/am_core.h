@@ -61,6 +61,7 @@ enum am_error {
 	AM_EUNTRUSTED  = -26, /* a peer's key is not the one trusted for it */
 	AM_EDENIED     = -27, /* a valid token that does not allow the action */
 	AM_EREVOKED    = -28, /* a token or key revoked by its issuer */
+	AM_ETIMEDOUT   = -29, /* the peer did not answer in time */
 };
 
 #define AM_ERROR_MIN (-28)

@@ -46,6 +46,7 @@ am_strerror(int code)
 	case AM_EUNTRUSTED: return "peer not trusted";
 	case AM_EDENIED: return "not allowed";
 	case AM_EREVOKED: return "revoked";
+	case AM_ETIMEDOUT: return "timed out";
 	default: return "unknown error";
 	}
 }

@@ -140,10 +140,25 @@ int am_trust_check(am_trust *t, const char *name, const uint8_t pk[static AM_PK_
 
 typedef struct am_link_report am_link_report;
 
+/* A handle to end a session from another thread (am_link_cancel_fire):
+ * the daemon uses it to evict connections that have not finished their
+ * handshake when too many wait. */
+typedef struct am_link_cancel am_link_cancel;
+am_link_cancel *am_link_cancel_new(void);
+void am_link_cancel_free(am_link_cancel *c);
+void am_link_cancel_fire(am_link_cancel *c);
+bool am_link_cancel_fired(am_link_cancel *c);
+
+/* the handshake and the peer's info must be done this soon after the
+ * connection (default of am_link_options.handshake_ms) */
+#define AM_LINK_HANDSHAKE_MS 5000
+
 typedef struct am_link_options {
 	uint64_t now_ms;
 	const uint8_t *netkey;      /* 32 bytes, the deployment's network key */
 	int timeout_ms;             /* per read or write; 0: 30 s */
+	int handshake_ms;           /* handshake + peer info, in all; 0: AM_LINK_HANDSHAKE_MS */
+	am_link_cancel *cancel;     /* may be NULL */
 	void (*ready)(void *ctx);   /* listen: called once listening */
 	void *ctx;
 	/* Live: after the first sync the session stays open and pushes what

@@ -35,11 +35,15 @@
 
 /* Why a link session failed, for the metrics. */
 const char *const am_daemon_reasons[N_REASONS] = {"network_key", "bad_proof_or_frame", "malformed", "connection",
-    "trust", "other"};
+    "trust", "other", "handshake_timeout", "evicted"};
 
 static int
-reason_of(int rc, const char *problem)
+reason_of(int rc, const char *problem, bool proven, bool evicted)
 {
+	if (evicted)
+		return 7;
+	if (rc == AM_ETIMEDOUT && !proven)
+		return 6;
 	if (rc == AM_EUNTRUSTED || rc == AM_EREVOKED || (rc == AM_EEXPIRED && strstr(problem, "pki") != NULL))
 		return 4;
 	if (rc == AM_EBADSIG)
@@ -75,7 +79,23 @@ struct sctx {
 	char where[128];
 	char via[16];
 	int slot;        /* in n->peers once the peer said who it is */
+	int preauth;     /* inbound: its entry in n->preauth until the handshake is done, else -1 */
+	bool evicted;    /* closed by us for a newer connection */
 };
+
+/* The handshake is done (or the session over): free its budget entry. */
+static void
+preauth_done(struct sctx *c)
+{
+	struct node *n = c->n;
+
+	pthread_mutex_lock(&n->mu);
+	if (c->preauth >= 0) {
+		n->preauth[c->preauth].cancel = NULL;
+		c->preauth = -1;
+	}
+	pthread_mutex_unlock(&n->mu);
+}
 
 static int
 live_slot(struct node *n, const uint8_t pk[AM_PK_BYTES])
@@ -114,6 +134,7 @@ on_peer(void *ctx, const am_link_report *r)
 	bool pinned = false;
 	int rc, i;
 
+	preauth_done(c); /* it proved a key and said who it is */
 	if (memcmp(r->peer, am_identity_pk(n->me), AM_PK_BYTES) == 0)
 		return am_error_set(AM_EINVAL, "that is this node itself");
 	if (n->pki) {
@@ -199,6 +220,9 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 {
 	struct node *n = c->n;
 
+	int why = 0;
+	bool quiet = false;
+
 	pthread_mutex_lock(&n->mu);
 	if (c->slot >= 0) {
 		n->peers[c->slot].links--;
@@ -209,11 +233,26 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 		n->live_received += r->live_received;
 	} else {
 		n->links_failed++;
-		n->refused[reason_of(rc, r->problem)]++;
+		why = reason_of(rc, r->problem, r->info.name[0] != '\0', c->evicted);
+		n->refused[why]++;
+		/* connections that never proved a key are counted, and told in
+		 * one line per 10 s at most: a flood must not flood the log */
+		if (why == 6 || why == 7) {
+			quiet = am_now_ms() - n->quiet_log_ms < 10000;
+			if (!quiet)
+				n->quiet_log_ms = am_now_ms();
+		}
 	}
 	pthread_mutex_unlock(&n->mu);
+	if (!r->synced && quiet)
+		return;
 	if (!r->synced) {
-		say("link %s %s refused: %s", c->how, c->where, r->problem);
+		if (why == 6 || why == 7)
+			say("link %s %s refused: %s (such refusals are logged once per 10 s; "
+			    "am_link_refused_total{reason=\"%s\"} counts them: %llu so far)",
+			    c->how, c->where, r->problem, am_daemon_reasons[why], (unsigned long long) n->refused[why]);
+		else
+			say("link %s %s refused: %s", c->how, c->where, r->problem);
 		/* refusals that are about who the peer is are security decisions */
 		if (rc == AM_EUNTRUSTED || rc == AM_EBADSIG || rc == AM_EREVOKED || rc == AM_EEXPIRED) {
 			char id[AM_NODE_ID_LEN + 1] = "";
@@ -265,6 +304,9 @@ struct inbound {
 	struct node *n;
 	nng_stream *s;
 	char where[128];
+	am_link_cancel *cancel;
+	int preauth;
+	bool evicted; /* written under n->mu by whoever evicts us */
 };
 
 static void *
@@ -272,20 +314,27 @@ inbound_session(void *arg)
 {
 	struct inbound *in = arg;
 	struct node *n = in->n;
-	struct sctx c = {n, "from", "", "inbound", -1};
+	struct sctx c = {n, "from", "", "inbound", -1, in->preauth, false};
 	am_link_options o;
 	am_link_report *r = malloc(sizeof(*r));
 
 	snprintf(c.where, sizeof(c.where), "%s", in->where);
 	session_options(n, &c, &o);
+	o.cancel = in->cancel;
 	if (r != NULL) {
 		int rc = am_link_session(in->s, false, n->q, n->me, &o, r);
+		preauth_done(&c);
+		pthread_mutex_lock(&n->mu);
+		c.evicted = in->evicted;
+		pthread_mutex_unlock(&n->mu);
 		session_ended(&c, rc, r);
 	} else {
+		preauth_done(&c);
 		nng_stream_close(in->s);
 		nng_stream_free(in->s);
 	}
 	free(r);
+	am_link_cancel_free(in->cancel);
 	free(in);
 	pthread_mutex_lock(&n->mu);
 	n->sessions--;
@@ -305,6 +354,48 @@ peer_address(nng_stream *s, char *out, size_t cap)
 		const uint8_t *p = (const uint8_t *) &sa.s_in.sa_port;
 		snprintf(out, cap, "tcp://%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3], (unsigned) (p[0] << 8 | p[1]));
 	}
+}
+
+/* A budget entry for a new inbound connection (n->mu held): a free one,
+ * or, when the budget or this address's share is used up, the oldest
+ * one's (that connection is closed). Returns its index. */
+static int
+preauth_take(struct node *n, struct inbound *in)
+{
+	char addr[64];
+	const char *colon;
+	int free_i = -1, oldest = -1, oldest_here = -1, here = 0;
+
+	/* the address without its port: "tcp://1.2.3.4" */
+	colon = strrchr(in->where, ':');
+	snprintf(addr, sizeof(addr), "%.*s", colon && colon > in->where + 5 ? (int) (colon - in->where) : 63, in->where);
+	for (int i = 0; i < PREAUTH_MAX; i++) {
+		struct preauth *p = &n->preauth[i];
+		if (p->cancel == NULL) {
+			if (free_i < 0)
+				free_i = i;
+			continue;
+		}
+		if (oldest < 0 || p->since_ms < n->preauth[oldest].since_ms)
+			oldest = i;
+		if (strcmp(p->addr, addr) == 0) {
+			here++;
+			if (oldest_here < 0 || p->since_ms < n->preauth[oldest_here].since_ms)
+				oldest_here = i;
+		}
+	}
+	int use = here >= PREAUTH_PER_ADDR ? oldest_here : free_i >= 0 ? free_i : oldest;
+	struct preauth *p = &n->preauth[use];
+	if (p->cancel != NULL) { /* evict: it has had its chance */
+		*p->evicted = true;
+		am_link_cancel_fire(p->cancel);
+		n->evictions++;
+	}
+	p->cancel = in->cancel;
+	p->evicted = &in->evicted;
+	p->since_ms = am_now_ms();
+	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	return use;
 }
 
 static void *
@@ -334,13 +425,31 @@ serve(void *arg)
 		in->n = n;
 		in->s = s;
 		peer_address(s, in->where, sizeof(in->where));
+		if ((in->cancel = am_link_cancel_new()) == NULL) {
+			nng_stream_close(s);
+			nng_stream_free(s);
+			free(in);
+			continue;
+		}
 		pthread_mutex_lock(&n->mu);
 		n->sessions++;
+		in->preauth = preauth_take(n, in);
+		/* say so now and then, not once per connection: a flood must not
+		 * become a flood of log lines */
+		if (n->evictions > n->evictions_said && am_now_ms() - n->evict_log_ms >= 10000) {
+			say("link port: %llu connections closed before finishing a handshake to make room for newer ones "
+			    "(at most %d waiting, %d from one address; latest from %s)",
+			    (unsigned long long) (n->evictions - n->evictions_said), PREAUTH_MAX, PREAUTH_PER_ADDR, in->where);
+			n->evictions_said = n->evictions;
+			n->evict_log_ms = am_now_ms();
+		}
 		pthread_mutex_unlock(&n->mu);
 		if (pthread_create(&th, NULL, inbound_session, in) != 0) {
 			pthread_mutex_lock(&n->mu);
 			n->sessions--;
+			n->preauth[in->preauth].cancel = NULL;
 			pthread_mutex_unlock(&n->mu);
+			am_link_cancel_free(in->cancel);
 			nng_stream_close(s);
 			nng_stream_free(s);
 			free(in);
@@ -376,7 +485,7 @@ dial(void *arg)
 	if (d->has_pk && memcmp(am_identity_pk(n->me), d->pk, AM_PK_BYTES) > 0)
 		nap(n, (uint64_t) n->beacon_ms * 2);
 	while (!n->stop) {
-		struct sctx c = {n, "to", "", "", -1};
+		struct sctx c = {n, "to", "", "", -1, -1, false};
 		am_link_options o;
 		am_link_report r;
 		int rc;

@@ -13,9 +13,23 @@
 
 #define MAX_DIALERS 64
 #define MAX_LIVE    256
-#define N_REASONS   6
+#define N_REASONS   8
+/* connections on the link port that have not finished their handshake:
+ * at most this many at once, and at most PREAUTH_PER_ADDR from one
+ * address; past either, the oldest is closed (so a newcomer, a real node
+ * re-linking among them, always gets its few seconds) */
+#define PREAUTH_MAX      64
+#define PREAUTH_PER_ADDR 16
 
 struct node;
+
+/* An inbound connection still in its handshake. */
+struct preauth {
+	am_link_cancel *cancel; /* NULL: free */
+	char addr[64];          /* the remote address, without the port */
+	uint64_t since_ms;
+	bool *evicted;          /* set when we closed it for a newer one */
+};
 
 /* A peer this daemon has a link with, or had one with since it started. */
 struct live_peer {
@@ -69,6 +83,11 @@ struct node {
 	size_t ndialers;
 	struct live_peer peers[MAX_LIVE];
 	int sessions;             /* inbound sessions running */
+	struct preauth preauth[PREAUTH_MAX];
+	uint64_t evictions;       /* pre-handshake connections closed for newer ones */
+	uint64_t evictions_said;  /* ... of which the log has told */
+	uint64_t evict_log_ms;    /* when it last did */
+	uint64_t quiet_log_ms;    /* when a handshake timeout or eviction was last logged */
 	uint64_t links_ok, links_failed, sent, received, live_sent, live_received;
 	uint64_t receipts_foreign; /* receipts refused as proof (signed by another key) */
 	uint64_t refused[N_REASONS];

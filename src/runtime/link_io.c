@@ -52,7 +52,14 @@ struct session {
 	volatile int live_stop; /* the receiving side ended the live phase */
 	_Atomic int closing;     /* the stream is being closed: send nothing more */
 	_Atomic int sender_done; /* the sending thread has returned */
+	uint64_t deadline_ms;    /* the handshake and peer info must be done by then; 0 after */
 };
+
+static int
+handshake_ms(const struct session *ss)
+{
+	return ss->o->handshake_ms > 0 ? ss->o->handshake_ms : AM_LINK_HANDSHAKE_MS;
+}
 
 static int
 nng_fail(int rv, const char *what)
@@ -61,20 +68,32 @@ nng_fail(int rv, const char *what)
 	    what, nng_strerror(rv));
 }
 
+/* All of buf, or an error. With a deadline (ms since the epoch, 0 none)
+ * each operation waits only for what is left of it, so a peer trickling
+ * a byte at a time cannot stretch a phase past it. */
 static int
-xfer(nng_stream *s, nng_aio *aio, uint8_t *buf, size_t n, bool sending)
+xfer(struct session *ss, nng_aio *aio, uint8_t *buf, size_t n, bool sending)
 {
 	while (n > 0) {
 		nng_iov iov = {buf, n};
 		int rv;
+		if (ss->closing || (ss->o->cancel != NULL && am_link_cancel_fired(ss->o->cancel)))
+			return am_error_set(AM_EIO, "link closed");
+		if (ss->deadline_ms != 0) {
+			uint64_t now = am_now_ms();
+			if (now >= ss->deadline_ms)
+				return am_error_set(AM_ETIMEDOUT, "link %s: deadline passed", sending ? "send" : "receive");
+			nng_aio_set_timeout(aio, (nng_duration) (ss->deadline_ms - now));
+		}
 		nng_aio_set_iov(aio, 1, &iov);
 		if (sending)
-			nng_stream_send(s, aio);
+			nng_stream_send(ss->s, aio);
 		else
-			nng_stream_recv(s, aio);
+			nng_stream_recv(ss->s, aio);
 		nng_aio_wait(aio);
 		if ((rv = nng_aio_result(aio)) != 0)
-			return nng_fail(rv, sending ? "link send" : "link receive");
+			return rv == NNG_ETIMEDOUT ? am_error_set(AM_ETIMEDOUT, "link %s: timed out", sending ? "send" : "receive")
+			                           : nng_fail(rv, sending ? "link send" : "link receive");
 		size_t got = nng_aio_count(aio);
 		if (got == 0)
 			return am_error_set(AM_EIO, "link closed by the peer");
@@ -101,7 +120,7 @@ send_frame(struct session *ss, char type, const uint8_t *payload, size_t len)
 	rc = am_link_seal(ss->link, &frame, &flen, plain, len + 1);
 	free(plain);
 	if (rc == 0)
-		rc = xfer(ss->s, ss->tx_aio, frame, flen, true);
+		rc = xfer(ss, ss->tx_aio, frame, flen, true);
 	free(frame);
 	return rc;
 }
@@ -116,7 +135,7 @@ recv_frame(struct session *ss, uint8_t **plain, size_t *plen)
 	*plain = NULL;
 	if (ss->closing)
 		return am_error_set(AM_EIO, "link closed");
-	if ((rc = xfer(ss->s, ss->rx_aio, hdr, 4, false)) != 0)
+	if ((rc = xfer(ss, ss->rx_aio, hdr, 4, false)) != 0)
 		return rc;
 	n = (uint32_t) hdr[0] << 24 | (uint32_t) hdr[1] << 16 | (uint32_t) hdr[2] << 8 | hdr[3];
 	if (n > AM_LINK_MAX_FRAME + 64)
@@ -124,7 +143,7 @@ recv_frame(struct session *ss, uint8_t **plain, size_t *plen)
 	if ((frame = malloc(4 + (size_t) n)) == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	memcpy(frame, hdr, 4);
-	rc = xfer(ss->s, ss->rx_aio, frame + 4, n, false);
+	rc = xfer(ss, ss->rx_aio, frame + 4, n, false);
 	if (rc == 0)
 		rc = am_link_open(ss->link, plain, plen, frame, 4 + n);
 	free(frame);
@@ -154,7 +173,7 @@ handshake(struct session *ss, bool initiator)
 		return rc;
 	if (initiator) {
 		if ((rc = am_link_start(ss->link, &out, &out_len)) != 0 ||
-		    (rc = xfer(ss->s, ss->tx_aio, out, out_len, true)) != 0)
+		    (rc = xfer(ss, ss->tx_aio, out, out_len, true)) != 0)
 			goto out;
 	}
 	/* each side reads a hello, then a proof: fixed lengths */
@@ -162,15 +181,19 @@ handshake(struct session *ss, bool initiator)
 		size_t want = step == 0 ? AM_LINK_HELLO_LEN : AM_LINK_PROOF_LEN;
 		free(out);
 		out = NULL;
-		if ((rc = xfer(ss->s, ss->rx_aio, in, want, false)) != 0) {
+		if ((rc = xfer(ss, ss->rx_aio, in, want, false)) != 0) {
 			char why[160];
 			snprintf(why, sizeof(why), "%s", am_error_detail());
-			rc = am_error_set(rc, "%s during the handshake (does the peer use another network key?)", why);
+			if (rc == AM_ETIMEDOUT)
+				rc = am_error_set(rc, "the handshake did not finish within %d ms (a silent or slow peer)",
+				    handshake_ms(ss));
+			else
+				rc = am_error_set(rc, "%s during the handshake (does the peer use another network key?)", why);
 			goto out;
 		}
 		if ((rc = am_link_on_handshake(ss->link, in, want, &out, &out_len)) != 0)
 			goto out;
-		if (out != NULL && (rc = xfer(ss->s, ss->tx_aio, out, out_len, true)) != 0)
+		if (out != NULL && (rc = xfer(ss, ss->tx_aio, out, out_len, true)) != 0)
 			goto out;
 		if (step > 2) {
 			rc = am_error_set(AM_EMALFORMED, "link: handshake did not finish");
@@ -693,9 +716,10 @@ live(struct session *ss)
 	rc = live_receive(ss);
 	/* a closed stream (by the peer, or by our sender ending on purpose)
 	 * is how a live link ends; a silent peer is a failure */
-	closed = rc == AM_EIO && strstr(am_error_detail(), "Timed out") == NULL;
-	if (rc == AM_EIO && !closed)
-		rc = am_error_set(AM_EIO, "live: the peer was silent for %d ms", ss->o->timeout_ms ? ss->o->timeout_ms : 30000);
+	closed = rc == AM_EIO;
+	if (rc == AM_ETIMEDOUT)
+		rc = am_error_set(AM_ETIMEDOUT, "live: the peer was silent for %d ms",
+		    ss->o->timeout_ms ? ss->o->timeout_ms : 30000);
 	else if (rc != 0 && !closed)
 		rc = am_error_set(rc, "%s", am_error_detail());
 	ss->live_stop = 1;
@@ -726,7 +750,19 @@ session_run(struct session *ss, bool initiator)
 	int rc;
 
 	pthread_mutex_init(&ss->owed_mu, NULL);
-	if ((rc = handshake(ss, initiator)) != 0 || (rc = exchange_info(ss)) != 0)
+	/* the handshake and the peer info, as a whole, within a few seconds:
+	 * until then the peer has proven nothing and holds a thread */
+	ss->deadline_ms = am_now_ms() + (uint64_t) handshake_ms(ss);
+	rc = handshake(ss, initiator);
+	if (rc == 0 && (rc = exchange_info(ss)) == AM_ETIMEDOUT)
+		rc = am_error_set(rc, "the peer's info did not come within %d ms of the connection", handshake_ms(ss));
+	ss->deadline_ms = 0;
+	{
+		int ms = ss->o->timeout_ms ? ss->o->timeout_ms : 30000;
+		nng_aio_set_timeout(ss->tx_aio, ms);
+		nng_aio_set_timeout(ss->rx_aio, ms);
+	}
+	if (rc != 0)
 		goto out;
 	/* what is stored from here on goes out live; what is stored now is
 	 * reconciled (both: the peer drops the duplicate) */
@@ -805,6 +841,67 @@ out:
 	return rc;
 }
 
+/* ---- cancelling a session from another thread ---- */
+
+struct am_link_cancel {
+	pthread_mutex_t mu;
+	_Atomic int fired;
+	nng_stream *s;
+	nng_aio *rx, *tx;
+};
+
+am_link_cancel *
+am_link_cancel_new(void)
+{
+	am_link_cancel *c = calloc(1, sizeof(*c));
+	if (c != NULL)
+		pthread_mutex_init(&c->mu, NULL);
+	return c;
+}
+
+void
+am_link_cancel_free(am_link_cancel *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+bool
+am_link_cancel_fired(am_link_cancel *c)
+{
+	return c->fired != 0;
+}
+
+void
+am_link_cancel_fire(am_link_cancel *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->fired = 1;
+	if (c->s != NULL)
+		nng_stream_close(c->s);
+	/* closing does not always end an operation already waiting */
+	if (c->rx != NULL)
+		nng_aio_cancel(c->rx);
+	if (c->tx != NULL)
+		nng_aio_cancel(c->tx);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void
+cancel_attach(struct session *ss, bool on)
+{
+	am_link_cancel *c = ss->o->cancel;
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->s = on ? ss->s : NULL;
+	c->rx = on ? ss->rx_aio : NULL;
+	c->tx = on ? ss->tx_aio : NULL;
+	pthread_mutex_unlock(&c->mu);
+}
+
 /* Both ends of a session (one-shot run or a long-lived server) share these. */
 static int
 session_open_aios(struct session *ss)
@@ -815,12 +912,14 @@ session_open_aios(struct session *ss)
 		return nng_fail(rv, "link");
 	nng_aio_set_timeout(ss->tx_aio, ms);
 	nng_aio_set_timeout(ss->rx_aio, ms);
+	cancel_attach(ss, true);
 	return 0;
 }
 
 static void
 session_close(struct session *ss, int rc)
 {
+	cancel_attach(ss, false);
 	if (rc != 0)
 		snprintf(ss->r->problem, sizeof(ss->r->problem), "%s", am_error_detail());
 	if (ss->s != NULL) {

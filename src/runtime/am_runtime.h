@@ -274,6 +274,7 @@ typedef struct am_tool_run {
 	size_t out_len, err_len;
 	bool out_truncated, err_truncated;
 	uint64_t duration_ms;
+	bool contained;       /* ran in a PID namespace of its own (descendants end with it) */
 	char why[200];
 } am_tool_run;
 /* am_tool_exec: run t once with args (see tools.c for the sandbox). 0 when

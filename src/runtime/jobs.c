@@ -4,7 +4,8 @@
  * and in DATA/jobs/<id>.json (rewritten whole on every change), with the
  * HTTP or MCP requests waiting for it. A job to one node is done with its
  * first result; a job to a group or an area collects one result per node
- * and stays "collecting" until its deadline ("done" after it). A node's
+ * and stays "collecting" until its deadline ("done" after it); a job to
+ * one node with no result by its deadline is "expired". A node's
  * second result for the same job is ignored, so each result counts once.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -87,7 +88,7 @@ static bool
 finished(const json_t *job)
 {
 	const char *s = json_string_value(json_object_get(job, "status"));
-	return s != NULL && strcmp(s, "done") == 0;
+	return s != NULL && (strcmp(s, "done") == 0 || strcmp(s, "expired") == 0);
 }
 
 /* answer the waiters of a job that is done (or of every job, at stop) */
@@ -249,13 +250,16 @@ am_jobs_tick(am_jobs *j, uint64_t now_ms)
 	json_t *job;
 
 	pthread_mutex_lock(&j->mu);
-	/* fan-out jobs are done at their deadline */
+	/* at its deadline a fan-out job is done with what came; a job to one
+	 * node that had no answer is expired: no job stays pending forever */
 	json_object_foreach(j->jobs, id, job) {
-		if (json_is_true(json_object_get(job, "fan_out")) && !finished(job) &&
-		    (uint64_t) json_integer_value(json_object_get(job, "deadline_ms")) <= now_ms) {
-			json_object_set_new(job, "status", json_string("done"));
+		if (!finished(job) && (uint64_t) json_integer_value(json_object_get(job, "deadline_ms")) <= now_ms) {
+			bool fan = json_is_true(json_object_get(job, "fan_out"));
+			json_object_set_new(job, "status", json_string(fan ? "done" : "expired"));
+			if (!fan)
+				json_object_set_new(job, "reason", json_string("no result came back before the call's deadline"));
 			save(j, id, job);
-			wake(j, id, job, now_ms, false); /* its waiters get every node's result */
+			wake(j, id, job, now_ms, false); /* its waiters get what there is */
 		}
 	}
 	wake(j, NULL, NULL, now_ms, false);

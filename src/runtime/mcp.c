@@ -123,6 +123,13 @@ job_content(json_t *job, json_t **content)
 	bool err = false;
 	char *text;
 
+	if (n == 0 && status != NULL && strcmp(status, "expired") == 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "job %s expired: no result came back before the call's deadline",
+		    json_string_value(json_object_get(job, "job_id")));
+		*content = text_content(msg, true, json_incref(job));
+		return;
+	}
 	if (n == 0) {
 		char msg[300];
 		snprintf(msg, sizeof(msg),

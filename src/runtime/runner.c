@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #define TOOL_WORKERS 4 /* calls running at once on one node */
+#define RESULT_MAX (AM_MAX_PAYLOAD - 16384) /* result JSON, room for the seal and the body */
 
 struct am_runner {
 	am_runner_config c;
@@ -83,6 +84,27 @@ send_result(am_runner *r, const uint8_t caller[AM_PK_BYTES], const uint8_t call_
 	uint64_t now = am_now_ms();
 	int rc;
 
+	/* a result always fits in an envelope: cut the output until it does
+	 * (and say so), never drop the answer */
+	for (int cut = 0; text != NULL && strlen(text) > RESULT_MAX && cut < 40; cut++) {
+		free(text);
+		text = NULL;
+		json_object_set_new(result, "truncated", json_true());
+		const char *keys[] = {"stdout", "stderr", "stdout_base64", "stderr_base64"};
+		for (size_t k = 0; k < 4; k++) {
+			const char *v = json_string_value(json_object_get(result, keys[k]));
+			if (v == NULL)
+				continue;
+			size_t n = strlen(v) * 3 / 4;
+			if (k < 2)
+				while (n > 0 && ((unsigned char) v[n] & 0xC0) == 0x80)
+					n--; /* not in the middle of a UTF-8 character */
+			else
+				n -= n % 4; /* whole base64 quanta */
+			json_object_set_new(result, keys[k], json_stringn(v, n));
+		}
+		text = json_dumps(result, JSON_COMPACT);
+	}
 	if (text == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	s.type = "tool_result";

@@ -184,7 +184,9 @@ am_tools_call(am_api *api, am_api_auth *a, const json_t *req, char job_id[65], i
 	s.payload_len = strlen(payload);
 	if ((rc = am_envelope_create_decoded(&env, &s, api->me)) != 0 ||
 	    (rc = am_queue_put_own(api->q, &env, 1, now, &res)) != 0 || (rc = res.rc) != 0) {
-		*status = rc == AM_EFULL ? 507 : rc == AM_ETOOBIG ? 413 : 500;
+		*status = rc == AM_EFULL ? 507 : rc == AM_ETOOBIG ? 413 : rc == AM_ESEAL ? 400 : 500;
+		if (rc == AM_ESEAL) /* a random 64-hex string is no node's key */
+			rc = am_error_set(rc, "field \"node\": not a node id (no valid public key: %s)", am_error_detail());
 		free(payload);
 		am_envelope_clear(&env);
 		return rc;
@@ -206,7 +208,7 @@ waited(void *ctx, json_t *job, bool stopping)
 
 	const char *st = job ? json_string_value(json_object_get(job, "status")) : NULL;
 
-	if (st != NULL && strcmp(st, "done") == 0)
+	if (st != NULL && (strcmp(st, "done") == 0 || strcmp(st, "expired") == 0))
 		am_http_reply_json(aio, 200, json_incref(job));
 	else if (stopping)
 		am_http_reply_error(aio, 503, "the daemon is stopping; poll GET /v1/jobs/{id} later");

@@ -10,13 +10,15 @@
  * and running one: no shell; argv elements "{arg}" are replaced by that
  * argument's value (strings as they are, anything else as JSON); the whole
  * arguments object is also the program's standard input. The child gets
- * its own process group, only the allowed environment variables (plus
- * AGENT_MESH_TOOL, AGENT_MESH_CALL_ID and AGENT_MESH_WORKFLOW_ID), no core
- * dumps, a CPU limit just over its timeout and at most 256 open files.
+ * its own process group (and, where allowed, its own PID namespace, so
+ * no descendant outlives it), only the allowed environment variables
+ * (plus AGENT_MESH_TOOL, AGENT_MESH_CALL_ID and AGENT_MESH_WORKFLOW_ID),
+ * no core dumps, a CPU limit just over its timeout, at most 256 open
+ * files and no file past max_file_size.
  * Past the timeout the group gets SIGTERM, then SIGKILL a second later;
  * past max_output bytes on stdout or stderr it gets SIGKILL at once.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* clone flags (Linux; a plain fork elsewhere) */
 #include "am_runtime.h"
 
 #include <dirent.h>
@@ -32,6 +34,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sched.h>
+#include <sys/syscall.h>
+#endif
 
 extern char **environ;
 
@@ -43,6 +49,7 @@ struct am_tool {
 	char cwd[1024];
 	uint64_t timeout_ms;
 	size_t max_output;
+	uint64_t max_file_size; /* RLIMIT_FSIZE: no file it writes grows past this */
 	char **env;
 	size_t nenv;
 };
@@ -135,6 +142,12 @@ load_one(am_tool *t, const char *path)
 		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > (1 << 20))
 			BAD("%s: \"max_output\" must be 1..1048576 bytes", path);
 		t->max_output = (size_t) json_integer_value(v);
+	}
+	t->max_file_size = 64ull << 20;
+	if ((v = json_object_get(j, "max_file_size")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0)
+			BAD("%s: \"max_file_size\" must be bytes (0: it may write no file)", path);
+		t->max_file_size = (uint64_t) json_integer_value(v);
 	}
 	if ((v = json_object_get(j, "env")) != NULL) {
 		if (!json_is_array(v) || json_array_size(v) > 64)
@@ -345,6 +358,34 @@ am_tool_run_clear(am_tool_run *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* fork, as the first process of a new PID namespace when allowed
+ * (*contained set), else a plain fork */
+static pid_t
+contained_fork(bool *contained)
+{
+#if defined(__linux__) && defined(SYS_clone) && defined(CLONE_NEWPID)
+	/* like fork() (no new stack: the child runs on a copy of ours) */
+	pid_t pid = (pid_t) syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (pid >= 0) {
+		*contained = true;
+		return pid;
+	}
+	if (errno != EPERM && errno != EINVAL && errno != ENOSYS && errno != EUSERS && errno != ENOSPC)
+		return -1;
+#endif
+	*contained = false;
+	return fork();
+}
+
+/* the child has exited (reaped here once) */
+static bool
+child_done(pid_t pid, int *status, bool *reaped)
+{
+	if (!*reaped && waitpid(pid, status, WNOHANG) == pid)
+		*reaped = true;
+	return *reaped;
+}
+
 int
 am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const char *workflow_id, am_tool_run *r,
     const volatile int *cancel)
@@ -354,7 +395,7 @@ am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const ch
 	char *input = json_dumps(args, JSON_COMPACT);
 	size_t in_len = input ? strlen(input) : 0, in_off = 0;
 	uint64_t start = mono_ms(), term_at = 0;
-	bool killed = false;
+	bool killed = false, reaped = false;
 	pid_t pid;
 	int rc = 0;
 
@@ -366,7 +407,14 @@ am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const ch
 		rc = am_error_set(AM_ENOMEM, "cannot prepare the tool run: %s", strerror(errno));
 		goto out;
 	}
-	if ((pid = fork()) < 0) {
+	/* Where the kernel lets us (root, or unprivileged user namespaces),
+	 * the tool is the first process of a PID namespace of its own: when
+	 * it ends, or is killed at its timeout, the kernel kills everything
+	 * it started, even what left its process group (setsid). Elsewhere
+	 * its process group is killed, and output is read no longer than
+	 * 2 s past the timeout whoever holds the pipes. */
+	pid = contained_fork(&r->contained);
+	if (pid < 0) {
 		rc = am_error_set(AM_EIO, "fork: %s", strerror(errno));
 		goto out;
 	}
@@ -375,6 +423,7 @@ am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const ch
 		sigset_t all;
 		struct rlimit cpu = {(rlim_t) (t->timeout_ms / 1000 + 2), (rlim_t) (t->timeout_ms / 1000 + 3)};
 		struct rlimit files = {256, 256}, core = {0, 0};
+		struct rlimit fsize = {(rlim_t) t->max_file_size, (rlim_t) t->max_file_size};
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL); /* the daemon blocks SIGTERM for sigwait */
 		signal(SIGPIPE, SIG_DFL);             /* and ignores SIGPIPE; exec keeps "ignored" */
@@ -382,6 +431,7 @@ am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const ch
 		setrlimit(RLIMIT_CPU, &cpu);
 		setrlimit(RLIMIT_NOFILE, &files);
 		setrlimit(RLIMIT_CORE, &core);
+		setrlimit(RLIMIT_FSIZE, &fsize);
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		dup2(err[1], 2);
@@ -418,6 +468,17 @@ am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const ch
 		if (killed && term_at && now - term_at >= 1000) {
 			kill(-pid, SIGKILL);
 			term_at = 0;
+		}
+		/* past the timeout and the kill, whatever still holds our pipes
+		 * (a descendant that escaped the group) does not hold us */
+		if (killed && now - start >= t->timeout_ms + 2000) {
+			snprintf(r->why, sizeof(r->why), "descendants kept its output open past the timeout");
+			break;
+		}
+		if (!killed && child_done(pid, &status, &reaped) && now - start >= t->timeout_ms) {
+			kill(-pid, SIGKILL);
+			killed = true;
+			snprintf(r->status, sizeof(r->status), "timeout");
 		}
 		wait_ms = killed ? 100 : (int) (t->timeout_ms - (now - start));
 		if (wait_ms > 200)
@@ -474,7 +535,7 @@ am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const ch
 		close(in[1]);
 		in[1] = -1;
 	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	kill(-pid, SIGKILL); /* anything it left behind in its group */
 	r->duration_ms = mono_ms() - start;
@@ -492,6 +553,11 @@ am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const ch
 		if (r->status[0] == '\0')
 			snprintf(r->status, sizeof(r->status), "%s", r->signal == SIGXCPU ? "timeout" : "failed");
 	}
+	/* (the first process of a PID namespace does not get SIGXFSZ: there
+	 * its writes fail with EFBIG, "File too large", instead) */
+	if (WIFSIGNALED(status) && r->signal == SIGXFSZ && strcmp(r->status, "failed") == 0)
+		snprintf(r->why, sizeof(r->why), "wrote a file past its max_file_size of %llu bytes",
+		    (unsigned long long) t->max_file_size);
 	if (strcmp(r->status, "timeout") == 0)
 		snprintf(r->why, sizeof(r->why), "ran past its timeout of %llu ms and was stopped",
 		    (unsigned long long) t->timeout_ms);

@@ -91,7 +91,7 @@ check "the gateway closed the flood's connections (deadline or eviction)" \
     grep -q "closed by the gateway 300 still open 0\|closed by the gateway 29[0-9]" "$T/flood.out"
 check "the gateway lives" kill -0 "$GPID"
 echo "gateway threads during the flood: $threads_during"
-check "gateway threads stayed bounded during the flood ($threads_during)" test "$threads_during" -lt 150
+check "gateway threads stayed bounded during the flood ($threads_during; 64 may wait for a handshake)" test "$threads_during" -lt 220
 hs=$(metric 'am_link_refused_total{reason="handshake_timeout"}') ev=$(metric 'am_link_refused_total{reason="evicted"}')
 echo "refused: handshake_timeout ${hs:-?}, evicted ${ev:-?}"
 check "refusals counted by reason" test "$(( ${hs:-0} + ${ev:-0} ))" -ge 250

@@ -1,0 +1,98 @@
+#!/bin/bash
+# Tools stay inside their limits (issue 11, point 4), real daemons:
+#  - a tool whose child escapes with setsid and keeps stdout open: the call
+#    ends at its timeout, the escaped child is gone, and four such calls
+#    at once do not starve a quick one
+#  - a tool writing a file past max_file_size is stopped, the file capped
+#  - output at a 1 MiB max_output still makes a result that fits an
+#    envelope (cut, truncated: true): the job is done, not pending forever
+#  - a call nobody answers is "expired" at its deadline, not pending
+# On ee90c10: escaped children held workers for 30 s (a quick call timed
+# out behind four of them), files grew without bound, the big result was
+# dropped and its job stayed pending.
+# usage: tools_limits.sh AGENT_MESH NODE GATEWAY
+set -u
+AM=$1 NODE=$2 GW=$3
+T=$(mktemp -d /tmp/am-toollim-XXXXXX)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; pkill -f "sleep 31.7$" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+fails=0 passes=0
+ok()  { passes=$((passes+1)); echo "ok: $*"; }
+bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
+call() { curl -s -m 40 -H "Authorization: Bearer $ADMIN" -d "$1" "http://127.0.0.1:$GP/v1/tools/call"; }
+field() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+"$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
+G=$("$AM" init --store "$T/g" 2>/dev/null)
+C1=$("$AM" init --store "$T/c1" 2>/dev/null)
+ADMIN=$("$AM" token issue --data "$T/g" --role admin --valid 1h)
+mkdir -p "$T/c1/tools" "$T/out"
+cat >"$T/escape.sh" <<'EOF'
+#!/bin/sh
+# a child leaves the process group and keeps our stdout open
+setsid sleep 31.7 &
+echo started
+sleep 30
+EOF
+chmod +x "$T/escape.sh"
+cat >"$T/c1/tools/escape.json" <<EOF
+{"name": "escape", "description": "escapes", "command": ["$T/escape.sh"], "timeout": "2s"}
+EOF
+cat >"$T/c1/tools/bigfile.json" <<EOF
+{"name": "bigfile", "description": "writes 200 MB", "command": ["/bin/dd", "if=/dev/zero", "of=$T/out/big", "bs=1M", "count=200"],
+ "timeout": "20s", "max_file_size": 1048576}
+EOF
+cat >"$T/c1/tools/noisy.json" <<'EOF'
+{"name": "noisy", "description": "2 MB of binary", "command": ["/usr/bin/head", "-c", "2000000", "/dev/urandom"],
+ "max_output": 1048576}
+EOF
+cat >"$T/c1/tools/quick.json" <<'EOF'
+{"name": "quick", "description": "answers at once", "command": ["/bin/echo", "quick"]}
+EOF
+GP=$(port) LP=$(port)
+"$GW" --data "$T/g" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP" --port "$GP" \
+    --no-discovery --name site-gw >"$T/g.log" 2>&1 &
+PIDS+=($!)
+"$NODE" --data "$T/c1" --network-key "@$T/net.key" --port "$(port)" --no-discovery --name crane-1 --trust-key "$G" \
+    --gateway "tcp://127.0.0.1:$LP" >"$T/c1.log" 2>&1 &
+PIDS+=($!)
+catalog() { [ -f "$T/g/catalogs/$C1.json" ]; }
+check "crane-1 linked, its catalog at the gateway" until_ok 150 catalog
+
+# an escaping child
+t0=$(date +%s)
+out=$(call '{"node":"crane-1","tool":"escape","wait_ms":30000}')
+t1=$(date +%s)
+echo "escape call answered in $((t1 - t0)) s: $(head -c 200 <<<"$out")"
+check "the escaping tool's call ends as a timeout" grep -q '"status":"timeout"' <<<"$out"
+check "... well before its child's 30 s" test $((t1 - t0)) -le 15
+gone() { ! pgrep -f "sleep 31.7$" >/dev/null; }
+if [ "$(id -u)" = 0 ]; then # PID namespaces need root (or user namespaces)
+    check "the escaped child is gone with the call" until_ok 50 gone
+fi
+# four at once, and a quick call among them
+for i in 1 2 3 4; do call '{"node":"crane-1","tool":"escape","wait_ms":0}' >/dev/null; done
+sleep 0.5
+out=$(call '{"node":"crane-1","tool":"quick","wait_ms":15000}')
+check "a quick call answers while four escaping calls run" grep -q '"status":"ok".*quick' <<<"$out"
+
+# a file past max_file_size
+out=$(call '{"node":"crane-1","tool":"bigfile","wait_ms":30000}')
+check "writing past max_file_size: stopped, and the tool or we say so" grep -q 'max_file_size of 1048576\|File too large' <<<"$out"
+size=$(stat -c %s "$T/out/big" 2>/dev/null || echo 0)
+check "... the file stayed at the limit ($size bytes)" test "$size" -le 1048576
+
+# output at a 1 MiB cap still makes a result
+out=$(call '{"node":"crane-1","tool":"noisy","wait_ms":30000}')
+check "a 1 MiB output: the result arrives ($(head -c 120 <<<"$out"))" grep -q '"status":"output_limit"' <<<"$out"
+check "... cut to fit, and says so" grep -q '"truncated":true' <<<"$out"
+
+# nobody answers: expired at the deadline
+ghost=$("$AM" init --store "$T/never" 2>/dev/null) # a real key that never links
+out=$(call "{\"node\":\"$ghost\",\"tool\":\"quick\",\"ttl\":\"2s\",\"wait_ms\":6000}")
+check "a call nobody answers is expired at its deadline ($(head -c 200 <<<"$out"))" grep -q '"status":"expired"' <<<"$out"
+echo "tools-limits: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]

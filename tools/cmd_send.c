@@ -55,6 +55,8 @@ cmd_send(int argc, char **argv)
 		case 'l':
 			if (am_duration_parse(&ttl, optarg) != 0)
 				return cli_usage_error("--ttl: %s", am_error_detail());
+			if (ttl > AM_MAX_TTL_MS)
+				return cli_usage_error("--ttl %s: at most 366d", optarg);
 			break;
 		case 'p': {
 			char *end = NULL;

@@ -123,8 +123,8 @@ cmd_token_issue(int argc, char **argv)
 		case 'R': role = optarg; break;
 		case 'f': roles = optarg; break;
 		case 'v':
-			if (am_duration_parse(&valid, optarg) != 0 || valid == 0)
-				return cli_usage_error("--valid %s: a duration (24h, 30d)", optarg);
+			if (am_duration_parse(&valid, optarg) != 0 || valid == 0 || valid > AM_MAX_LIFETIME_MS - 86400000ull)
+				return cli_usage_error("--valid %s: a duration (24h, 30d; at most 3652d)", optarg);
 			break;
 		case 'o': output = optarg; break;
 		default: return cli_opt_error(c, argv);
@@ -192,7 +192,7 @@ cmd_token_attenuate(int argc, char **argv)
 			rights[n++] = optarg;
 			break;
 		case 'v':
-			if (am_duration_parse(&valid, optarg) != 0 || valid == 0)
+			if (am_duration_parse(&valid, optarg) != 0 || valid == 0 || valid > AM_MAX_LIFETIME_MS - 86400000ull)
 				return cli_usage_error("--valid %s: a duration (1h, 2d)", optarg);
 			break;
 		default: return cli_opt_error(c, argv);
@@ -467,7 +467,7 @@ cmd_provision(int argc, char **argv)
 		case 'o': output = optarg; break;
 		case 'r': roles_arg = optarg; break;
 		case 'v':
-			if (am_duration_parse(&valid, optarg) != 0 || valid == 0)
+			if (am_duration_parse(&valid, optarg) != 0 || valid == 0 || valid > AM_MAX_LIFETIME_MS - 86400000ull)
 				return cli_usage_error("--valid %s: a duration (365d, 90d, 12h)", optarg);
 			break;
 		case 'p': pub = optarg; break;

@@ -229,6 +229,12 @@ int am_tag_check(const char *what, const char *s, size_t len);
 
 #define AM_ENVELOPE_VERSION 1
 #define AM_MAX_PAYLOAD      (1u << 20)          /* 1 MiB after decompression */
+/* Lifetimes: an envelope lives at most 10 years (expires - created; long
+ * enough for the revocation of a long-lived token) and no time is past
+ * the year 9999; what users ask for (--ttl, "ttl") at most a year. */
+#define AM_MAX_LIFETIME_MS  (3653ull * 24 * 3600 * 1000)
+#define AM_MAX_TIME_MS      253402300799999ull  /* 9999-12-31T23:59:59.999Z */
+#define AM_MAX_TTL_MS       (366ull * 24 * 3600 * 1000)
 #define AM_MAX_BODY         (AM_MAX_PAYLOAD + 16384)
 #define AM_MAX_ENVELOPE     (AM_MAX_BODY + 96)
 #define AM_MAX_DEPTH        6     /* msgpack nesting inside a body */

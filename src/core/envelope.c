@@ -173,6 +173,8 @@ check_spec(const am_envelope_spec *s)
 		return am_error_set(AM_EFIELD, "priority %u out of range 0..3", s->priority);
 	if (s->expires_ms <= s->created_ms)
 		return am_error_set(AM_EFIELD, "expiry must be after creation time");
+	if (s->expires_ms > AM_MAX_TIME_MS || s->expires_ms - s->created_ms > AM_MAX_LIFETIME_MS)
+		return am_error_set(AM_EFIELD, "an envelope lives at most 10 years, and no later than the year 9999");
 	switch (s->dest_kind) {
 	case AM_DEST_NODE:
 	case AM_DEST_BROADCAST:
@@ -786,6 +788,15 @@ decode_body(am_body *b, const uint8_t *p, size_t len)
 	if (b->expires_ms <= b->created_ms) {
 		rc = am_error_set(AM_EFIELD, "expires (%llu) is not after created (%llu)",
 		    (unsigned long long) b->expires_ms, (unsigned long long) b->created_ms);
+		goto out;
+	}
+	if (b->expires_ms > AM_MAX_TIME_MS) {
+		rc = am_error_set(AM_EFIELD, "expires (%llu) is past the year 9999", (unsigned long long) b->expires_ms);
+		goto out;
+	}
+	if (b->expires_ms - b->created_ms > AM_MAX_LIFETIME_MS) {
+		rc = am_error_set(AM_EFIELD, "lives %llu days, more than the 3653 allowed",
+		    (unsigned long long) ((b->expires_ms - b->created_ms) / 86400000));
 		goto out;
 	}
 	if (b->sealed && b->dest_kind != AM_DEST_NODE) {

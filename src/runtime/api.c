@@ -318,6 +318,8 @@ on_send(nng_aio *aio)
 			ttl = (uint64_t) json_integer_value(v) * 1000;
 		else if (!json_is_string(v) || am_duration_parse(&ttl, json_string_value(v)) != 0)
 			FIELD_ERR("field \"ttl\" must be seconds or a duration like \"2h\"");
+		if (ttl > AM_MAX_TTL_MS || (json_is_integer(v) && json_integer_value(v) > (json_int_t) (AM_MAX_TTL_MS / 1000)))
+			FIELD_ERR("field \"ttl\" is more than the 366 days allowed");
 	}
 	s.priority = AM_PRIO_NORMAL;
 	if ((v = json_object_get(j, "priority")) != NULL) {

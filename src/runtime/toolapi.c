@@ -106,6 +106,8 @@ am_tools_call(am_api *api, am_api_auth *a, const json_t *req, char job_id[65], i
 	if ((v = json_object_get(req, "ttl")) != NULL &&
 	    (!json_is_string(v) || am_duration_parse(&ttl, json_string_value(v)) != 0 || ttl == 0))
 		return am_error_set(AM_EFIELD, "field \"ttl\" must be a duration like \"1h\"");
+	if (ttl > AM_MAX_TTL_MS)
+		return am_error_set(AM_EFIELD, "field \"ttl\" is more than the 366 days allowed");
 	s.type = "tool_call";
 	if ((v = json_object_get(req, "node")) != NULL) {
 		if (!json_is_string(v))

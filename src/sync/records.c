@@ -215,6 +215,8 @@ am_revocation_create(am_envelope *env, const uint8_t *records, size_t n, uint64_
 	s.created_ms = now_ms;
 	/* it must outlive what it revokes; at least a year */
 	s.expires_ms = expires_ms > now_ms + 365ull * 24 * HOUR_MS ? expires_ms : now_ms + 365ull * 24 * HOUR_MS;
+	if (s.expires_ms - now_ms > AM_MAX_LIFETIME_MS) /* tokens live at most 10 years less a day */
+		s.expires_ms = now_ms + AM_MAX_LIFETIME_MS;
 	s.priority = AM_PRIO_URGENT;
 	s.content_type = "application/x-agent-mesh-revocation";
 	s.no_compress = true;

@@ -151,6 +151,8 @@ def decode(raw):
         raise Refused("AM_EFIELD", "prio")
     if m["expires"] <= m["created"]:
         raise Refused("AM_EFIELD", "expiry")
+    if m["expires"] > 253402300799999 or m["expires"] - m["created"] > 3653 * 86400000:
+        raise Refused("AM_EFIELD", "lifetime")
     if len(m["payload"]) > MAX_PAYLOAD + 48:
         raise Refused("AM_ETOOBIG", "payload")
     if not isinstance(m["src"], bytes) or len(m["src"]) != 32:
@@ -343,7 +345,7 @@ def check_cli(tool):
         # the other way: an envelope made here, accepted by the CLI
         sk = nacl.signing.SigningKey(bytes(range(32)))
         body = msgpack.packb({"type": "message", "src": bytes(sk.verify_key), "dst": ["broadcast"],
-                              "created": 1767225600000, "expires": 4102444800000, "prio": 1,
+                              "created": 1767225600000, "expires": 1767830400000, "prio": 1,
                               "nonce": os.urandom(8), "payload": b"made in python"}, use_bin_type=True)
         env = msgpack.packb([1, body, sk.sign(body).signature, 16], use_bin_type=True)
         f = os.path.join(d, "py.env")
@@ -360,6 +362,19 @@ def check_cli(tool):
         r = run([tool, "envelope", "inspect", f])
         if r.returncode == 0 or "signature" not in r.stderr:
             fail("CLI accepted a tampered python envelope: %s" % r.stderr)
+        # correctly signed, but living forever or past the year 9999: refused
+        # on decode (failed on ee90c10: accepted)
+        for created, expires, why in ((1767225600000, 2**64 - 1, "year 9999"),
+                                      (1767225600000, 1767225600000 + 3654 * 86400000, "3653 allowed")):
+            body = msgpack.packb({"type": "message", "src": bytes(sk.verify_key), "dst": ["broadcast"],
+                                  "created": created, "expires": expires, "prio": 1,
+                                  "nonce": os.urandom(8), "payload": b"forever"}, use_bin_type=True)
+            open(f, "wb").write(msgpack.packb([1, body, sk.sign(body).signature, 16], use_bin_type=True))
+            r = run([tool, "envelope", "inspect", f])
+            if r.returncode == 0 or why not in r.stderr:
+                fail("CLI accepted an envelope with expires %d: %s" % (expires, r.stderr))
+            else:
+                print("an envelope living past the limits is refused: %s" % r.stderr.strip())
 
 
 def main():

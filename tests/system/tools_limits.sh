@@ -7,6 +7,7 @@
 #  - output at a 1 MiB max_output still makes a result that fits an
 #    envelope (cut, truncated: true): the job is done, not pending forever
 #  - a call nobody answers is "expired" at its deadline, not pending
+#  - a ttl past 366 days is refused (API and CLI)
 # On ee90c10: escaped children held workers for 30 s (a quick call timed
 # out behind four of them), files grew without bound, the big result was
 # dropped and its job stayed pending.
@@ -94,5 +95,11 @@ check "... cut to fit, and says so" grep -q '"truncated":true' <<<"$out"
 ghost=$("$AM" init --store "$T/never" 2>/dev/null) # a real key that never links
 out=$(call "{\"node\":\"$ghost\",\"tool\":\"quick\",\"ttl\":\"2s\",\"wait_ms\":6000}")
 check "a call nobody answers is expired at its deadline ($(head -c 200 <<<"$out"))" grep -q '"status":"expired"' <<<"$out"
+# lifetimes have a ceiling (issue 11, point 7; accepted on ee90c10)
+out=$(curl -s -m 10 -w ' %{http_code}' -H "Authorization: Bearer $ADMIN" -d "{\"to\":\"$C1\",\"text\":\"x\",\"ttl\":\"1000000d\"}" "http://127.0.0.1:$GP/v1/messages")
+check "a message with ttl 1000000d: 400 naming the limit ($out)" grep -q '366 days.* 400$' <<<"$out"
+out=$(curl -s -m 10 -w ' %{http_code}' -H "Authorization: Bearer $ADMIN" -d '{"node":"crane-1","tool":"quick","ttl":"1000000d"}' "http://127.0.0.1:$GP/v1/tools/call")
+check "a call with ttl 1000000d: 400 naming the limit ($out)" grep -q '366 days.* 400$' <<<"$out"
+check "agent-mesh send --ttl 1000d: refused" bash -c "! '$AM' send --store '$T/g' --broadcast --ttl 1000d --text x 2>/dev/null"
 echo "tools-limits: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -227,6 +227,17 @@ test_refusals(void)
 	spec_init(&s, "x", 1);
 	s.expires_ms = s.created_ms;
 	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), AM_EFIELD);
+	/* lifetimes have a ceiling (accepted on ee90c10) */
+	spec_init(&s, "x", 1);
+	s.expires_ms = UINT64_MAX;
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), AM_EFIELD);
+	spec_init(&s, "x", 1);
+	s.expires_ms = s.created_ms + AM_MAX_LIFETIME_MS + 1;
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), AM_EFIELD);
+	spec_init(&s, "x", 1);
+	s.expires_ms = s.created_ms + AM_MAX_LIFETIME_MS;
+	CHECK_RC(am_envelope_create(&raw, &len, id, &s, alice), 0);
+	free(raw);
 	spec_init(&s, "x", 1);
 	s.dest_kind = AM_DEST_GROUP;
 	s.dest_group = "bad group!";

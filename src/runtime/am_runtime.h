@@ -315,7 +315,11 @@ int am_jobs_create(am_jobs *j, const char *id, const char *tool, const char *tar
  * AM_ENOTFOUND for an unknown job. */
 int am_jobs_result(am_jobs *j, const char *id, struct json_t *result, uint64_t now_ms);
 struct json_t *am_jobs_get(am_jobs *j, const char *id);             /* new reference or NULL */
-struct json_t *am_jobs_list(am_jobs *j, const char *workflow_id);   /* NULL: all */
+/* the jobs (of workflow_id, NULL: all) in id order after `after` (NULL:
+ * from the start), at most limit; next gets the id to continue after, ""
+ * at the end (new reference) */
+struct json_t *am_jobs_list(am_jobs *j, const char *workflow_id, const char *after, size_t limit,
+    char next[AM_ID_HEX_LEN + 1]);
 int am_jobs_wait(am_jobs *j, const char *id, uint64_t deadline_ms, am_job_reply_fn fn, void *ctx);
 void am_jobs_tick(am_jobs *j, uint64_t now_ms);
 
@@ -426,6 +430,7 @@ void am_http_reply(struct nng_aio *aio, uint16_t status, const char *type, const
 void am_http_reply_json(struct nng_aio *aio, uint16_t status, struct json_t *j);
 void am_http_reply_json_session(struct nng_aio *aio, uint16_t status, struct json_t *j, const char *session);
 void am_http_reply_error(struct nng_aio *aio, uint16_t status, const char *msg);
+bool am_http_query(const char *uri, const char *name, char *out, size_t cap);
 int am_api_register(struct nng_http_server *srv, am_api *api) AM_MUST_CHECK;
 /* am_api_check: the request on aio carries the development token or a
  * valid, unrevoked capability token from a trusted gateway that allows

@@ -39,7 +39,7 @@ struct am_jobs {
 static void
 save(am_jobs *j, const char *id, json_t *job)
 {
-	char path[4096], *text = json_dumps(job, JSON_COMPACT | JSON_SORT_KEYS);
+	char path[4096], *text = json_dumps(job, JSON_COMPACT); /* its own key order, as served */
 
 	if (text == NULL)
 		return;
@@ -194,19 +194,36 @@ am_jobs_get(am_jobs *j, const char *id)
 }
 
 json_t *
-am_jobs_list(am_jobs *j, const char *workflow_id)
+am_jobs_list(am_jobs *j, const char *workflow_id, const char *after, size_t limit, char next[AM_ID_HEX_LEN + 1])
 {
 	json_t *arr = json_array(), *job;
 	char **names = NULL;
 	size_t n = 0;
 
+	next[0] = '\0';
 	pthread_mutex_lock(&j->mu);
-	/* every job on disk, so ones from before a restart are found too */
+	/* every job on disk, so ones from before a restart are found too, in
+	 * id order from after (exclusive), limit at a time; read from disk
+	 * without keeping them in memory */
 	if (am_dir_list(&names, &n, j->dir, ".json") == 0) {
 		for (size_t i = 0; i < n; i++) {
 			char id[AM_ID_HEX_LEN + 1];
 			snprintf(id, sizeof(id), "%.*s", AM_ID_HEX_LEN, names[i]);
-			if ((job = find(j, id)) == NULL)
+			if (after != NULL && strcmp(id, after) <= 0)
+				continue;
+			if (json_array_size(arr) == limit) {
+				json_t *last = json_array_get(arr, limit - 1);
+				snprintf(next, AM_ID_HEX_LEN + 1, "%s", json_string_value(json_object_get(last, "job_id")));
+				break;
+			}
+			if ((job = json_object_get(j->jobs, id)) != NULL)
+				json_incref(job);
+			else {
+				char path[4200];
+				snprintf(path, sizeof(path), "%s/%s", j->dir, names[i]);
+				job = json_load_file(path, 0, NULL);
+			}
+			if (job == NULL)
 				continue;
 			const char *wf = json_string_value(json_object_get(job, "workflow_id"));
 			if (workflow_id == NULL || (wf != NULL && strcmp(wf, workflow_id) == 0))
@@ -263,5 +280,15 @@ am_jobs_tick(am_jobs *j, uint64_t now_ms)
 		}
 	}
 	wake(j, NULL, NULL, now_ms, false);
+	/* memory holds the jobs still waiting for results (and those asked
+	 * for lately); a finished one is on disk, read back when asked for */
+	void *tmp;
+	json_object_foreach_safe(j->jobs, tmp, id, job) {
+		bool waited = false;
+		for (size_t i = 0; i < j->nw && !waited; i++)
+			waited = strcmp(j->w[i].job, id) == 0;
+		if (finished(job) && !waited)
+			json_object_del(j->jobs, id);
+	}
 	pthread_mutex_unlock(&j->mu);
 }

@@ -7,7 +7,9 @@
  *                                 "ttl": "1h"} -> 200 the job with its result(s)
  *                                 when done within wait_ms, else 202 {"job_id"}
  *   GET  /v1/jobs/{id}           a job: status and results per node
- *   GET  /v1/jobs[?workflow_id=W] the jobs (of one workflow)
+ *   GET  /v1/jobs[?workflow_id=W][&limit=N][&after=ID]  the jobs (of one
+ *                                workflow), N (<= 1000, default 100) at a
+ *                                time, "next" the ID to continue after
  * The right asked of the caller's token: call:<node name or id>:<tool>,
  * call:group:<g>:<tool>, or call:area:<tool> (geo or broadcast). The
  * token itself never leaves this process: the call carries a grant made
@@ -285,15 +287,24 @@ on_job(nng_aio *aio)
 		am_http_reply_json(aio, 200, job);
 		return;
 	}
-	const char *wf = NULL;
-	char wfbuf[AM_TAG_MAX + 1];
-	if (q != NULL && (wf = strstr(q, "workflow_id=")) != NULL) {
-		wf += 12;
-		size_t n = strcspn(wf, "&");
-		snprintf(wfbuf, sizeof(wfbuf), "%.*s", (int) (n < sizeof(wfbuf) ? n : sizeof(wfbuf) - 1), wf);
-		wf = wfbuf;
+	/* ?workflow_id=W&limit=N&after=JOB: a page at a time, in id order */
+	char wf[AM_TAG_MAX + 1], after[AM_ID_HEX_LEN + 1], lim[16], next[AM_ID_HEX_LEN + 1];
+	bool has_wf = am_http_query(uri, "workflow_id", wf, sizeof(wf)), has_after = am_http_query(uri, "after", after, sizeof(after));
+	long limit = 100;
+	if (am_http_query(uri, "limit", lim, sizeof(lim))) {
+		char *end = NULL;
+		limit = strtol(lim, &end, 10);
+		if (end == lim || *end != '\0' || limit < 1 || limit > 1000) {
+			am_http_reply_error(aio, 400, "query \"limit\" must be 1..1000");
+			return;
+		}
 	}
-	am_http_reply_json(aio, 200, json_pack("{s:o}", "jobs", am_jobs_list(api->jobs, wf)));
+	json_t *page = am_jobs_list(api->jobs, has_wf ? wf : NULL, has_after ? after : NULL, (size_t) limit, next);
+	json_t *body = json_pack("{s:o}", "jobs", page);
+	if (next[0])
+		json_object_set_new(body, "next", json_string(next));
+	am_http_reply_json(aio, 200, body);
+	(void) q;
 }
 
 static void

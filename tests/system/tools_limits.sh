@@ -95,6 +95,21 @@ check "... cut to fit, and says so" grep -q '"truncated":true' <<<"$out"
 ghost=$("$AM" init --store "$T/never" 2>/dev/null) # a real key that never links
 out=$(call "{\"node\":\"$ghost\",\"tool\":\"quick\",\"ttl\":\"2s\",\"wait_ms\":6000}")
 check "a call nobody answers is expired at its deadline ($(head -c 200 <<<"$out"))" grep -q '"status":"expired"' <<<"$out"
+# jobs: listed a page at a time, kept on disk (not in memory), across a restart
+for i in $(seq 1 120); do call '{"node":"crane-1","tool":"quick","wait_ms":0}' >/dev/null; done
+page=$(curl -s -m 10 -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:$GP/v1/jobs?limit=50")
+check "GET /v1/jobs?limit=50: 50 and a next cursor" test "$(field "'%d %s' % (len(d['jobs']), 'next' in d)" <<<"$page")" = "50 True"
+total=0 after=""
+for _ in $(seq 1 20); do
+    page=$(curl -s -m 10 -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:$GP/v1/jobs?limit=50${after:+&after=$after}")
+    total=$((total + $(field "len(d['jobs'])" <<<"$page")))
+    after=$(field "d.get('next', '')" <<<"$page")
+    [ -z "$after" ] && break
+done
+njobs=$(ls "$T/g/jobs" | wc -l)
+check "following next visits every job once ($total of $njobs)" test "$total" = "$njobs"
+check "a bad limit: 400" grep -q 'limit' <<<"$(curl -s -m 10 -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:$GP/v1/jobs?limit=0")"
+
 # lifetimes have a ceiling (issue 11, point 7; accepted on ee90c10)
 out=$(curl -s -m 10 -w ' %{http_code}' -H "Authorization: Bearer $ADMIN" -d "{\"to\":\"$C1\",\"text\":\"x\",\"ttl\":\"1000000d\"}" "http://127.0.0.1:$GP/v1/messages")
 check "a message with ttl 1000000d: 400 naming the limit ($out)" grep -q '366 days.* 400$' <<<"$out"

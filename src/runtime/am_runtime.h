@@ -372,6 +372,16 @@ void am_audit_set_sync(am_audit *a, bool sync);
 int am_audit_log(am_audit *a, const char *event, const char *subject, const char *workflow_id,
     struct json_t *details);
 
+/* Refusals anyone can cause (a bad token, a wrong network key) at a
+ * bounded cost (audit_limit.c): the first of each kind a minute in full,
+ * the rest as one "<event>_repeated" record with their count. Takes
+ * details. l may be NULL (nothing is written). */
+typedef struct am_audit_limiter am_audit_limiter;
+int am_audit_limiter_new(am_audit_limiter **out, am_audit *a) AM_MUST_CHECK;
+void am_audit_limiter_free(am_audit_limiter *l); /* writes what it still counts */
+int am_audit_refusal(am_audit_limiter *l, const char *event, const char *reason, const char *subject,
+    struct json_t *details, uint64_t now_ms);
+
 typedef struct am_audit_report {
 	uint64_t lines;      /* lines that verified */
 	uint64_t bad_line;   /* the first bad line (1-based), 0 if none */
@@ -415,6 +425,7 @@ typedef struct am_api {
 	uint8_t trusted[8 * AM_PK_BYTES]; /* gateway keys whose tokens count */
 	size_t ntrusted;
 	am_audit *audit;            /* token decisions (may be NULL) */
+	am_audit_limiter *refusals; /* unauthenticated refusals, aggregated (may be NULL) */
 	am_jobs *jobs;              /* tool calls made from here */
 	am_toolbox *tools;          /* this node's own tools */
 	const char *data_dir;

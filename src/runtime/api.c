@@ -111,7 +111,14 @@ auth_check(am_api *api, const char *h, struct auth *au, const char *action, char
 	return NULL;
 refuse:
 	snprintf(msg, cap, "%s", why);
-	audit_decision(api, au, "token_refused", action, msg, NULL, 401);
+	/* anyone can make 401s: written at a bounded cost (first of a kind a
+	 * minute in full, the rest counted) */
+	{
+		json_t *d = json_pack("{s:s, s:s, s:s, s:i}", "action", action, "token", au->has_tok ? au->id : "",
+		    "reason", msg, "status", 401);
+		(void) am_audit_refusal(api->refusals, "token_refused", msg, au->has_tok ? au->tok.subject : "anonymous", d,
+		    am_now_ms());
+	}
 	if (au->has_tok)
 		am_token_clear(&au->tok);
 	au->has_tok = false;

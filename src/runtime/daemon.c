@@ -261,10 +261,13 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 				known |= r->peer[i] != 0;
 			if (known)
 				am_node_id_format(id, r->peer);
-			(void) am_audit_log(n->audit,
-			    strstr(r->problem, "presented key") != NULL ? "key_change_refused" : "link_refused",
-			    r->info.name[0] ? r->info.name : c->where, NULL,
-			    json_pack("{s:s, s:s, s:s}", "key", id, "address", c->where, "reason", r->problem));
+			json_t *d = json_pack("{s:s, s:s, s:s}", "key", id, "address", c->where, "reason", r->problem);
+			if (!known) /* not even a key proven: anyone can make these */
+				(void) am_audit_refusal(n->api.refusals, "link_refused", r->problem, c->where, d, am_now_ms());
+			else
+				(void) am_audit_log(n->audit,
+				    strstr(r->problem, "presented key") != NULL ? "key_change_refused" : "link_refused",
+				    r->info.name[0] ? r->info.name : c->where, NULL, d);
 		}
 	}
 	else
@@ -970,6 +973,10 @@ am_daemon_main(bool gateway, int argc, char **argv)
 			goto out;
 		}
 		n.api.audit = n.audit;
+		if (am_audit_limiter_new(&n.api.refusals, n.audit) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+			goto out;
+		}
 	}
 	{
 		char tdir[4096], jdir[4096];
@@ -1169,6 +1176,7 @@ out:
 		am_queue_close(n.q);
 		am_hub_free(n.hub);
 		am_trust_close(n.trust);
+		am_audit_limiter_free(n.api.refusals);
 		am_audit_close(n.audit);
 		am_provision_clear(&prov);
 		am_toolbox_free(n.tools);

@@ -26,6 +26,9 @@ am_http_reply(nng_aio *aio, uint16_t status, const char *type, const char *body,
 	if (body != NULL) {
 		nng_http_res_set_header(res, "Content-Type", type);
 		nng_http_res_copy_data(res, body, strlen(body));
+	} else {
+		/* or a client waits for the connection to close to find the end */
+		nng_http_res_set_header(res, "Content-Length", "0");
 	}
 	if (session != NULL)
 		nng_http_res_set_header(res, "Mcp-Session-Id", session);

@@ -18,6 +18,7 @@
 #include "am_runtime.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 #include <sodium.h>
@@ -27,10 +28,72 @@
 
 #define MCP_PROTOCOL "2025-03-26"
 
+#define MCP_SESSIONS 1024 /* open sessions remembered; the oldest is forgotten first */
+
 struct am_mcp {
 	nng_http_server *srv;
 	am_api *api;
+	pthread_mutex_t mu;
+	struct {
+		char id[33];
+		uint64_t at_ms;
+	} sessions[MCP_SESSIONS];
+	size_t next_session; /* ring position */
 };
+
+static void
+session_add(am_mcp *m, const char *id)
+{
+	pthread_mutex_lock(&m->mu);
+	snprintf(m->sessions[m->next_session].id, 33, "%s", id);
+	m->sessions[m->next_session].at_ms = am_now_ms();
+	m->next_session = (m->next_session + 1) % MCP_SESSIONS;
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* is id a session we gave out (and, with drop, forget it) */
+static bool
+session_known(am_mcp *m, const char *id, bool drop)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < MCP_SESSIONS && !found; i++)
+		if (m->sessions[i].id[0] && strcmp(m->sessions[i].id, id) == 0) {
+			found = true;
+			if (drop)
+				m->sessions[i].id[0] = '\0';
+		}
+	pthread_mutex_unlock(&m->mu);
+	return found;
+}
+
+/* Origin (when a browser sends one) must be this machine or one named in
+ * MCP_ALLOWED_ORIGINS (comma-separated, e.g. "https://tools.site.lan"):
+ * the transport's guard against DNS rebinding. */
+static bool
+origin_allowed(const char *origin)
+{
+	static const char *const local[] = {"http://localhost", "https://localhost", "http://127.0.0.1",
+	    "https://127.0.0.1", "http://[::1]", "https://[::1]"};
+	const char *allow = getenv("MCP_ALLOWED_ORIGINS");
+
+	if (origin == NULL)
+		return true; /* not a browser: nothing to rebind */
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		size_t n = strlen(local[i]);
+		if (strncmp(origin, local[i], n) == 0 && (origin[n] == '\0' || origin[n] == ':'))
+			return true;
+	}
+	if (allow != NULL)
+		for (const char *p = allow; *p;) {
+			size_t n = strcspn(p, ",");
+			if (n > 0 && strlen(origin) == n && strncmp(origin, p, n) == 0)
+				return true;
+			p += n + (p[n] == ',');
+		}
+	return false;
+}
 
 static json_t *
 rpc_error(json_t *id, int code, const char *msg)
@@ -349,6 +412,7 @@ handle(am_mcp *m, am_api_auth *a, json_t *msg, nng_aio *aio, bool single, bool *
 		uint8_t r[16];
 		randombytes_buf(r, sizeof(r));
 		sodium_bin2hex(session, 33, r, sizeof(r));
+		session_add(m, session); /* known before the client can use it */
 		return rpc_result(id, json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s}, s:s}", "protocolVersion", ver,
 		                          "capabilities", "tools", "listChanged", 0, "serverInfo", "name", "agent-mesh-gateway",
 		                          "version", "0.1.0", "instructions",
@@ -385,13 +449,25 @@ on_mcp(nng_aio *aio)
 	size_t blen;
 	bool deferred = false;
 	char session[33] = "";
+	const char *sid = nng_http_req_get_header(req, "Mcp-Session-Id");
 
+	if (!origin_allowed(nng_http_req_get_header(req, "Origin"))) {
+		am_http_reply_json_session(aio, 403,
+		    rpc_error(NULL, -32000, "Origin not allowed (this machine, or one listed in MCP_ALLOWED_ORIGINS)"), NULL);
+		return;
+	}
 	if (strcmp(method, "GET") == 0) { /* no server-initiated stream */
 		am_http_reply_json_session(aio, 405, NULL, NULL);
 		return;
 	}
+	/* a session we never gave out, or ended: the client must initialize again */
+	if (sid != NULL && !session_known(m, sid, strcmp(method, "DELETE") == 0)) {
+		am_http_reply_json_session(aio, 404, rpc_error(NULL, -32001, "unknown or ended session: initialize again"),
+		    NULL);
+		return;
+	}
 	if (strcmp(method, "DELETE") == 0) {
-		am_http_reply_json_session(aio, 200, NULL, NULL);
+		am_http_reply_json_session(aio, sid != NULL ? 200 : 400, NULL, NULL);
 		return;
 	}
 	if (am_api_auth_begin(m->api, nng_http_req_get_header(req, "Authorization"), "mcp", &a) != 0) {
@@ -452,6 +528,7 @@ am_mcp_start(am_mcp **out, am_api *api, const char *host, int port)
 	if (m == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	m->api = api;
+	pthread_mutex_init(&m->mu, NULL);
 	snprintf(url, sizeof(url), "http://%s:%d", host, port);
 	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_server_hold(&m->srv, u)) != 0)
 		goto fail;
@@ -482,5 +559,6 @@ am_mcp_stop(am_mcp *m)
 		return;
 	nng_http_server_stop(m->srv);
 	nng_http_server_release(m->srv);
+	pthread_mutex_destroy(&m->mu);
 	free(m);
 }

@@ -153,6 +153,19 @@ check "MCP: not JSON-RPC: -32600" grep -q '"code":-32600' <<<"$(mcp '{"id":1,"me
 check "MCP: an empty batch: -32600" grep -q '"code":-32600' <<<"$(mcp '[]')"
 check "MCP: no token: 401" grep -q '^401 ' <<<"$(mcp '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' -)"
 check "MCP: GET (no server stream): 405" grep -q '^405' <<<"$(req GET "http://127.0.0.1:$MP/mcp" "" "$ADMIN")"
+# Origin and sessions (issue 11, point 7; both unchecked on ee90c10)
+mcpc() { curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' "$@" "http://127.0.0.1:$MP/mcp"; }
+PING='{"jsonrpc":"2.0","id":1,"method":"ping"}'
+check "MCP: a foreign Origin: 403" test "$(mcpc -H 'Origin: http://evil.example' -d "$PING")" = 403
+check "MCP: Origin localhost: allowed" test "$(mcpc -H 'Origin: http://localhost:3000' -d "$PING")" = 200
+check "MCP: an unknown Mcp-Session-Id: 404" test "$(mcpc -H 'Mcp-Session-Id: 0123456789abcdef0123456789abcdef' -d "$PING")" = 404
+SID=$(curl -s -m 10 -D - -o /dev/null -H "Authorization: Bearer $ADMIN" -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26"}}' "http://127.0.0.1:$MP/mcp" | tr -d '\r' | sed -n 's/^Mcp-Session-Id: //Ip')
+check "MCP: initialize gives a session" test -n "$SID"
+check "MCP: its session works" test "$(mcpc -H "Mcp-Session-Id: $SID" -d "$PING")" = 200
+check "MCP: DELETE ends it" test "$(mcpc -X DELETE -H "Mcp-Session-Id: $SID")" = 200
+check "MCP: ... then it is unknown: 404" test "$(mcpc -H "Mcp-Session-Id: $SID" -d "$PING")" = 404
+# body-less answers say Content-Length: 0, so a client need not wait for the close (ee90c10: it waited)
+check "MCP: a notification's 202 carries Content-Length: 0" bash -c "curl -s -m 10 -D - -o /dev/null -H 'Authorization: Bearer $ADMIN' -d '{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}' http://127.0.0.1:$MP/mcp | tr -d '\r' | grep -qi '^content-length: 0$'"
 
 # deferred: office-1 goes offline; the official MCP client calls it and polls
 kill -TERM "$O1PID"; wait "$O1PID" 2>/dev/null

@@ -879,9 +879,10 @@ am_link_cancel_fire(am_link_cancel *c)
 {
 	pthread_mutex_lock(&c->mu);
 	c->fired = 1;
-	if (c->s != NULL)
-		nng_stream_close(c->s);
-	/* closing does not always end an operation already waiting */
+	/* only cancels, which nng allows from any thread: the session sees
+	 * the failure (or the flag, before its next operation) and closes
+	 * its own stream; a stream closed under a running operation from
+	 * another thread once made nng panic on a freed lock */
 	if (c->rx != NULL)
 		nng_aio_cancel(c->rx);
 	if (c->tx != NULL)

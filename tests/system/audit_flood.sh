@@ -10,15 +10,8 @@
 # usage: audit_flood.sh AGENT_MESH GATEWAY
 set -u
 AM=$1 GW=$2
-T=$(mktemp -d /tmp/am-auditflood-XXXXXX)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-fails=0 passes=0
-ok()  { passes=$((passes+1)); echo "ok: $*"; }
-bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
-until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
+. "$(dirname "$0")/lib.sh"
+scratch am-auditflood
 
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
 "$AM" keygen --network-key --output "$T/other.key" 2>/dev/null

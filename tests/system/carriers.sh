@@ -17,30 +17,8 @@
 # usage: carriers.sh AGENT_MESH NODE GATEWAY
 set -u
 AM=$1 NODE=$2 GW=$3
-T=$(mktemp -d /tmp/am-carriers-XXXXXX)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-fails=0 passes=0
-ok()  { passes=$((passes+1)); echo "ok: $*"; }
-bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
-until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
-req() { # METHOD URL BODY TOKEN -> "STATUS BODY"
-    /usr/bin/python3 - "$@" <<'PY'
-import sys, urllib.request, urllib.error
-m, url, body, tok = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-r = urllib.request.Request(url, data=body.encode() if body else None, method=m)
-if tok != "-":
-    r.add_header("Authorization", "Bearer " + tok)
-try:
-    with urllib.request.urlopen(r, timeout=70) as f:
-        print(f.status, f.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
-PY
-}
-field() { /usr/bin/python3 -c "import json,sys; s=sys.stdin.read(); d=json.loads(s.split(' ',1)[1]); print($1)"; }
+. "$(dirname "$0")/lib.sh"
+scratch am-carriers
 metric() { req GET "$1" "" "$ADMIN" | awk -v m="$2" '$1 == m {print $2}'; }
 alive() { kill -0 "$GPID" 2>/dev/null; }
 

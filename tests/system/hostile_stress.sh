@@ -14,36 +14,11 @@
 # whatever the time, every request with a timeout, only 127.0.0.1.
 set -u
 AM=$1 NODE=$2 GW=$3 HOSTILE=$4 SECS=${5:-${STRESS_SECONDS:-60}}
-T=$(mktemp -d /tmp/am-stress-XXXXXX)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-fails=0 passes=0
-ok()  { passes=$((passes+1)); echo "ok: $*"; }
-bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
-until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
+. "$(dirname "$0")/lib.sh"
+scratch am-stress
 # sanitizers report to the logs and keep going, so one run sees them all
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0:halt_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=0}
-req() { # METHOD URL BODY TOKEN -> "STATUS BODY" (body "@FILE" reads a file)
-    /usr/bin/python3 - "$@" <<'PY'
-import sys, urllib.request, urllib.error
-m, url, body, tok = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-data = open(body[1:], "rb").read() if body.startswith("@") else (body.encode() if body else None)
-r = urllib.request.Request(url, data=data, method=m)
-if tok != "-":
-    r.add_header("Authorization", "Bearer " + tok)
-try:
-    with urllib.request.urlopen(r, timeout=30) as f:
-        print(f.status, f.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
-except Exception as e:
-    print(0, repr(e))
-PY
-}
-field() { /usr/bin/python3 -c "import json,sys; s=sys.stdin.read(); d=json.loads(s.split(' ',1)[1]); print($1)" 2>/dev/null; }
 metric() { req GET "$1" "" "$ADMIN" | awk -v m="$2" '$1 == m {print $2}'; }
 
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null

@@ -1,0 +1,42 @@
+# lib.sh — what the system test scripts share: the pass/fail tally, free
+# ports, waiting, HTTP requests with a bearer token, JSON fields, and a
+# scratch folder whose daemons are stopped at exit.
+# usage (in a script): . "$(dirname "$0")/lib.sh"; scratch am-NAME
+fails=0 passes=0
+PIDS=()
+ok()  { passes=$((passes+1)); echo "ok: $*"; }
+bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+# finish NAME: the closing line, and the exit status
+finish() { echo "$1: $passes passed, $fails failed"; [ "$fails" -eq 0 ]; }
+port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+# until_ok N CMD...: CMD succeeds within N tenths of a second
+until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
+# scratch PREFIX: T, a new folder under /tmp; at exit the daemons in PIDS
+# get SIGTERM, AT_EXIT (shell code) runs, and the folder goes (KEEP=1
+# keeps it)
+scratch() {
+    T=$(mktemp -d "/tmp/$1-XXXXXX")
+    trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; eval "${AT_EXIT:-}"; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+}
+# req METHOD URL BODY TOKEN -> "STATUS BODY" (BODY "@FILE" sends a file;
+# TOKEN "-" sends none)
+req() {
+    /usr/bin/python3 - "$@" <<'PY'
+import sys, urllib.request, urllib.error
+m, url, body, tok = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+data = open(body[1:], "rb").read() if body.startswith("@") else (body.encode() if body else None)
+r = urllib.request.Request(url, data=data, method=m)
+if tok != "-":
+    r.add_header("Authorization", "Bearer " + tok)
+try:
+    with urllib.request.urlopen(r, timeout=70) as f:
+        print(f.status, f.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+except Exception as e:
+    print(0, repr(e))
+PY
+}
+# field EXPR: a Python expression over d, the JSON after "STATUS " on stdin
+field() { /usr/bin/python3 -c "import json,sys; s=sys.stdin.read(); d=json.loads(s.split(' ',1)[1]); print($1)" 2>/dev/null; }

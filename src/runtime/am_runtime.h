@@ -214,6 +214,9 @@ typedef struct am_link_server am_link_server;
 int am_link_server_open(am_link_server **out, const char *url) AM_MUST_CHECK;
 int am_link_server_accept(am_link_server *sv, struct nng_stream **s, int wait_ms);
 void am_link_server_close(am_link_server *sv);
+/* am_link_stream_bury: close s now, free it two seconds later (nng 1.5's
+ * poller may still dispatch an event for it); NULL frees only what is due */
+void am_link_stream_bury(struct nng_stream *s);
 int am_link_session(struct nng_stream *s, bool initiator, am_queue *q, const am_identity *me,
     const am_link_options *o, am_link_report *r);
 
@@ -442,6 +445,8 @@ void am_http_reply_json(struct nng_aio *aio, uint16_t status, struct json_t *j);
 void am_http_reply_json_session(struct nng_aio *aio, uint16_t status, struct json_t *j, const char *session);
 void am_http_reply_error(struct nng_aio *aio, uint16_t status, const char *msg);
 bool am_http_query(const char *uri, const char *name, char *out, size_t cap);
+struct nng_http_req;
+struct json_t *am_http_json_body(struct nng_http_req *req, char *err, size_t cap);
 int am_api_register(struct nng_http_server *srv, am_api *api) AM_MUST_CHECK;
 /* am_api_check: the request on aio carries the development token or a
  * valid, unrevoked capability token from a trusted gateway that allows

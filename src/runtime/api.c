@@ -260,7 +260,6 @@ on_send(nng_aio *aio)
 	am_envelope env = {0};
 	am_geo geo;
 	am_queue_result res;
-	json_error_t jerr;
 	json_t *j = NULL, *v;
 	void *body;
 	size_t blen, ndest = 0;
@@ -278,14 +277,14 @@ on_send(nng_aio *aio)
 		send_error(aio, 413, "body of %zu bytes, limit %u", blen, API_MAX_BODY);
 		return;
 	}
-	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL || !json_is_object(j)) {
-		auth_done(&au);
-		if (j == NULL)
-			send_error(aio, 400, "bad JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-		else
-			send_error(aio, 400, "the body must be a JSON object");
-		json_decref(j);
-		return;
+	{
+		char why[300];
+		if ((j = am_http_json_body(req, why, sizeof(why))) == NULL || !json_is_object(j)) {
+			auth_done(&au);
+			send_error(aio, 400, "%s", j == NULL ? why : "the body must be a JSON object");
+			json_decref(j);
+			return;
+		}
 	}
 #define FIELD_ERR(...) \
 	do { \
@@ -635,17 +634,17 @@ on_ack(nng_aio *aio)
 {
 	nng_http_req *req = nng_aio_get_input(aio, 0);
 	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	json_error_t jerr;
 	json_t *j, *ids, *v;
-	void *body;
-	size_t blen, i, acked = 0;
+	size_t i, acked = 0;
 
 	if (am_api_check(api, aio, "read:inbox") != 0)
 		return;
-	nng_http_req_get_data(req, &body, &blen);
-	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL) {
-		send_error(aio, 400, "bad JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-		return;
+	{
+		char why[300];
+		if ((j = am_http_json_body(req, why, sizeof(why))) == NULL) {
+			send_error(aio, 400, "%s", why);
+			return;
+		}
 	}
 	if (!json_is_array(ids = json_object_get(j, "ids"))) {
 		json_decref(j);

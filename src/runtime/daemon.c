@@ -333,8 +333,7 @@ inbound_session(void *arg)
 		session_ended(&c, rc, r);
 	} else {
 		preauth_done(&c);
-		nng_stream_close(in->s);
-		nng_stream_free(in->s);
+		am_link_stream_bury(in->s);
 	}
 	free(r);
 	am_link_cancel_free(in->cancel);
@@ -421,16 +420,14 @@ serve(void *arg)
 		if (am_link_server_accept(sv, &s, 250) != 0)
 			continue;
 		if ((in = calloc(1, sizeof(*in))) == NULL) {
-			nng_stream_close(s);
-			nng_stream_free(s);
+			am_link_stream_bury(s);
 			continue;
 		}
 		in->n = n;
 		in->s = s;
 		peer_address(s, in->where, sizeof(in->where));
 		if ((in->cancel = am_link_cancel_new()) == NULL) {
-			nng_stream_close(s);
-			nng_stream_free(s);
+			am_link_stream_bury(s);
 			free(in);
 			continue;
 		}
@@ -453,8 +450,7 @@ serve(void *arg)
 			n->preauth[in->preauth].cancel = NULL;
 			pthread_mutex_unlock(&n->mu);
 			am_link_cancel_free(in->cancel);
-			nng_stream_close(s);
-			nng_stream_free(s);
+			am_link_stream_bury(s);
 			free(in);
 			continue;
 		}

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,4 +98,24 @@ am_http_query(const char *uri, const char *name, char *out, size_t cap)
 		p += len + (p[len] == '&');
 	}
 	return false;
+}
+
+/* The request's body as JSON, or NULL with why in err: "empty body", or
+ * where the JSON is bad. */
+json_t *
+am_http_json_body(nng_http_req *req, char *err, size_t cap)
+{
+	void *body = NULL;
+	size_t blen = 0;
+	json_error_t jerr;
+	json_t *j;
+
+	nng_http_req_get_data(req, &body, &blen);
+	if (body == NULL || blen == 0) {
+		snprintf(err, cap, "empty body: send a JSON object");
+		return NULL;
+	}
+	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL)
+		snprintf(err, cap, "bad JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+	return j;
 }

@@ -841,6 +841,50 @@ out:
 	return rc;
 }
 
+/* ---- freeing streams late ---- */
+
+/* nng 1.5's poller can still be dispatching an event for a connection
+ * just closed; freeing it at once under load (hundreds of sessions ending
+ * together, a flood on the link port) made it lock a freed mutex and
+ * panic. A closed stream is freed two seconds later instead (or when more
+ * than STREAM_GRAVES wait). */
+#define STREAM_GRAVES 1024
+#define STREAM_GRAVE_MS 2000
+
+static pthread_mutex_t graves_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	nng_stream *s;
+	uint64_t at_ms;
+} graves[STREAM_GRAVES];
+static size_t graves_head, graves_n;
+
+void
+am_link_stream_bury(nng_stream *s)
+{
+	nng_stream *now[STREAM_GRAVES];
+	size_t n = 0;
+	uint64_t t = am_now_ms();
+
+	if (s != NULL)
+		nng_stream_close(s);
+	pthread_mutex_lock(&graves_mu);
+	/* free what has waited long enough, and the oldest if full */
+	while (graves_n > 0 && (t - graves[graves_head].at_ms >= STREAM_GRAVE_MS || (s != NULL && graves_n == STREAM_GRAVES))) {
+		now[n++] = graves[graves_head].s;
+		graves_head = (graves_head + 1) % STREAM_GRAVES;
+		graves_n--;
+	}
+	if (s != NULL) {
+		size_t at = (graves_head + graves_n) % STREAM_GRAVES;
+		graves[at].s = s;
+		graves[at].at_ms = t;
+		graves_n++;
+	}
+	pthread_mutex_unlock(&graves_mu);
+	for (size_t i = 0; i < n; i++)
+		nng_stream_free(now[i]);
+}
+
 /* ---- cancelling a session from another thread ---- */
 
 struct am_link_cancel {
@@ -926,8 +970,7 @@ session_close(struct session *ss, int rc)
 	if (ss->s != NULL) {
 		if (ss->o->hub != NULL)
 			am_hub_detach(ss->o->hub, ss->s);
-		nng_stream_close(ss->s);
-		nng_stream_free(ss->s);
+		am_link_stream_bury(ss->s);
 	}
 	am_link_free(ss->link);
 	if (ss->tx_aio)
@@ -1003,8 +1046,7 @@ run(am_queue *q, const am_identity *me, const char *url, bool dial, const am_lin
 	if (o->hub == NULL || (rc = am_hub_attach(o->hub, ss.s)) == 0)
 		rc = session_run(&ss, dial);
 	else {
-		nng_stream_close(ss.s);
-		nng_stream_free(ss.s);
+		am_link_stream_bury(ss.s);
 		ss.s = NULL;
 	}
 out:
@@ -1106,8 +1148,7 @@ am_link_session(nng_stream *s, bool initiator, am_queue *q, const am_identity *m
 
 	memset(r, 0, sizeof(*r));
 	if (o->hub != NULL && (rc = am_hub_attach(o->hub, s)) != 0) {
-		nng_stream_close(s);
-		nng_stream_free(s);
+		am_link_stream_bury(s);
 		snprintf(r->problem, sizeof(r->problem), "%s", am_error_detail());
 		return rc;
 	}

@@ -443,10 +443,7 @@ on_mcp(nng_aio *aio)
 	am_mcp *m = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
 	const char *method = nng_http_req_get_method(req);
 	am_api_auth *a = NULL;
-	json_error_t jerr;
 	json_t *j, *out = NULL;
-	void *body;
-	size_t blen;
 	bool deferred = false;
 	char session[33] = "";
 	const char *sid = nng_http_req_get_header(req, "Mcp-Session-Id");
@@ -474,12 +471,13 @@ on_mcp(nng_aio *aio)
 		am_http_reply_json_session(aio, 401, rpc_error(NULL, -32001, am_error_detail()), NULL);
 		return;
 	}
-	nng_http_req_get_data(req, &body, &blen);
-	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "parse error: %s (line %d column %d)", jerr.text, jerr.line, jerr.column);
-		am_http_reply_json_session(aio, 400, rpc_error(NULL, -32700, msg), NULL);
-		goto out;
+	{
+		char msg[300], why[280];
+		if ((j = am_http_json_body(req, why, sizeof(why))) == NULL) {
+			snprintf(msg, sizeof(msg), "parse error: %s", why);
+			am_http_reply_json_session(aio, 400, rpc_error(NULL, -32700, msg), NULL);
+			goto out;
+		}
 	}
 	if (json_is_array(j)) {
 		size_t i;

@@ -228,10 +228,7 @@ on_call(nng_aio *aio)
 	nng_http_req *req = nng_aio_get_input(aio, 0);
 	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
 	am_api_auth *a = NULL;
-	json_error_t jerr;
 	json_t *j = NULL, *v;
-	void *body;
-	size_t blen;
 	char job[65];
 	int status, rc;
 	long wait_ms = 0;
@@ -240,13 +237,12 @@ on_call(nng_aio *aio)
 		am_http_reply_error(aio, 401, am_error_detail());
 		return;
 	}
-	nng_http_req_get_data(req, &body, &blen);
-	if ((j = json_loadb(body, blen, 0, &jerr)) == NULL || !json_is_object(j)) {
+	{
 		char msg[300];
-		snprintf(msg, sizeof(msg), j == NULL ? "bad JSON at line %d column %d: %s" : "the body must be a JSON object",
-		    jerr.line, jerr.column, jerr.text);
-		am_http_reply_error(aio, 400, msg);
-		goto out;
+		if ((j = am_http_json_body(req, msg, sizeof(msg))) == NULL || !json_is_object(j)) {
+			am_http_reply_error(aio, 400, j == NULL ? msg : "the body must be a JSON object");
+			goto out;
+		}
 	}
 	if ((v = json_object_get(j, "wait_ms")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 60000) {

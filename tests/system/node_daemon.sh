@@ -117,6 +117,7 @@ check "POST /v1/messages: 202 with an id" grep -qE '^202 \{"id":"[0-9a-f]{64}"\}
 MID=$(sed -E 's/.*"id":"([0-9a-f]{64})".*/\1/' <<<"$out")
 check "GET /v1/messages/ID: held" grep -q '"held":true' <<<"$(req GET "$U/v1/messages/$MID")"
 check "bad JSON: 400 naming where" grep -qE '^400 .*bad JSON at line 1' <<<"$(req POST "$U/v1/messages" '{"to":')"
+check "an empty body: 400 saying so (ee90c10: \"line -1 column -1: wrong arguments\")" grep -q '^400 .*empty body' <<<"$(req POST "$U/v1/messages" "")"
 check "bad field: 400 naming it" grep -qE '^400 .*field \\"priority\\"' <<<"$(req POST "$U/v1/messages" '{"broadcast":true,"text":"x","priority":9}')"
 check "no destination: 400" grep -qE '^400 .*exactly one of' <<<"$(req POST "$U/v1/messages" '{"text":"x"}')"
 check "too large: 413" grep -qE "^413 " <<<"$(req POST "$U/v1/messages" "@BIG")"

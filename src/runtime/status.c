@@ -192,6 +192,51 @@ on_scan(nng_aio *aio)
 	        "peers", sc.peers));
 }
 
+/* Every path and method no route takes: JSON, not nng's HTML page. A
+ * known path with another method is a 405 naming the ones it takes. */
+static void
+on_unknown(nng_aio *aio)
+{
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	const char *uri = nng_http_req_get_uri(req), *method = nng_http_req_get_method(req);
+	static const struct {
+		const char *prefix, *allow;
+		bool tree;
+	} known[] = {{"/health", "GET", false}, {"/metrics", "GET", false}, {"/v1/metrics", "GET", false},
+	    {"/v1/mesh_scan", "GET", false}, {"/v1/messages", "POST", false}, {"/v1/messages/", "GET", true},
+	    {"/v1/inbox", "GET", false}, {"/v1/inbox/ack", "POST", false}, {"/v1/tools", "GET", false},
+	    {"/v1/tools/call", "POST", false}, {"/v1/jobs", "GET", true}};
+	size_t plen = strcspn(uri, "?");
+	char msg[300];
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		size_t kl = strlen(known[i].prefix);
+		if (known[i].tree ? strncmp(uri, known[i].prefix, kl) == 0 : (plen == kl && strncmp(uri, known[i].prefix, kl) == 0)) {
+			nng_http_res *res = NULL;
+			char *body;
+			snprintf(msg, sizeof(msg), "%s takes %s, not %s", known[i].prefix, known[i].allow, method);
+			json_t *j = json_pack("{s:s}", "error", msg);
+			body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+			json_decref(j);
+			if (body == NULL || nng_http_res_alloc(&res) != 0) {
+				free(body);
+				nng_aio_finish(aio, NNG_ENOMEM);
+				return;
+			}
+			nng_http_res_set_status(res, 405);
+			nng_http_res_set_header(res, "Allow", known[i].allow);
+			nng_http_res_set_header(res, "Content-Type", "application/json");
+			nng_http_res_copy_data(res, body, strlen(body));
+			free(body);
+			nng_aio_set_output(aio, 0, res);
+			nng_aio_finish(aio, 0);
+			return;
+		}
+	}
+	snprintf(msg, sizeof(msg), "no such endpoint: %s %.*s (see the README's API table)", method, (int) (plen > 200 ? 200 : plen), uri);
+	am_http_reply_error(aio, 404, msg);
+}
+
 int
 am_daemon_http_start(nng_http_server **out, struct node *n, const char *host, int port)
 {
@@ -214,6 +259,11 @@ am_daemon_http_start(nng_http_server **out, struct node *n, const char *host, in
 		    (rv = nng_http_handler_set_data(h, n, NULL)) != 0 || (rv = nng_http_server_add_handler(*out, h)) != 0)
 			goto out;
 	}
+	/* last: the catch-all for what no route above takes */
+	if ((rv = nng_http_handler_alloc(&h, "/", on_unknown)) != 0 || (rv = nng_http_handler_set_method(h, NULL)) != 0 ||
+	    (rv = nng_http_handler_set_tree(h)) != 0 || (rv = nng_http_handler_set_data(h, n, NULL)) != 0 ||
+	    (rv = nng_http_server_add_handler(*out, h)) != 0)
+		goto out;
 	n->api.q = n->q;
 	n->api.me = n->me;
 	n->api.hub = n->hub;

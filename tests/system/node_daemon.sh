@@ -118,6 +118,9 @@ MID=$(sed -E 's/.*"id":"([0-9a-f]{64})".*/\1/' <<<"$out")
 check "GET /v1/messages/ID: held" grep -q '"held":true' <<<"$(req GET "$U/v1/messages/$MID")"
 check "bad JSON: 400 naming where" grep -qE '^400 .*bad JSON at line 1' <<<"$(req POST "$U/v1/messages" '{"to":')"
 check "an empty body: 400 saying so (ee90c10: \"line -1 column -1: wrong arguments\")" grep -q '^400 .*empty body' <<<"$(req POST "$U/v1/messages" "")"
+# every error is JSON (ee90c10: nng's HTML pages)
+check "an unknown path: 404 as JSON" bash -c "curl -s -m 5 -i '$U/v1/nope' | tr -d '\r' | grep -q '^Content-Type: application/json' && curl -s -m 5 '$U/v1/nope' | grep -q 'no such endpoint'"
+check "a known path with another method: 405 with Allow" bash -c "curl -s -m 5 -i -X POST '$U/health' | tr -d '\r' | grep -q '^Allow: GET'"
 check "bad field: 400 naming it" grep -qE '^400 .*field \\"priority\\"' <<<"$(req POST "$U/v1/messages" '{"broadcast":true,"text":"x","priority":9}')"
 check "no destination: 400" grep -qE '^400 .*exactly one of' <<<"$(req POST "$U/v1/messages" '{"text":"x"}')"
 check "too large: 413" grep -qE "^413 " <<<"$(req POST "$U/v1/messages" "@BIG")"

@@ -42,8 +42,8 @@ reason_of(int rc, const char *problem, bool proven, bool evicted)
 {
 	if (evicted)
 		return 7;
-	if (rc == AM_ETIMEDOUT && !proven)
-		return 6;
+	if (rc == AM_ETIMEDOUT)
+		return proven ? 3 : 6; /* a silent link, or a handshake that never finished */
 	if (rc == AM_EUNTRUSTED || rc == AM_EREVOKED || (rc == AM_EEXPIRED && strstr(problem, "pki") != NULL))
 		return 4;
 	if (rc == AM_EBADSIG)

@@ -187,6 +187,8 @@ handshake(struct session *ss, bool initiator)
 			if (rc == AM_ETIMEDOUT)
 				rc = am_error_set(rc, "the handshake did not finish within %d ms (a silent or slow peer)",
 				    handshake_ms(ss));
+			else if (ss->o->cancel != NULL && am_link_cancel_fired(ss->o->cancel))
+				rc = am_error_set(AM_EIO, "closed before its handshake finished, to make room for a newer connection");
 			else
 				rc = am_error_set(rc, "%s during the handshake (does the peer use another network key?)", why);
 			goto out;

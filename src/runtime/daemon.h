@@ -95,6 +95,14 @@ struct node {
 
 extern const char *const am_daemon_reasons[N_REASONS];
 
+/* daemon_links.c */
+void am_daemon_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void *am_daemon_serve(void *node);   /* a thread: accept inbound links */
+int am_daemon_add_dialer(struct node *n, const char *url, const char *via, const uint8_t *pk);
+struct am_beacon;
+void am_daemon_discovered(void *node, const struct am_beacon *b, const char *url);
+void am_daemon_nap(struct node *n, uint64_t ms);
+
 /* status.c */
 int am_daemon_http_start(struct nng_http_server **out, struct node *n, const char *host, int port);
 

@@ -6,7 +6,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "am_runtime.h"
 
-#include <ctype.h>
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
@@ -64,8 +63,9 @@ am_http_reply_error(nng_aio *aio, uint16_t status, const char *msg)
 	am_http_reply_json(aio, status, json_pack("{s:s}", "error", msg));
 }
 
-/* The value of query parameter name in uri ("...?a=1&name=v&..."), copied
- * into out (at most cap - 1 bytes, %XX and '+' decoded); false when absent
+/* The value of query parameter name in uri ("...?a=1&name=v&..."), as
+ * it stands (no percent-decoding: every value our routes take, ids,
+ * numbers and tags, is plain ASCII), copied into out; false when absent
  * or longer than cap - 1. Matches whole names only. */
 bool
 am_http_query(const char *uri, const char *name, char *out, size_t cap)
@@ -78,21 +78,10 @@ am_http_query(const char *uri, const char *name, char *out, size_t cap)
 	for (const char *p = q + 1; *p != '\0';) {
 		size_t len = strcspn(p, "&");
 		if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-			size_t o = 0;
-			for (size_t i = nl + 1; i < len; i++) {
-				unsigned c = (unsigned char) p[i];
-				if (c == '%' && i + 2 < len && isxdigit((unsigned char) p[i + 1]) &&
-				    isxdigit((unsigned char) p[i + 2])) {
-					char hex[3] = {p[i + 1], p[i + 2], 0};
-					c = (unsigned) strtoul(hex, NULL, 16);
-					i += 2;
-				} else if (c == '+')
-					c = ' ';
-				if (o + 1 >= cap)
-					return false;
-				out[o++] = (char) c;
-			}
-			out[o] = '\0';
+			if (len - nl - 1 >= cap)
+				return false;
+			memcpy(out, p + nl + 1, len - nl - 1);
+			out[len - nl - 1] = '\0';
 			return true;
 		}
 		p += len + (p[len] == '&');

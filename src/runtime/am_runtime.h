@@ -212,6 +212,7 @@ int am_netkey_parse(uint8_t key[static 32], const char *arg) AM_MUST_CHECK;
  * am_link_session runs one session on it and frees it. */
 typedef struct am_link_server am_link_server;
 int am_link_server_open(am_link_server **out, const char *url) AM_MUST_CHECK;
+int am_link_server_port(am_link_server *sv); /* the tcp port it listens on (0: unknown) */
 int am_link_server_accept(am_link_server *sv, struct nng_stream **s, int wait_ms);
 void am_link_server_close(am_link_server *sv);
 /* am_link_stream_bury: close s now, free it two seconds later (nng 1.5's
@@ -435,24 +436,84 @@ typedef struct am_api {
 	const char *name;
 } am_api;
 
-struct nng_http_server;
-struct nng_aio;
-/* http.c: answer a request. body NULL: no body; session: an
- * Mcp-Session-Id header (NULL: none). reply_json consumes j (NULL: no
+/* http_server.c: the daemons' HTTP servers (libmicrohttpd behind our own
+ * acceptor: connection caps with a per-address share, header and body
+ * deadlines, refusals on the request head before a body is read).
+ * Every limit has an environment variable (docs/OPERATIONS.md). */
+#define AM_HTTP_HEADER_TIMEOUT_MS 10000  /* AM_HTTP_HEADER_TIMEOUT (s) */
+#define AM_HTTP_BODY_TIMEOUT_MS 30000    /* AM_HTTP_BODY_TIMEOUT (s) */
+#define AM_HTTP_IDLE_TIMEOUT_S 30        /* AM_HTTP_IDLE_TIMEOUT (s) */
+#define AM_HTTP_MAX_CONNECTIONS 256      /* AM_HTTP_MAX_CONNECTIONS */
+#define AM_HTTP_MAX_PER_ADDRESS 32       /* AM_HTTP_MAX_PER_ADDRESS */
+#define AM_HTTP_BODY_BUDGET_MIB 64       /* AM_HTTP_BODY_BUDGET_MIB */
+#define AM_HTTP_HEAD_MAX (32u << 10)     /* request line and headers */
+typedef struct am_http_ex am_http_ex;     /* one request and its answer */
+typedef struct am_http_server am_http_server;
+typedef void (*am_http_fn)(am_http_ex *ex);
+typedef struct {
+	int header_timeout_ms; /* a whole request head within this of connecting or of the last answer */
+	int body_timeout_ms;   /* a whole body within this of its head */
+	int idle_timeout_s;    /* no byte moving for this long: closed */
+	int max_connections;   /* at once (kept under the fd limit) */
+	int max_per_address;
+	size_t body_budget;    /* bytes of bodies held at once, all requests */
+} am_http_limits;
+enum {
+	AM_HTTP_REFUSED_HEADER_TIMEOUT,
+	AM_HTTP_REFUSED_BODY_TIMEOUT,
+	AM_HTTP_REFUSED_EVICTED,
+	AM_HTTP_REFUSED_FULL,
+	AM_HTTP_REFUSED_BUSY,
+	AM_HTTP_REFUSED_KINDS
+};
+const char *am_http_refused_name(int kind);
+/* the defaults, then AM_HTTP_* from the environment; an error names the variable */
+int am_http_limits_from_env(am_http_limits *l) AM_MUST_CHECK;
+/* binds host:port now (errors name it); routes are added, then start */
+int am_http_server_new(am_http_server **out, const char *name, const char *host, int port, const am_http_limits *l)
+    AM_MUST_CHECK;
+/* method "GET"/"POST"/...; tree: path and everything under it; body_max
+ * 0: no body taken; pre runs on the head, before any body is read, and
+ * may answer (then fn never runs); fn answers now or later, from any
+ * thread, exactly once. */
+int am_http_route(am_http_server *s, const char *method, const char *path, bool tree, size_t body_max, am_http_fn pre,
+    am_http_fn fn, void *data) AM_MUST_CHECK;
+int am_http_server_start(am_http_server *s) AM_MUST_CHECK;
+void am_http_server_free(am_http_server *s);
+void am_http_server_counts(am_http_server *s, uint64_t refused[AM_HTTP_REFUSED_KINDS], size_t *open);
+const am_http_limits *am_http_server_limits(const am_http_server *s);
+/* http_relay.c: websocket upgrades on path are relayed to a link
+ * listener on loopback port (set once it listens; 503 before) */
+int am_http_relay(am_http_server *s, const char *path) AM_MUST_CHECK;
+void am_http_relay_target(am_http_server *s, int port);
+/* the request */
+const char *am_http_method(const am_http_ex *ex);
+const char *am_http_uri(const am_http_ex *ex); /* path?query, as sent */
+const char *am_http_header(const am_http_ex *ex, const char *name);
+const void *am_http_body(const am_http_ex *ex, size_t *len);
+void *am_http_data(const am_http_ex *ex); /* the route's data */
+/* the answer (the first one counts). body NULL: no body; session: an
+ * Mcp-Session-Id header; allow: an Allow header. */
+void am_http_answer(am_http_ex *ex, unsigned status, const char *type, const char *body, size_t len,
+    const char *session, const char *allow);
+/* http.c: the answers handlers give. reply_json consumes j (NULL: no
  * body); reply_error sends {"error": msg}. */
-void am_http_reply(struct nng_aio *aio, uint16_t status, const char *type, const char *body, const char *session);
-void am_http_reply_json(struct nng_aio *aio, uint16_t status, struct json_t *j);
-void am_http_reply_json_session(struct nng_aio *aio, uint16_t status, struct json_t *j, const char *session);
-void am_http_reply_error(struct nng_aio *aio, uint16_t status, const char *msg);
+void am_http_reply(am_http_ex *ex, uint16_t status, const char *type, const char *body, const char *session);
+void am_http_reply_json(am_http_ex *ex, uint16_t status, struct json_t *j);
+void am_http_reply_json_session(am_http_ex *ex, uint16_t status, struct json_t *j, const char *session);
+void am_http_reply_error(am_http_ex *ex, uint16_t status, const char *msg);
 bool am_http_query(const char *uri, const char *name, char *out, size_t cap);
-struct nng_http_req;
-struct json_t *am_http_json_body(struct nng_http_req *req, char *err, size_t cap);
-int am_api_register(struct nng_http_server *srv, am_api *api) AM_MUST_CHECK;
+struct json_t *am_http_json_body(am_http_ex *ex, char *err, size_t cap);
+/* a pre hook for routes that need a token: answers 401 on the head
+ * unless the Authorization header carries one that verifies (the data of
+ * the route is the am_api) */
+void am_api_pre_auth(am_http_ex *ex);
+int am_api_register(am_http_server *srv, am_api *api) AM_MUST_CHECK;
 /* am_api_check: the request on aio carries the development token or a
  * valid, unrevoked capability token from a trusted gateway that allows
  * action; otherwise it has been answered 401 (no or bad token) or 403
  * (not allowed), with the reason, audited, and AM_EDENIED is returned. */
-int am_api_check(am_api *api, struct nng_aio *aio, const char *action);
+int am_api_check(am_api *api, am_http_ex *ex, const char *action);
 /* The same checks for callers that are not plain HTTP handlers (MCP, tool
  * calls): begin verifies the header value ("Bearer ..."; AM_EUNTRUSTED
  * with the reason: answer 401), allow checks one action (AM_EDENIED: 403);
@@ -470,8 +531,9 @@ void am_api_auth_end(am_api_auth *a);
 typedef struct am_mcp am_mcp;
 int am_mcp_start(am_mcp **out, am_api *api, const char *host, int port) AM_MUST_CHECK;
 void am_mcp_stop(am_mcp *m);
+am_http_server *am_mcp_http(am_mcp *m); /* its HTTP server, for the metrics */
 /* toolapi.c: GET /v1/tools, POST /v1/tools/call, GET /v1/jobs[/{id}] */
-int am_toolapi_register(struct nng_http_server *srv, am_api *api) AM_MUST_CHECK;
+int am_toolapi_register(am_http_server *srv, am_api *api) AM_MUST_CHECK;
 /* am_tools_call: the one path for a call from the HTTP API and MCP: check
  * the target and the right, make and store the tool_call envelope, open
  * its job. target: {"node": id-or-name} | {"group": g} | {"geo": spec} |

@@ -20,8 +20,6 @@
 #include "am_runtime.h"
 
 #include <jansson.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,10 +29,10 @@
 #define API_MAX_BODY (2u << 20)
 
 static void
-send_error(nng_aio *aio, uint16_t status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+send_error(am_http_ex *ex, uint16_t status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void
-send_error(nng_aio *aio, uint16_t status, const char *fmt, ...)
+send_error(am_http_ex *ex, uint16_t status, const char *fmt, ...)
 {
 	char msg[300];
 	va_list ap;
@@ -42,7 +40,7 @@ send_error(nng_aio *aio, uint16_t status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	am_http_reply_error(aio, status, msg);
+	am_http_reply_error(ex, status, msg);
 }
 
 /* ---- authorization ---- */
@@ -128,13 +126,13 @@ refuse:
 /* 401 unless the request carries a token we can verify (the action is
  * checked later, when it is known). */
 static bool
-authenticate(am_api *api, nng_http_req *req, nng_aio *aio, struct auth *au, const char *action)
+authenticate(am_api *api, am_http_ex *ex, struct auth *au, const char *action)
 {
 	char msg[300];
 
-	if (auth_check(api, nng_http_req_get_header(req, "Authorization"), au, action, msg, sizeof(msg)) == NULL)
+	if (auth_check(api, am_http_header(ex, "Authorization"), au, action, msg, sizeof(msg)) == NULL)
 		return true;
-	send_error(aio, 401, "%s", msg);
+	send_error(ex, 401, "%s", msg);
 	return false;
 }
 
@@ -143,7 +141,7 @@ authenticate(am_api *api, nng_http_req *req, nng_aio *aio, struct auth *au, cons
  * reads (inbox, messages, scan, metrics) are not: a poller or a scraper
  * would fill the log with them. */
 static bool
-allow(am_api *api, nng_aio *aio, struct auth *au, const char *action, const char *workflow_id)
+allow(am_api *api, am_http_ex *ex, struct auth *au, const char *action, const char *workflow_id)
 {
 	int rc = 0;
 
@@ -153,7 +151,7 @@ allow(am_api *api, nng_aio *aio, struct auth *au, const char *action, const char
 		char msg[300];
 		snprintf(msg, sizeof(msg), "%s", am_error_detail());
 		audit_decision(api, au, "token_refused", action, msg, workflow_id, 403);
-		send_error(aio, 403, "%s", msg);
+		send_error(ex, 403, "%s", msg);
 		return false;
 	}
 	if (strncmp(action, "read:", 5) != 0 && strcmp(action, "scan") != 0 && strcmp(action, "metrics") != 0)
@@ -229,10 +227,10 @@ am_api_auth_end(am_api_auth *a)
 }
 
 int
-am_api_check(am_api *api, nng_aio *aio, const char *action)
+am_api_check(am_api *api, am_http_ex *ex, const char *action)
 {
 	struct auth au;
-	bool ok = authenticate(api, nng_aio_get_input(aio, 0), aio, &au, action) && allow(api, aio, &au, action, NULL);
+	bool ok = authenticate(api, ex, &au, action) && allow(api, ex, &au, action, NULL);
 	auth_done(&au);
 	return ok ? 0 : AM_EDENIED;
 }
@@ -252,43 +250,35 @@ status_for(int rc)
 }
 
 static void
-on_send(nng_aio *aio)
+on_send(am_http_ex *ex)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
-	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	am_api *api = am_http_data(ex);
 	am_envelope_spec s = {0};
 	am_envelope env = {0};
 	am_geo geo;
 	am_queue_result res;
 	json_t *j = NULL, *v;
-	void *body;
-	size_t blen, ndest = 0;
+	size_t ndest = 0;
 	uint8_t *bin = NULL;
 	char idhex[AM_ID_HEX_LEN + 1];
 	uint64_t ttl = 7ull * 24 * 3600 * 1000, now = am_now_ms();
 	struct auth au;
 	int rc;
 
-	if (!authenticate(api, req, aio, &au, "send"))
+	if (!authenticate(api, ex, &au, "send"))
 		return;
-	nng_http_req_get_data(req, &body, &blen);
-	if (blen > API_MAX_BODY) {
-		auth_done(&au);
-		send_error(aio, 413, "body of %zu bytes, limit %u", blen, API_MAX_BODY);
-		return;
-	}
 	{
 		char why[300];
-		if ((j = am_http_json_body(req, why, sizeof(why))) == NULL || !json_is_object(j)) {
+		if ((j = am_http_json_body(ex, why, sizeof(why))) == NULL || !json_is_object(j)) {
 			auth_done(&au);
-			send_error(aio, 400, "%s", j == NULL ? why : "the body must be a JSON object");
+			send_error(ex, 400, "%s", j == NULL ? why : "the body must be a JSON object");
 			json_decref(j);
 			return;
 		}
 	}
 #define FIELD_ERR(...) \
 	do { \
-		send_error(aio, 400, __VA_ARGS__); \
+		send_error(ex, 400, __VA_ARGS__); \
 		goto out; \
 	} while (0)
 	if ((v = json_object_get(j, "to")) != NULL) {
@@ -371,7 +361,7 @@ on_send(nng_aio *aio)
 		FIELD_ERR("give the payload as \"text\" or \"payload_base64\"");
 	}
 	if (s.payload_len > AM_MAX_PAYLOAD) {
-		send_error(aio, 413, "payload is %zu bytes, limit %u", s.payload_len, AM_MAX_PAYLOAD);
+		send_error(ex, 413, "payload is %zu bytes, limit %u", s.payload_len, AM_MAX_PAYLOAD);
 		goto out;
 	}
 	/* what the token must allow: the destination, and each zone of a
@@ -385,15 +375,15 @@ on_send(nng_aio *aio)
 			snprintf(action, sizeof(action), "send:group:%s", s.dest_group);
 		else
 			snprintf(action, sizeof(action), "send:broadcast");
-		if (!allow(api, aio, &au, action, s.workflow_id))
+		if (!allow(api, ex, &au, action, s.workflow_id))
 			goto out;
 		if (s.geo != NULL && s.geo->kind == AM_GEO_ZONE) {
 			for (size_t i = 0; i < s.geo->ntags; i++) {
 				snprintf(action, sizeof(action), "send:zone:%s", s.geo->tags[i]);
-				if (!allow(api, aio, &au, action, s.workflow_id))
+				if (!allow(api, ex, &au, action, s.workflow_id))
 					goto out;
 			}
-		} else if (s.geo != NULL && !allow(api, aio, &au, "send:area", s.workflow_id))
+		} else if (s.geo != NULL && !allow(api, ex, &au, "send:area", s.workflow_id))
 			goto out;
 	}
 	s.created_ms = now;
@@ -401,13 +391,13 @@ on_send(nng_aio *aio)
 	if ((rc = am_envelope_create_decoded(&env, &s, api->me)) != 0)
 		FIELD_ERR("%s", am_error_detail());
 	if ((rc = am_queue_put_own(api->q, &env, 1, now, &res)) != 0 || (rc = res.rc) != 0) {
-		send_error(aio, (uint16_t) status_for(rc), "%s", rc == res.rc && res.detail[0] ? res.detail : am_error_detail());
+		send_error(ex, (uint16_t) status_for(rc), "%s", rc == res.rc && res.detail[0] ? res.detail : am_error_detail());
 		goto out;
 	}
 	am_id_format(idhex, env.id);
 	/* live links push it now */
 	am_hub_note(api->hub, env.id, 1, 0, res.inboxed);
-	am_http_reply_json(aio, 202, json_pack("{s:s}", "id", idhex));
+	am_http_reply_json(ex, 202, json_pack("{s:s}", "id", idhex));
 #undef FIELD_ERR
 out:
 	auth_done(&au);
@@ -431,11 +421,10 @@ node_json(am_api *api, const uint8_t pk[AM_PK_BYTES])
 }
 
 static void
-on_message(nng_aio *aio)
+on_message(am_http_ex *ex)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
-	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	const char *uri = nng_http_req_get_uri(req), *last = strrchr(uri, '/');
+	am_api *api = am_http_data(ex);
+	const char *uri = am_http_uri(ex), *last = strrchr(uri, '/');
 	uint8_t id[AM_ID_BYTES], signers[64][AM_PK_BYTES], *raw = NULL;
 	bool checked[64];
 	size_t nr = 0, rawlen = 0;
@@ -443,17 +432,16 @@ on_message(nng_aio *aio)
 	bool known = false, delivered = false;
 	int held;
 
-	(void) req;
-	if (am_api_check(api, aio, "read:messages") != 0)
+	if (am_api_check(api, ex, "read:messages") != 0)
 		return;
 	if (last == NULL || am_id_parse(id, last + 1) != 0) {
-		send_error(aio, 400, "the path must end in an envelope id (64 hex characters)");
+		send_error(ex, 400, "the path must end in an envelope id (64 hex characters)");
 		return;
 	}
 	held = am_queue_has(api->q, id);
 	(void) am_queue_receipts(api->q, id, signers, checked, 64, &nr);
 	if (held == AM_ENOTFOUND && nr == 0) {
-		send_error(aio, 404, "no envelope %s here", last + 1);
+		send_error(ex, 404, "no envelope %s here", last + 1);
 		return;
 	}
 	/* A receipt counts only from whom it may come: for an envelope to one
@@ -507,7 +495,7 @@ on_message(nng_aio *aio)
 	else
 		json_object_set_new(j, "state", json_string(held == 0 ? (delivered ? "delivered" : "held") :
 		                                            delivered ? "delivered" : "not held here (receipts only)"));
-	am_http_reply_json(aio, 200, j);
+	am_http_reply_json(ex, 200, j);
 }
 
 static json_t *
@@ -552,11 +540,10 @@ inbox_entry(am_api *api, const am_queue_inbox_entry *e)
 }
 
 static void
-on_inbox(nng_aio *aio)
+on_inbox(am_http_ex *ex)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
-	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	const char *uri = nng_http_req_get_uri(req), *q = strchr(uri, '?');
+	am_api *api = am_http_data(ex);
+	const char *uri = am_http_uri(ex), *q = strchr(uri, '?');
 	size_t limit = 100, n = 0;
 	long wait_ms = 0;
 	int lrc = 0;
@@ -564,7 +551,7 @@ on_inbox(nng_aio *aio)
 	am_queue_inbox_entry *ents;
 	json_t *arr;
 
-	if (am_api_check(api, aio, "read:inbox") != 0)
+	if (am_api_check(api, ex, "read:inbox") != 0)
 		return;
 	for (const char *p = q; p != NULL && *p; p = strchr(p + 1, '&')) {
 		const char *kv = p + 1;
@@ -572,7 +559,7 @@ on_inbox(nng_aio *aio)
 			char *end;
 			long l = strtol(kv + 6, &end, 10);
 			if (l < 1 || l > 10000 || (*end != '\0' && *end != '&')) {
-				send_error(aio, 400, "query \"limit\" must be 1..10000");
+				send_error(ex, 400, "query \"limit\" must be 1..10000");
 				return;
 			}
 			limit = (size_t) l;
@@ -582,13 +569,13 @@ on_inbox(nng_aio *aio)
 			char *end;
 			wait_ms = strtol(kv + 8, &end, 10);
 			if (wait_ms < 0 || wait_ms > 30000 || (*end != '\0' && *end != '&')) {
-				send_error(aio, 400, "query \"wait_ms\" must be 0..30000");
+				send_error(ex, 400, "query \"wait_ms\" must be 0..30000");
 				return;
 			}
 		}
 	}
 	if ((ents = calloc(limit, sizeof(*ents))) == NULL) {
-		send_error(aio, 500, "out of memory");
+		send_error(ex, 500, "out of memory");
 		return;
 	}
 	for (;;) {
@@ -604,7 +591,7 @@ on_inbox(nng_aio *aio)
 	}
 	if (lrc != 0) {
 		free(ents);
-		send_error(aio, 500, "%s", am_error_detail());
+		send_error(ex, 500, "%s", am_error_detail());
 		return;
 	}
 	arr = json_array();
@@ -626,69 +613,79 @@ on_inbox(nng_aio *aio)
 		if (ents[i].seq != 0)
 			(void) am_queue_inbox_ack(api->q, ents[i].id, am_now_ms());
 	free(ents);
-	am_http_reply_json(aio, 200, json_pack("{s:o, s:b}", "messages", arr, "acked", ack));
+	am_http_reply_json(ex, 200, json_pack("{s:o, s:b}", "messages", arr, "acked", ack));
 }
 
 static void
-on_ack(nng_aio *aio)
+on_ack(am_http_ex *ex)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
-	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	am_api *api = am_http_data(ex);
 	json_t *j, *ids, *v;
 	size_t i, acked = 0;
 
-	if (am_api_check(api, aio, "read:inbox") != 0)
+	if (am_api_check(api, ex, "read:inbox") != 0)
 		return;
 	{
 		char why[300];
-		if ((j = am_http_json_body(req, why, sizeof(why))) == NULL) {
-			send_error(aio, 400, "%s", why);
+		if ((j = am_http_json_body(ex, why, sizeof(why))) == NULL) {
+			send_error(ex, 400, "%s", why);
 			return;
 		}
 	}
 	if (!json_is_array(ids = json_object_get(j, "ids"))) {
 		json_decref(j);
-		send_error(aio, 400, "field \"ids\" must be an array of envelope ids");
+		send_error(ex, 400, "field \"ids\" must be an array of envelope ids");
 		return;
 	}
 	json_array_foreach(ids, i, v) {
 		uint8_t id[AM_ID_BYTES];
 		if (!json_is_string(v) || am_id_parse(id, json_string_value(v)) != 0) {
 			json_decref(j);
-			send_error(aio, 400, "field \"ids\" entry %zu is not an envelope id", i);
+			send_error(ex, 400, "field \"ids\" entry %zu is not an envelope id", i);
 			return;
 		}
 		acked += am_queue_inbox_ack(api->q, id, am_now_ms()) == 0;
 	}
 	json_decref(j);
-	am_http_reply_json(aio, 200, json_pack("{s:I}", "acked", (json_int_t) acked));
+	am_http_reply_json(ex, 200, json_pack("{s:I}", "acked", (json_int_t) acked));
+}
+
+/* The token check on the request head: a body without a token that
+ * verifies is never read (the action is checked by the handler). */
+void
+am_api_pre_auth(am_http_ex *ex)
+{
+	am_api *api = am_http_data(ex);
+	struct auth au;
+	char msg[300], what[96];
+
+	snprintf(what, sizeof(what), "%s %.80s", am_http_method(ex), am_http_uri(ex));
+	if (auth_check(api, am_http_header(ex, "Authorization"), &au, what, msg, sizeof(msg)) != NULL) {
+		send_error(ex, 401, "%s", msg);
+		return;
+	}
+	auth_done(&au);
 }
 
 int
-am_api_register(nng_http_server *srv, am_api *api)
+am_api_register(am_http_server *srv, am_api *api)
 {
 	static const struct {
 		const char *path, *method;
-		void (*fn)(nng_aio *);
+		am_http_fn fn;
 		bool tree;
+		size_t body_max;
 	} routes[] = {
-	    {"/v1/messages", "POST", on_send, false},
-	    {"/v1/messages", "GET", on_message, true},
-	    {"/v1/inbox", "GET", on_inbox, false},
-	    {"/v1/inbox/ack", "POST", on_ack, false},
+	    {"/v1/messages", "POST", on_send, false, API_MAX_BODY},
+	    {"/v1/messages", "GET", on_message, true, 0},
+	    {"/v1/inbox", "GET", on_inbox, false, 0},
+	    {"/v1/inbox/ack", "POST", on_ack, false, 1u << 20},
 	};
-	nng_http_handler *h;
-	int rv;
+	int rc;
 
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if ((rv = nng_http_handler_alloc(&h, routes[i].path, routes[i].fn)) != 0 ||
-		    (rv = nng_http_handler_set_method(h, routes[i].method)) != 0 ||
-		    (routes[i].tree && (rv = nng_http_handler_set_tree(h)) != 0) ||
-		    /* bodies up to our own limit reach us, so we can answer 413 */
-		    (rv = nng_http_handler_collect_body(h, true, API_MAX_BODY + 4096)) != 0 ||
-		    (rv = nng_http_handler_set_data(h, api, NULL)) != 0 ||
-		    (rv = nng_http_server_add_handler(srv, h)) != 0)
-			return am_error_set(AM_EIO, "HTTP route %s: %s", routes[i].path, nng_strerror(rv));
-	}
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if ((rc = am_http_route(srv, routes[i].method, routes[i].path, routes[i].tree, routes[i].body_max, am_api_pre_auth,
+		         routes[i].fn, api)) != 0)
+			return rc;
 	return 0;
 }

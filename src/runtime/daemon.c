@@ -27,7 +27,6 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,8 +241,6 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	int port = 0, c, rc = 1;
 	struct node n;
 	char path[4096];
-	nng_http_server *http = NULL;
-	am_mcp *mcp = NULL;
 	pthread_t ts, tw;
 	bool serving = false, watching = false;
 	sigset_t sigs;
@@ -570,13 +567,28 @@ am_daemon_main(bool gateway, int argc, char **argv)
 		if (am_toolbox_count(n.tools) > 0)
 			am_daemon_say("%zu tools from %s/tools", am_toolbox_count(n.tools), dir);
 	}
-	if (am_daemon_http_start(&http, &n, host, port) != 0)
-		goto out;
-	if (n.mcp_port > 0 && am_mcp_start(&mcp, &n.api, host, n.mcp_port) != 0) {
+	{
+		/* links on the HTTP port (ws://HOST:PORT/PATH): the HTTP server
+		 * relays their upgrades to a loopback link listener */
+		const char *path = NULL;
+		if (n.listen != NULL && strncmp(n.listen, "ws://", 5) == 0) {
+			const char *slash = strchr(n.listen + 5, '/'), *colon;
+			size_t hl = slash ? (size_t) (slash - n.listen) : strlen(n.listen);
+			char hp[160];
+			snprintf(hp, sizeof(hp), "%.*s", (int) hl, n.listen);
+			if ((colon = strrchr(hp, ':')) != NULL && atoi(colon + 1) == port) {
+				path = slash ? slash : "/";
+				snprintf(n.link_inner, sizeof(n.link_inner), "ws://127.0.0.1:0%s", path);
+			}
+		}
+		if (am_daemon_http_start(&n, host, port, path) != 0)
+			goto out;
+	}
+	if (n.mcp_port > 0 && am_mcp_start(&n.mcp, &n.api, host, n.mcp_port) != 0) {
 		fprintf(stderr, "%s: MCP on port %d: %s\n", prog, n.mcp_port, am_error_detail());
 		goto out;
 	}
-	if (mcp != NULL)
+	if (n.mcp != NULL)
 		am_daemon_say("MCP server on http://%s:%d/mcp", host, n.mcp_port);
 	am_daemon_say("%s %s \"%s\": http://%s:%d/health (trust store %s)", prog, n.node_id, n.info.name, host, port,
 	    am_trust_path(n.trust));
@@ -637,11 +649,10 @@ out:
 	/* waiting requests are answered before their servers stop */
 	am_jobs_close(n.jobs);
 	n.jobs = NULL;
-	am_mcp_stop(mcp);
-	if (http != NULL) {
-		nng_http_server_stop(http);
-		nng_http_server_release(http);
-	}
+	am_mcp_stop(n.mcp);
+	n.mcp = NULL;
+	am_http_server_free(n.http);
+	n.http = NULL;
 	/* a session that did not end in time still uses these: the process
 	 * exits anyway */
 	if (n.sessions == 0) {

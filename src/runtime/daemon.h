@@ -68,6 +68,9 @@ struct node {
 	am_runner *runner;
 	int mcp_port;
 	const char *listen;
+	char link_inner[160];      /* when links share the HTTP port: the loopback listener they are relayed to */
+	am_http_server *http;
+	am_mcp *mcp;
 	uint16_t link_port;       /* the tcp port of --listen, for beacons */
 	int beacon_ms;
 	uint64_t resync_ms;
@@ -104,6 +107,6 @@ void am_daemon_discovered(void *node, const struct am_beacon *b, const char *url
 void am_daemon_nap(struct node *n, uint64_t ms);
 
 /* status.c */
-int am_daemon_http_start(struct nng_http_server **out, struct node *n, const char *host, int port);
+int am_daemon_http_start(struct node *n, const char *host, int port, const char *link_path);
 
 #endif

@@ -395,13 +395,19 @@ am_daemon_serve(void *arg)
 	struct node *n = arg;
 	am_link_server *sv = NULL;
 
-	if (am_link_server_open(&sv, n->listen) != 0) {
+	const char *url = n->link_inner[0] ? n->link_inner : n->listen;
+	if (am_link_server_open(&sv, url) != 0) {
 		fprintf(stderr, "%s: --listen %s: %s\n", n->prog, n->listen, am_error_detail());
 		n->stop = 1;
 		kill(getpid(), SIGTERM);
 		return NULL;
 	}
-	am_daemon_say("listening for links on %s", n->listen);
+	if (n->link_inner[0]) {
+		int port = am_link_server_port(sv);
+		am_http_relay_target(n->http, port);
+		am_daemon_say("listening for links on %s (through the HTTP server, relayed to 127.0.0.1:%d)", n->listen, port);
+	} else
+		am_daemon_say("listening for links on %s", n->listen);
 	while (!n->stop) {
 		nng_stream *s = NULL;
 		struct inbound *in;

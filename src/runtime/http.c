@@ -1,66 +1,45 @@
 /*
- * http.c — answering an nng HTTP request: the one place the daemons'
- * handlers (status, messages, tools, MCP) build a response, and read a
- * query parameter.
+ * http.c — the answers the daemons' handlers (status, messages, tools,
+ * MCP) give, their query parameters and JSON bodies.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "am_runtime.h"
 
 #include <jansson.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 void
-am_http_reply(nng_aio *aio, uint16_t status, const char *type, const char *body, const char *session)
+am_http_reply(am_http_ex *ex, uint16_t status, const char *type, const char *body, const char *session)
 {
-	nng_http_res *res = NULL;
-
-	if (nng_http_res_alloc(&res) != 0) {
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_http_res_set_status(res, status);
-	if (body != NULL) {
-		nng_http_res_set_header(res, "Content-Type", type);
-		nng_http_res_copy_data(res, body, strlen(body));
-	} else {
-		/* or a client waits for the connection to close to find the end */
-		nng_http_res_set_header(res, "Content-Length", "0");
-	}
-	if (session != NULL)
-		nng_http_res_set_header(res, "Mcp-Session-Id", session);
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
+	am_http_answer(ex, status, type, body, body != NULL ? strlen(body) : 0, session, NULL);
 }
 
 void
-am_http_reply_json_session(nng_aio *aio, uint16_t status, json_t *j, const char *session)
+am_http_reply_json_session(am_http_ex *ex, uint16_t status, json_t *j, const char *session)
 {
 	char *body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 
+	json_decref(j);
 	if (j != NULL && body == NULL) {
-		json_decref(j);
-		nng_aio_finish(aio, NNG_ENOMEM);
+		am_http_reply(ex, 500, "application/json", "{\"error\":\"out of memory\"}", NULL);
 		return;
 	}
-	json_decref(j);
-	am_http_reply(aio, status, "application/json", body, session);
+	am_http_reply(ex, status, "application/json", body, session);
 	free(body);
 }
 
 void
-am_http_reply_json(nng_aio *aio, uint16_t status, json_t *j)
+am_http_reply_json(am_http_ex *ex, uint16_t status, json_t *j)
 {
-	am_http_reply_json_session(aio, status, j, NULL);
+	am_http_reply_json_session(ex, status, j, NULL);
 }
 
 void
-am_http_reply_error(nng_aio *aio, uint16_t status, const char *msg)
+am_http_reply_error(am_http_ex *ex, uint16_t status, const char *msg)
 {
-	am_http_reply_json(aio, status, json_pack("{s:s}", "error", msg));
+	am_http_reply_json(ex, status, json_pack("{s:s}", "error", msg));
 }
 
 /* The value of query parameter name in uri ("...?a=1&name=v&..."), as
@@ -92,14 +71,13 @@ am_http_query(const char *uri, const char *name, char *out, size_t cap)
 /* The request's body as JSON, or NULL with why in err: "empty body", or
  * where the JSON is bad. */
 json_t *
-am_http_json_body(nng_http_req *req, char *err, size_t cap)
+am_http_json_body(am_http_ex *ex, char *err, size_t cap)
 {
-	void *body = NULL;
 	size_t blen = 0;
+	const void *body = am_http_body(ex, &blen);
 	json_error_t jerr;
 	json_t *j;
 
-	nng_http_req_get_data(req, &body, &blen);
 	if (body == NULL || blen == 0) {
 		snprintf(err, cap, "empty body: send a JSON object");
 		return NULL;

@@ -182,6 +182,13 @@ am_link_server_open(am_link_server **out, const char *url)
 	return 0;
 }
 
+int
+am_link_server_port(am_link_server *sv)
+{
+	int port = 0;
+	return nng_stream_listener_get_int(sv->l, NNG_OPT_TCP_BOUND_PORT, &port) == 0 ? port : 0;
+}
+
 void
 am_link_server_close(am_link_server *sv)
 {

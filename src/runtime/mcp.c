@@ -19,8 +19,6 @@
 
 #include <jansson.h>
 #include <pthread.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +29,7 @@
 #define MCP_SESSIONS 1024 /* open sessions remembered; the oldest is forgotten first */
 
 struct am_mcp {
-	nng_http_server *srv;
+	am_http_server *srv;
 	am_api *api;
 	pthread_mutex_t mu;
 	struct {
@@ -173,7 +171,7 @@ node_tools(am_api *api)
 /* ---- tools/call ---- */
 
 struct pending {
-	nng_aio *aio;
+	am_http_ex *ex;
 	json_t *id;
 };
 
@@ -224,18 +222,18 @@ call_done(void *ctx, json_t *job, bool stopping)
 	json_t *content;
 
 	if (job == NULL || stopping)
-		am_http_reply_json_session(p->aio, 200, rpc_error(p->id, -32603, "the gateway is stopping; poll mesh_job_status later"), NULL);
+		am_http_reply_json_session(p->ex, 200, rpc_error(p->id, -32603, "the gateway is stopping; poll mesh_job_status later"), NULL);
 	else {
 		job_content(job, &content);
-		am_http_reply_json_session(p->aio, 200, rpc_result(p->id, content), NULL);
+		am_http_reply_json_session(p->ex, 200, rpc_result(p->id, content), NULL);
 	}
 	json_decref(p->id);
 	free(p);
 }
 
-/* returns a response, or NULL when the answer comes later (aio kept) */
+/* returns a response, or NULL when the answer comes later (ex kept) */
 static json_t *
-tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, nng_aio *aio, bool *deferred)
+tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex, bool *deferred)
 {
 	const char *name = json_string_value(json_object_get(params, "name"));
 	json_t *args = json_object_get(params, "arguments"), *meta = json_object_get(params, "_meta");
@@ -376,7 +374,7 @@ tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, nng_aio *aio, 
 	struct pending *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return rpc_error(id, -32603, "out of memory");
-	p->aio = aio;
+	p->ex = ex;
 	p->id = json_incref(id);
 	if (am_jobs_wait(m->api->jobs, job, am_now_ms() + wait, call_done, p) != 0) {
 		json_decref(p->id);
@@ -390,7 +388,7 @@ tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, nng_aio *aio, 
 
 /* one JSON-RPC message; NULL: no response (a notification) or deferred */
 static json_t *
-handle(am_mcp *m, am_api_auth *a, json_t *msg, nng_aio *aio, bool single, bool *deferred, char *session)
+handle(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, bool *deferred, char *session)
 {
 	json_t *id = json_object_get(msg, "id"), *params = json_object_get(msg, "params");
 	const char *method = json_string_value(json_object_get(msg, "method"));
@@ -431,51 +429,65 @@ handle(am_mcp *m, am_api_auth *a, json_t *msg, nng_aio *aio, bool single, bool *
 	if (strcmp(method, "tools/call") == 0) {
 		if (!single) /* a deferred answer needs the request to itself */
 			return rpc_error(id, -32600, "send tools/call on its own, not in a batch");
-		return tools_call(m, a, id, params, aio, deferred);
+		return tools_call(m, a, id, params, ex, deferred);
 	}
 	return rpc_error(id, -32601, "method not found");
 }
 
+/* What is decided on the request head, before any body is read: the
+ * Origin, the method, the session, and the token. */
 static void
-on_mcp(nng_aio *aio)
+mcp_head(am_http_ex *ex)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
-	am_mcp *m = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	const char *method = nng_http_req_get_method(req);
+	am_mcp *m = am_http_data(ex);
+	const char *method = am_http_method(ex);
+	const char *sid = am_http_header(ex, "Mcp-Session-Id");
 	am_api_auth *a = NULL;
-	json_t *j, *out = NULL;
-	bool deferred = false;
-	char session[33] = "";
-	const char *sid = nng_http_req_get_header(req, "Mcp-Session-Id");
 
-	if (!origin_allowed(nng_http_req_get_header(req, "Origin"))) {
-		am_http_reply_json_session(aio, 403,
+	if (!origin_allowed(am_http_header(ex, "Origin"))) {
+		am_http_reply_json_session(ex, 403,
 		    rpc_error(NULL, -32000, "Origin not allowed (this machine, or one listed in MCP_ALLOWED_ORIGINS)"), NULL);
 		return;
 	}
 	if (strcmp(method, "GET") == 0) { /* no server-initiated stream */
-		am_http_reply_json_session(aio, 405, NULL, NULL);
+		am_http_answer(ex, 405, NULL, NULL, 0, NULL, "POST, DELETE");
 		return;
 	}
 	/* a session we never gave out, or ended: the client must initialize again */
 	if (sid != NULL && !session_known(m, sid, strcmp(method, "DELETE") == 0)) {
-		am_http_reply_json_session(aio, 404, rpc_error(NULL, -32001, "unknown or ended session: initialize again"),
+		am_http_reply_json_session(ex, 404, rpc_error(NULL, -32001, "unknown or ended session: initialize again"),
 		    NULL);
 		return;
 	}
 	if (strcmp(method, "DELETE") == 0) {
-		am_http_reply_json_session(aio, sid != NULL ? 200 : 400, NULL, NULL);
+		am_http_reply_json_session(ex, sid != NULL ? 200 : 400, NULL, NULL);
 		return;
 	}
-	if (am_api_auth_begin(m->api, nng_http_req_get_header(req, "Authorization"), "mcp", &a) != 0) {
-		am_http_reply_json_session(aio, 401, rpc_error(NULL, -32001, am_error_detail()), NULL);
+	if (am_api_auth_begin(m->api, am_http_header(ex, "Authorization"), "mcp", &a) != 0) {
+		am_http_reply_json_session(ex, 401, rpc_error(NULL, -32001, am_error_detail()), NULL);
+		return;
+	}
+	am_api_auth_end(a);
+}
+
+static void
+on_mcp(am_http_ex *ex)
+{
+	am_mcp *m = am_http_data(ex);
+	am_api_auth *a = NULL;
+	json_t *j, *out = NULL;
+	bool deferred = false;
+	char session[33] = "";
+
+	if (am_api_auth_begin(m->api, am_http_header(ex, "Authorization"), "mcp", &a) != 0) {
+		am_http_reply_json_session(ex, 401, rpc_error(NULL, -32001, am_error_detail()), NULL);
 		return;
 	}
 	{
 		char msg[300], why[280];
-		if ((j = am_http_json_body(req, why, sizeof(why))) == NULL) {
+		if ((j = am_http_json_body(ex, why, sizeof(why))) == NULL) {
 			snprintf(msg, sizeof(msg), "parse error: %s", why);
-			am_http_reply_json_session(aio, 400, rpc_error(NULL, -32700, msg), NULL);
+			am_http_reply_json_session(ex, 400, rpc_error(NULL, -32700, msg), NULL);
 			goto out;
 		}
 	}
@@ -485,27 +497,27 @@ on_mcp(nng_aio *aio)
 		out = json_array();
 		if (json_array_size(j) == 0) {
 			json_decref(out);
-			am_http_reply_json_session(aio, 400, rpc_error(NULL, -32600, "an empty batch"), NULL);
+			am_http_reply_json_session(ex, 400, rpc_error(NULL, -32600, "an empty batch"), NULL);
 			goto out;
 		}
 		json_array_foreach(j, i, e) {
-			json_t *r = handle(m, a, e, aio, false, &deferred, session);
+			json_t *r = handle(m, a, e, ex, false, &deferred, session);
 			if (r != NULL)
 				json_array_append_new(out, r);
 		}
 		if (json_array_size(out) == 0) {
 			json_decref(out);
-			am_http_reply_json_session(aio, 202, NULL, NULL);
+			am_http_reply_json_session(ex, 202, NULL, NULL);
 		} else
-			am_http_reply_json_session(aio, 200, out, session[0] ? session : NULL);
+			am_http_reply_json_session(ex, 200, out, session[0] ? session : NULL);
 	} else {
-		out = handle(m, a, j, aio, true, &deferred, session);
+		out = handle(m, a, j, ex, true, &deferred, session);
 		if (deferred)
 			; /* call_done answers */
 		else if (out == NULL)
-			am_http_reply_json_session(aio, 202, NULL, NULL);
+			am_http_reply_json_session(ex, 202, NULL, NULL);
 		else
-			am_http_reply_json_session(aio, 200, out, session[0] ? session : NULL);
+			am_http_reply_json_session(ex, 200, out, session[0] ? session : NULL);
 	}
 	json_decref(j);
 out:
@@ -516,38 +528,35 @@ int
 am_mcp_start(am_mcp **out, am_api *api, const char *host, int port)
 {
 	am_mcp *m = calloc(1, sizeof(*m));
-	nng_url *u = NULL;
-	nng_http_handler *h;
-	char url[128];
+	am_http_limits lim;
 	static const char *const methods[] = {"POST", "GET", "DELETE"};
-	int rv;
+	int rc;
 
 	*out = NULL;
 	if (m == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	m->api = api;
 	pthread_mutex_init(&m->mu, NULL);
-	snprintf(url, sizeof(url), "http://%s:%d", host, port);
-	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_server_hold(&m->srv, u)) != 0)
+	if ((rc = am_http_limits_from_env(&lim)) != 0 || (rc = am_http_server_new(&m->srv, "MCP", host, port, &lim)) != 0)
 		goto fail;
 	for (size_t i = 0; i < 3; i++)
-		if ((rv = nng_http_handler_alloc(&h, "/mcp", on_mcp)) != 0 ||
-		    (rv = nng_http_handler_set_method(h, methods[i])) != 0 ||
-		    (rv = nng_http_handler_collect_body(h, true, 1u << 20)) != 0 ||
-		    (rv = nng_http_handler_set_data(h, m, NULL)) != 0 || (rv = nng_http_server_add_handler(m->srv, h)) != 0)
+		if ((rc = am_http_route(m->srv, methods[i], "/mcp", false, i == 0 ? 1u << 20 : 0, mcp_head, on_mcp, m)) != 0)
 			goto fail;
-	if ((rv = nng_http_server_start(m->srv)) != 0)
+	if ((rc = am_http_server_start(m->srv)) != 0)
 		goto fail;
-	nng_url_free(u);
 	*out = m;
 	return 0;
 fail:
-	if (u != NULL)
-		nng_url_free(u);
-	if (m->srv != NULL)
-		nng_http_server_release(m->srv);
+	am_http_server_free(m->srv);
+	pthread_mutex_destroy(&m->mu);
 	free(m);
-	return am_error_set(AM_EIO, "MCP server on %s: %s", url, nng_strerror(rv));
+	return rc;
+}
+
+am_http_server *
+am_mcp_http(am_mcp *m)
+{
+	return m != NULL ? m->srv : NULL;
 }
 
 void
@@ -555,8 +564,7 @@ am_mcp_stop(am_mcp *m)
 {
 	if (m == NULL)
 		return;
-	nng_http_server_stop(m->srv);
-	nng_http_server_release(m->srv);
+	am_http_server_free(m->srv);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
 }

@@ -10,22 +10,20 @@
 #include "daemon.h"
 
 #include <jansson.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static void
-on_health(nng_aio *aio)
+on_health(am_http_ex *ex)
 {
-	struct node *n = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	struct node *n = am_http_data(ex);
 	am_queue_stats st;
 	json_t *j;
 
 	if (am_queue_get_counts(n->q, &st) != 0) {
-		am_http_reply_json(aio, 503, json_pack("{s:s, s:s}", "status", "error", "error", am_error_detail()));
+		am_http_reply_json(ex, 503, json_pack("{s:s, s:s}", "status", "error", "error", am_error_detail()));
 		return;
 	}
 	pthread_mutex_lock(&n->mu);
@@ -35,19 +33,19 @@ on_health(nng_aio *aio)
 	    (json_int_t) am_hub_links(n->hub), "links_ok", (json_int_t) n->links_ok, "links_failed",
 	    (json_int_t) n->links_failed);
 	pthread_mutex_unlock(&n->mu);
-	am_http_reply_json(aio, 200, j);
+	am_http_reply_json(ex, 200, j);
 }
 
 static void
-on_metrics(nng_aio *aio)
+on_metrics(am_http_ex *ex)
 {
-	struct node *n = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	struct node *n = am_http_data(ex);
 	am_queue_stats st = {0};
 	uint64_t bsent = 0, bok = 0, bbad = 0;
 	char body[8192];
 	size_t len;
 
-	if (am_api_check(&n->api, aio, "metrics") != 0)
+	if (am_api_check(&n->api, ex, "metrics") != 0)
 		return;
 	(void) am_queue_get_counts(n->q, &st);
 	am_discovery_counts(n->disc, &bsent, &bok, &bbad);
@@ -88,7 +86,7 @@ on_metrics(nng_aio *aio)
 		    "am_answers_refused_total{kind=\"tool_result\"} %llu\nam_answers_refused_total{kind=\"receipt\"} %llu\n",
 		    (unsigned long long) am_runner_results_refused(n->runner), (unsigned long long) n->receipts_foreign);
 	pthread_mutex_unlock(&n->mu);
-	am_http_reply(aio, 200, "text/plain; version=0.0.4", body, NULL);
+	am_http_reply(ex, 200, "text/plain; version=0.0.4", body, NULL);
 }
 
 static json_t *
@@ -165,14 +163,14 @@ scan_peer(void *ctx, const am_queue_peer *p)
 }
 
 static void
-on_scan(nng_aio *aio)
+on_scan(am_http_ex *ex)
 {
-	struct node *n = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	struct node *n = am_http_data(ex);
 	struct scan sc = {n, json_array(), am_catalogs_load(n->api.data_dir)};
 	am_queue_stats st = {0};
 	json_t *self;
 
-	if (am_api_check(&n->api, aio, "scan") != 0) {
+	if (am_api_check(&n->api, ex, "scan") != 0) {
 		json_decref(sc.peers);
 		json_decref(sc.catalogs);
 		return;
@@ -187,96 +185,41 @@ on_scan(nng_aio *aio)
 	json_object_set_new(self, "queue_depth", json_integer((json_int_t) st.outbox));
 	json_object_set_new(self, "tools", tool_names(sc.catalogs, n->node_id));
 	json_decref(sc.catalogs);
-	am_http_reply_json(aio, 200,
+	am_http_reply_json(ex, 200,
 	    json_pack("{s:s, s:s, s:o, s:o}", "node_id", n->node_id, "role", n->gateway ? "gateway" : "node", "self", self,
 	        "peers", sc.peers));
 }
 
 /* Every path and method no route takes: JSON, not nng's HTML page. A
  * known path with another method is a 405 naming the ones it takes. */
-static void
-on_unknown(nng_aio *aio)
-{
-	nng_http_req *req = nng_aio_get_input(aio, 0);
-	const char *uri = nng_http_req_get_uri(req), *method = nng_http_req_get_method(req);
-	static const struct {
-		const char *prefix, *allow;
-		bool tree;
-	} known[] = {{"/health", "GET", false}, {"/metrics", "GET", false}, {"/v1/metrics", "GET", false},
-	    {"/v1/mesh_scan", "GET", false}, {"/v1/messages", "POST", false}, {"/v1/messages/", "GET", true},
-	    {"/v1/inbox", "GET", false}, {"/v1/inbox/ack", "POST", false}, {"/v1/tools", "GET", false},
-	    {"/v1/tools/call", "POST", false}, {"/v1/jobs", "GET", true}};
-	size_t plen = strcspn(uri, "?");
-	char msg[300];
-
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-		size_t kl = strlen(known[i].prefix);
-		if (known[i].tree ? strncmp(uri, known[i].prefix, kl) == 0 : (plen == kl && strncmp(uri, known[i].prefix, kl) == 0)) {
-			nng_http_res *res = NULL;
-			char *body;
-			snprintf(msg, sizeof(msg), "%s takes %s, not %s", known[i].prefix, known[i].allow, method);
-			json_t *j = json_pack("{s:s}", "error", msg);
-			body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-			json_decref(j);
-			if (body == NULL || nng_http_res_alloc(&res) != 0) {
-				free(body);
-				nng_aio_finish(aio, NNG_ENOMEM);
-				return;
-			}
-			nng_http_res_set_status(res, 405);
-			nng_http_res_set_header(res, "Allow", known[i].allow);
-			nng_http_res_set_header(res, "Content-Type", "application/json");
-			nng_http_res_copy_data(res, body, strlen(body));
-			free(body);
-			nng_aio_set_output(aio, 0, res);
-			nng_aio_finish(aio, 0);
-			return;
-		}
-	}
-	snprintf(msg, sizeof(msg), "no such endpoint: %s %.*s (see the README's API table)", method, (int) (plen > 200 ? 200 : plen), uri);
-	am_http_reply_error(aio, 404, msg);
-}
-
+/* The daemon's HTTP server on host:port: status, messages and tools
+ * routes, and the link path when links share the port (--listen
+ * ws://HOST:PORT/PATH). */
 int
-am_daemon_http_start(nng_http_server **out, struct node *n, const char *host, int port)
+am_daemon_http_start(struct node *n, const char *host, int port, const char *link_path)
 {
-	char url[128];
-	nng_url *u = NULL;
-	nng_http_handler *h;
 	static const struct {
 		const char *path;
-		void (*fn)(nng_aio *);
+		am_http_fn fn;
 	} routes[] = {{"/health", on_health}, {"/v1/metrics", on_metrics}, {"/metrics", on_metrics},
 	    {"/v1/mesh_scan", on_scan}};
-	int rv;
+	am_http_limits lim;
+	int rc;
 
-	snprintf(url, sizeof(url), "http://%s:%d", host, port);
-	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_server_hold(out, u)) != 0)
+	if ((rc = am_http_limits_from_env(&lim)) != 0 || (rc = am_http_server_new(&n->http, "HTTP", host, port, &lim)) != 0)
 		goto out;
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if ((rv = nng_http_handler_alloc(&h, routes[i].path, routes[i].fn)) != 0 ||
-		    (rv = nng_http_handler_set_method(h, "GET")) != 0 ||
-		    (rv = nng_http_handler_set_data(h, n, NULL)) != 0 || (rv = nng_http_server_add_handler(*out, h)) != 0)
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if ((rc = am_http_route(n->http, "GET", routes[i].path, false, 0, NULL, routes[i].fn, n)) != 0)
 			goto out;
-	}
-	/* last: the catch-all for what no route above takes */
-	if ((rv = nng_http_handler_alloc(&h, "/", on_unknown)) != 0 || (rv = nng_http_handler_set_method(h, NULL)) != 0 ||
-	    (rv = nng_http_handler_set_tree(h)) != 0 || (rv = nng_http_handler_set_data(h, n, NULL)) != 0 ||
-	    (rv = nng_http_server_add_handler(*out, h)) != 0)
-		goto out;
 	n->api.q = n->q;
 	n->api.me = n->me;
 	n->api.hub = n->hub;
-	if (am_api_register(*out, &n->api) != 0 || am_toolapi_register(*out, &n->api) != 0) {
-		fprintf(stderr, "%s\n", am_error_detail());
-		rv = NNG_EINVAL;
+	if ((rc = am_api_register(n->http, &n->api)) != 0 || (rc = am_toolapi_register(n->http, &n->api)) != 0 ||
+	    (link_path != NULL && (rc = am_http_relay(n->http, link_path)) != 0))
 		goto out;
-	}
-	rv = nng_http_server_start(*out);
+	rc = am_http_server_start(n->http);
 out:
-	if (u != NULL)
-		nng_url_free(u);
-	if (rv != 0)
-		fprintf(stderr, "%s: HTTP on %s: %s\n", n->prog, url, nng_strerror(rv));
-	return rv;
+	if (rc != 0)
+		fprintf(stderr, "%s: HTTP on %s:%d: %s\n", n->prog, host, port, am_error_detail());
+	return rc;
 }

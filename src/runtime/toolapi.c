@@ -22,8 +22,6 @@
 #include "am_runtime.h"
 
 #include <jansson.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,79 +206,77 @@ am_tools_call(am_api *api, am_api_auth *a, const json_t *req, char job_id[65], i
 static void
 waited(void *ctx, json_t *job, bool stopping)
 {
-	nng_aio *aio = ctx;
+	am_http_ex *ex = ctx;
 
 	const char *st = job ? json_string_value(json_object_get(job, "status")) : NULL;
 
 	if (st != NULL && (strcmp(st, "done") == 0 || strcmp(st, "expired") == 0))
-		am_http_reply_json(aio, 200, json_incref(job));
+		am_http_reply_json(ex, 200, json_incref(job));
 	else if (stopping)
-		am_http_reply_error(aio, 503, "the daemon is stopping; poll GET /v1/jobs/{id} later");
+		am_http_reply_error(ex, 503, "the daemon is stopping; poll GET /v1/jobs/{id} later");
 	else
-		am_http_reply_json(aio, 202, job ? json_pack("{s:O, s:s}", "job_id", json_object_get(job, "job_id"), "status",
+		am_http_reply_json(ex, 202, job ? json_pack("{s:O, s:s}", "job_id", json_object_get(job, "job_id"), "status",
 		                          json_string_value(json_object_get(job, "status")))
 		                    : json_pack("{s:s}", "status", "pending"));
 }
 
 static void
-on_call(nng_aio *aio)
+on_call(am_http_ex *ex)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
-	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	am_api *api = am_http_data(ex);
 	am_api_auth *a = NULL;
 	json_t *j = NULL, *v;
 	char job[65];
 	int status, rc;
 	long wait_ms = 0;
 
-	if (am_api_auth_begin(api, nng_http_req_get_header(req, "Authorization"), "call", &a) != 0) {
-		am_http_reply_error(aio, 401, am_error_detail());
+	if (am_api_auth_begin(api, am_http_header(ex, "Authorization"), "call", &a) != 0) {
+		am_http_reply_error(ex, 401, am_error_detail());
 		return;
 	}
 	{
 		char msg[300];
-		if ((j = am_http_json_body(req, msg, sizeof(msg))) == NULL || !json_is_object(j)) {
-			am_http_reply_error(aio, 400, j == NULL ? msg : "the body must be a JSON object");
+		if ((j = am_http_json_body(ex, msg, sizeof(msg))) == NULL || !json_is_object(j)) {
+			am_http_reply_error(ex, 400, j == NULL ? msg : "the body must be a JSON object");
 			goto out;
 		}
 	}
 	if ((v = json_object_get(j, "wait_ms")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 60000) {
-			am_http_reply_error(aio, 400, "field \"wait_ms\" must be 0..60000");
+			am_http_reply_error(ex, 400, "field \"wait_ms\" must be 0..60000");
 			goto out;
 		}
 		wait_ms = (long) json_integer_value(v);
 	}
 	if ((rc = am_tools_call(api, a, j, job, &status)) != 0) {
-		am_http_reply_error(aio, (uint16_t) status, am_error_detail());
+		am_http_reply_error(ex, (uint16_t) status, am_error_detail());
 		goto out;
 	}
 	/* answered when the result comes, or at wait_ms: no thread waits */
-	if (wait_ms == 0 || am_jobs_wait(api->jobs, job, am_now_ms() + (uint64_t) wait_ms, waited, aio) != 0)
-		am_http_reply_json(aio, 202, json_pack("{s:s, s:s}", "job_id", job, "status", "pending"));
+	if (wait_ms == 0 || am_jobs_wait(api->jobs, job, am_now_ms() + (uint64_t) wait_ms, waited, ex) != 0)
+		am_http_reply_json(ex, 202, json_pack("{s:s, s:s}", "job_id", job, "status", "pending"));
 out:
 	json_decref(j);
 	am_api_auth_end(a);
 }
 
 static void
-on_job(nng_aio *aio)
+on_job(am_http_ex *ex)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
-	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	const char *uri = nng_http_req_get_uri(req), *q = strchr(uri, '?'), *last = strrchr(uri, '/');
+	am_api *api = am_http_data(ex);
+	const char *uri = am_http_uri(ex), *q = strchr(uri, '?'), *last = strrchr(uri, '/');
 	json_t *job;
 
-	if (am_api_check(api, aio, "read:jobs") != 0)
+	if (am_api_check(api, ex, "read:jobs") != 0)
 		return;
 	if (last != NULL && strncmp(last, "/jobs", 5) != 0 && (q == NULL || q < last)) {
 		char id[AM_ID_HEX_LEN + 1];
 		snprintf(id, sizeof(id), "%.*s", AM_ID_HEX_LEN, last + 1);
 		if ((job = am_jobs_get(api->jobs, id)) == NULL) {
-			am_http_reply_error(aio, 404, "no such job here");
+			am_http_reply_error(ex, 404, "no such job here");
 			return;
 		}
-		am_http_reply_json(aio, 200, job);
+		am_http_reply_json(ex, 200, job);
 		return;
 	}
 	/* ?workflow_id=W&limit=N&after=JOB: a page at a time, in id order */
@@ -291,7 +287,7 @@ on_job(nng_aio *aio)
 		char *end = NULL;
 		limit = strtol(lim, &end, 10);
 		if (end == lim || *end != '\0' || limit < 1 || limit > 1000) {
-			am_http_reply_error(aio, 400, "query \"limit\" must be 1..1000");
+			am_http_reply_error(ex, 400, "query \"limit\" must be 1..1000");
 			return;
 		}
 	}
@@ -299,42 +295,38 @@ on_job(nng_aio *aio)
 	json_t *body = json_pack("{s:o}", "jobs", page);
 	if (next[0])
 		json_object_set_new(body, "next", json_string(next));
-	am_http_reply_json(aio, 200, body);
+	am_http_reply_json(ex, 200, body);
 	(void) q;
 }
 
 static void
-on_tools(nng_aio *aio)
+on_tools(am_http_ex *ex)
 {
-	am_api *api = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	am_api *api = am_http_data(ex);
 
-	if (am_api_check(api, aio, "scan") != 0)
+	if (am_api_check(api, ex, "scan") != 0)
 		return;
-	am_http_reply_json(aio, 200, json_pack("{s:s, s:o}", "node", api->name ? api->name : "", "tools", am_toolbox_catalog(api->tools)));
+	am_http_reply_json(ex, 200, json_pack("{s:s, s:o}", "node", api->name ? api->name : "", "tools", am_toolbox_catalog(api->tools)));
 }
 
 int
-am_toolapi_register(nng_http_server *srv, am_api *api)
+am_toolapi_register(am_http_server *srv, am_api *api)
 {
 	static const struct {
 		const char *path, *method;
-		void (*fn)(nng_aio *);
+		am_http_fn fn;
 		bool tree;
+		size_t body_max;
 	} routes[] = {
-	    {"/v1/tools", "GET", on_tools, false},
-	    {"/v1/tools/call", "POST", on_call, false},
-	    {"/v1/jobs", "GET", on_job, true},
+	    {"/v1/tools", "GET", on_tools, false, 0},
+	    {"/v1/tools/call", "POST", on_call, false, 1u << 20},
+	    {"/v1/jobs", "GET", on_job, true, 0},
 	};
-	nng_http_handler *h;
-	int rv;
+	int rc;
 
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if ((rv = nng_http_handler_alloc(&h, routes[i].path, routes[i].fn)) != 0 ||
-		    (rv = nng_http_handler_set_method(h, routes[i].method)) != 0 ||
-		    (routes[i].tree && (rv = nng_http_handler_set_tree(h)) != 0) ||
-		    (rv = nng_http_handler_collect_body(h, true, 1u << 20)) != 0 ||
-		    (rv = nng_http_handler_set_data(h, api, NULL)) != 0 || (rv = nng_http_server_add_handler(srv, h)) != 0)
-			return am_error_set(AM_EIO, "HTTP route %s: %s", routes[i].path, nng_strerror(rv));
-	}
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if ((rc = am_http_route(srv, routes[i].method, routes[i].path, routes[i].tree, routes[i].body_max, am_api_pre_auth,
+		         routes[i].fn, api)) != 0)
+			return rc;
 	return 0;
 }

@@ -419,7 +419,7 @@ void am_discovery_counts(am_discovery *d, uint64_t *sent, uint64_t *accepted, ui
 
 /* ----------------------------------------------------------------- api --- */
 
-/* The messages API (api.c) over an nng HTTP server the daemon owns. */
+/* The messages API (api.c) over the daemon's HTTP server (http_server.c). */
 typedef struct am_api {
 	am_queue *q;
 	const am_identity *me;
@@ -469,6 +469,9 @@ enum {
 const char *am_http_refused_name(int kind);
 /* the defaults, then AM_HTTP_* from the environment; an error names the variable */
 int am_http_limits_from_env(am_http_limits *l) AM_MUST_CHECK;
+/* am_env_long: *v from environment variable name when it is set (a whole
+ * number lo..hi, else AM_EINVAL naming it); unset or empty leaves *v */
+int am_env_long(const char *name, long lo, long hi, long *v) AM_MUST_CHECK;
 /* binds host:port now (errors name it); routes are added, then start */
 int am_http_server_new(am_http_server **out, const char *name, const char *host, int port, const am_http_limits *l)
     AM_MUST_CHECK;
@@ -481,6 +484,14 @@ int am_http_route(am_http_server *s, const char *method, const char *path, bool 
 int am_http_server_start(am_http_server *s) AM_MUST_CHECK;
 void am_http_server_free(am_http_server *s);
 void am_http_server_counts(am_http_server *s, uint64_t refused[AM_HTTP_REFUSED_KINDS], size_t *open);
+/* am_http_local: one request through srv's router, head checks, token hook
+ * and handler, in this thread, with no socket (the fuzz targets' way in).
+ * headers: name, value, ..., NULL. A handler that defers its answer gets
+ * pending(ctx) called, which must make the answer come (say, by ticking
+ * the jobs past their deadlines). The answer's body is the caller's to
+ * free. Framing is not exercised: that is libmicrohttpd's. */
+int am_http_local(am_http_server *srv, const char *method, const char *uri, const char *const *headers, const void *body,
+    size_t len, void (*pending)(void *ctx), void *ctx, unsigned *status, char **reply, size_t *reply_len) AM_MUST_CHECK;
 const am_http_limits *am_http_server_limits(const am_http_server *s);
 /* http_relay.c: websocket upgrades on path are relayed to a link
  * listener on loopback port (set once it listens; 503 before) */
@@ -530,6 +541,9 @@ void am_api_auth_end(am_api_auth *a);
 /* The MCP server (mcp.c) on its own port, over the same api state. */
 typedef struct am_mcp am_mcp;
 int am_mcp_start(am_mcp **out, am_api *api, const char *host, int port) AM_MUST_CHECK;
+/* am_mcp_open: the same, its routes registered but no connection taken
+ * (am_http_local serves it) */
+int am_mcp_open(am_mcp **out, am_api *api, const char *host, int port) AM_MUST_CHECK;
 void am_mcp_stop(am_mcp *m);
 am_http_server *am_mcp_http(am_mcp *m); /* its HTTP server, for the metrics */
 /* toolapi.c: GET /v1/tools, POST /v1/tools/call, GET /v1/jobs[/{id}] */

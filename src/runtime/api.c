@@ -1,5 +1,5 @@
 /*
- * api.c — the messages API both daemons serve (JSON over nng's HTTP):
+ * api.c — the messages API both daemons serve (JSON over HTTP, http_server.c):
  *   POST /v1/messages          send: {"to"|"group"|"broadcast", "text"|
  *                              "payload_base64", "ttl", "priority", "geo",
  *                              "content_type", "workflow_id", "seal"} -> 202 {"id"}
@@ -9,8 +9,9 @@
  *                              first; ack=1 acknowledges what was returned;
  *                              wait_ms (<= 30000) waits for an arrival when
  *                              the inbox is empty (one such wait at a time:
- *                              it holds one of nng's HTTP threads, so a
- *                              second waiter is answered at once)
+ *                              it holds its connection's thread, and there
+ *                              is one consumer; a second waiter is
+ *                              answered at once)
  *   POST /v1/inbox/ack         {"ids": [...]} -> {"acked": n}
  * Errors are JSON {"error": "..."} naming the problem: 400 bad JSON or a
  * bad field, 401 without the bearer token, 404, 413 too large, 507 store

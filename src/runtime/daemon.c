@@ -395,6 +395,18 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	if (env_false("MESH_DISCOVERY"))
 		no_discovery = true;
 	n.beacon_ms = (int) beacon_ms;
+	{ /* the link port's limits before a handshake (docs/OPERATIONS.md) */
+		long hs = AM_LINK_HANDSHAKE_MS / 1000, pmax = PREAUTH_MAX, pper = PREAUTH_PER_ADDR;
+		if (am_env_long("AM_LINK_HANDSHAKE_TIMEOUT", 1, 300, &hs) != 0 ||
+		    am_env_long("AM_LINK_PREAUTH_MAX", 1, PREAUTH_CAP, &pmax) != 0 ||
+		    am_env_long("AM_LINK_PREAUTH_PER_ADDRESS", 1, PREAUTH_CAP, &pper) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+			return 2;
+		}
+		n.handshake_ms = (int) hs * 1000;
+		n.preauth_max = (int) pmax;
+		n.preauth_per_addr = (int) (pper < pmax ? pper : pmax);
+	}
 	if (dir == NULL || (key == NULL && provision == NULL)) {
 		fprintf(stderr, "%s: --data DIR and --network-key (or MESH_NETWORK_KEY, or --provision) are required\n", prog);
 		usage(stderr, gateway);

@@ -18,8 +18,9 @@
  * at most this many at once, and at most PREAUTH_PER_ADDR from one
  * address; past either, the oldest is closed (so a newcomer, a real node
  * re-linking among them, always gets its few seconds) */
-#define PREAUTH_MAX      64
-#define PREAUTH_PER_ADDR 16
+#define PREAUTH_MAX      64   /* AM_LINK_PREAUTH_MAX */
+#define PREAUTH_PER_ADDR 16   /* AM_LINK_PREAUTH_PER_ADDRESS */
+#define PREAUTH_CAP      1024 /* the most either may be set to */
 
 struct node;
 
@@ -86,7 +87,9 @@ struct node {
 	size_t ndialers;
 	struct live_peer peers[MAX_LIVE];
 	int sessions;             /* inbound sessions running */
-	struct preauth preauth[PREAUTH_MAX];
+	struct preauth preauth[PREAUTH_CAP];
+	int preauth_max, preauth_per_addr; /* from the environment, else the defaults above */
+	int handshake_ms;                  /* AM_LINK_HANDSHAKE_TIMEOUT (s); 0: AM_LINK_HANDSHAKE_MS */
 	uint64_t evictions;       /* pre-handshake connections closed for newer ones */
 	uint64_t evictions_said;  /* ... of which the log has told */
 	uint64_t evict_log_ms;    /* when it last did */

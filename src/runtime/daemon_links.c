@@ -272,6 +272,7 @@ session_options(struct node *n, struct sctx *c, am_link_options *o)
 	o->now_ms = am_now_ms();
 	o->netkey = n->netkey;
 	o->timeout_ms = n->link_timeout_ms;
+	o->handshake_ms = n->handshake_ms;
 	o->ctx = c;
 	o->hub = n->hub;
 	o->resync_ms = n->resync_ms;
@@ -360,7 +361,7 @@ preauth_take(struct node *n, struct inbound *in)
 	/* the address without its port: "tcp://1.2.3.4" */
 	colon = strrchr(in->where, ':');
 	snprintf(addr, sizeof(addr), "%.*s", colon && colon > in->where + 5 ? (int) (colon - in->where) : 63, in->where);
-	for (int i = 0; i < PREAUTH_MAX; i++) {
+	for (int i = 0; i < n->preauth_max; i++) {
 		struct preauth *p = &n->preauth[i];
 		if (p->cancel == NULL) {
 			if (free_i < 0)
@@ -375,7 +376,7 @@ preauth_take(struct node *n, struct inbound *in)
 				oldest_here = i;
 		}
 	}
-	int use = here >= PREAUTH_PER_ADDR ? oldest_here : free_i >= 0 ? free_i : oldest;
+	int use = here >= n->preauth_per_addr ? oldest_here : free_i >= 0 ? free_i : oldest;
 	struct preauth *p = &n->preauth[use];
 	if (p->cancel != NULL) { /* evict: it has had its chance */
 		*p->evicted = true;
@@ -434,7 +435,7 @@ am_daemon_serve(void *arg)
 		if (n->evictions > n->evictions_said && am_now_ms() - n->evict_log_ms >= 10000) {
 			am_daemon_say("link port: %llu connections closed before finishing a handshake to make room for newer ones "
 			    "(at most %d waiting, %d from one address; latest from %s)",
-			    (unsigned long long) (n->evictions - n->evictions_said), PREAUTH_MAX, PREAUTH_PER_ADDR, in->where);
+			    (unsigned long long) (n->evictions - n->evictions_said), n->preauth_max, n->preauth_per_addr, in->where);
 			n->evictions_said = n->evictions;
 			n->evict_log_ms = am_now_ms();
 		}

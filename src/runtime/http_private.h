@@ -65,6 +65,7 @@ struct am_http_ex {
 	size_t alen;
 	char type[48], session[48], allow[48];
 	struct MHD_Response *upgrade; /* a relayed websocket's 101 */
+	const char *const *local_headers; /* am_http_local: name, value, ..., NULL */
 };
 
 struct am_http_server {
@@ -91,7 +92,10 @@ struct am_http_server {
 	atomic_int relays;      /* relayed connections open now */
 };
 
-/* http_server.c for http_relay.c */
+/* http_server.c for http_relay.c and http_local.c */
+const struct am_http_route *am_http_route_find(const struct am_http_server *srv, const char *method, const char *path,
+    char *allow, size_t cap);
+void am_http_ex_free(am_http_ex *ex);
 void am_http_slot_phase(struct am_http_server *srv, struct MHD_Connection *c, enum am_http_phase ph);
 bool am_http_relay_answer(am_http_ex *ex);
 void am_http_relay_stop(struct am_http_server *srv);

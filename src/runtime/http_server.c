@@ -31,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define SWEEP_MS 200
@@ -51,8 +53,8 @@ am_http_refused_name(int kind)
 
 /* ---- limits ---- */
 
-static int
-env_int(const char *name, long lo, long hi, long *v)
+int
+am_env_long(const char *name, long lo, long hi, long *v)
 {
 	const char *s = getenv(name);
 	char *end = NULL;
@@ -80,27 +82,27 @@ am_http_limits_from_env(am_http_limits *l)
 	l->max_per_address = AM_HTTP_MAX_PER_ADDRESS;
 	l->body_budget = (size_t) AM_HTTP_BODY_BUDGET_MIB << 20;
 	v = l->header_timeout_ms / 1000;
-	if ((rc = env_int("AM_HTTP_HEADER_TIMEOUT", 1, 3600, &v)) != 0)
+	if ((rc = am_env_long("AM_HTTP_HEADER_TIMEOUT", 1, 3600, &v)) != 0)
 		return rc;
 	l->header_timeout_ms = (int) v * 1000;
 	v = l->body_timeout_ms / 1000;
-	if ((rc = env_int("AM_HTTP_BODY_TIMEOUT", 1, 3600, &v)) != 0)
+	if ((rc = am_env_long("AM_HTTP_BODY_TIMEOUT", 1, 3600, &v)) != 0)
 		return rc;
 	l->body_timeout_ms = (int) v * 1000;
 	v = l->idle_timeout_s;
-	if ((rc = env_int("AM_HTTP_IDLE_TIMEOUT", 1, 3600, &v)) != 0)
+	if ((rc = am_env_long("AM_HTTP_IDLE_TIMEOUT", 1, 3600, &v)) != 0)
 		return rc;
 	l->idle_timeout_s = (int) v;
 	v = l->max_connections;
-	if ((rc = env_int("AM_HTTP_MAX_CONNECTIONS", 4, 65536, &v)) != 0)
+	if ((rc = am_env_long("AM_HTTP_MAX_CONNECTIONS", 4, 65536, &v)) != 0)
 		return rc;
 	l->max_connections = (int) v;
 	v = l->max_per_address;
-	if ((rc = env_int("AM_HTTP_MAX_PER_ADDRESS", 1, 65536, &v)) != 0)
+	if ((rc = am_env_long("AM_HTTP_MAX_PER_ADDRESS", 1, 65536, &v)) != 0)
 		return rc;
 	l->max_per_address = (int) v;
 	v = (long) (l->body_budget >> 20);
-	if ((rc = env_int("AM_HTTP_BODY_BUDGET_MIB", 4, 65536, &v)) != 0)
+	if ((rc = am_env_long("AM_HTTP_BODY_BUDGET_MIB", 4, 65536, &v)) != 0)
 		return rc;
 	l->body_budget = (size_t) v << 20;
 	return 0;
@@ -123,6 +125,12 @@ am_http_uri(const am_http_ex *ex)
 const char *
 am_http_header(const am_http_ex *ex, const char *name)
 {
+	if (ex->conn == NULL) { /* served in-process (am_http_local) */
+		for (const char *const *h = ex->local_headers; h != NULL && h[0] != NULL; h += 2)
+			if (strcasecmp(h[0], name) == 0)
+				return h[1];
+		return NULL;
+	}
 	return MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, name);
 }
 
@@ -160,8 +168,8 @@ am_http_answer(am_http_ex *ex, unsigned status, const char *type, const char *bo
 	pthread_mutex_unlock(&ex->mu);
 }
 
-static void
-ex_free(am_http_ex *ex)
+void
+am_http_ex_free(am_http_ex *ex)
 {
 	if (ex == NULL)
 		return;
@@ -241,6 +249,59 @@ refuse(am_http_ex *ex, unsigned status, const char *allow, const char *fmt, ...)
 	return queue(ex, body_pending(ex));
 }
 
+/* A refusal in the middle of a chunked body. MHD takes no response
+ * while a body is coming in, and reading the rest to answer after it
+ * would let a sender keep us busy for as long as it likes: the JSON
+ * answer is written straight to the socket (nothing else is being sent
+ * on it) and the connection ends. */
+static enum MHD_Result
+refuse_mid_body(am_http_ex *ex, unsigned status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static enum MHD_Result
+refuse_mid_body(am_http_ex *ex, unsigned status, const char *fmt, ...)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	char msg[300], out[700];
+	va_list ap;
+	json_t *j;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	j = json_pack("{s:s}", "error", msg);
+	s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	n = snprintf(out, sizeof(out),
+	    "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n%s",
+	    status, status == 413 ? "Content Too Large" : "Service Unavailable", s != NULL ? strlen(s) : 2,
+	    status == 503 ? "Retry-After: 1\r\n" : "", s != NULL ? s : "{}");
+	free(s);
+	if (ci != NULL && n > 0 && (size_t) n < sizeof(out)) {
+		int fd = ci->connect_fd;
+		(void) send(fd, out, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* a close with the sender's bytes unread is a reset, which can
+		 * take the answer with it: read on briefly (1 s, 4 MiB at most) */
+		(void) shutdown(fd, SHUT_WR);
+		uint64_t end = am_now_ms() + 1000;
+		size_t drained = 0;
+		for (;;) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			uint64_t now = am_now_ms();
+			char sink[16384];
+			ssize_t got;
+			if (now >= end || drained >= (4u << 20) || poll(&p, 1, (int) (end - now)) <= 0)
+				break;
+			if ((got = recv(fd, sink, sizeof(sink), MSG_DONTWAIT)) <= 0)
+				break;
+			drained += (size_t) got;
+		}
+	}
+	ex->refused = true;
+	return MHD_NO;
+}
+
 /* ---- routes ---- */
 
 int
@@ -281,8 +342,8 @@ path_matches(const struct am_http_route *r, const char *path, size_t *len)
 
 /* The route for method and path; NULL with allow filled ("GET, POST")
  * when the path is known for other methods, allow "" when unknown. */
-static const struct am_http_route *
-route_find(const am_http_server *srv, const char *method, const char *path, char *allow, size_t cap)
+const struct am_http_route *
+am_http_route_find(const am_http_server *srv, const char *method, const char *path, char *allow, size_t cap)
 {
 	const struct am_http_route *best = NULL;
 	size_t best_len = 0, len;
@@ -382,7 +443,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_Reque
 	(void) toe;
 	if (*req_cls != NULL && ((am_http_ex *) *req_cls)->upgrade == NULL)
 		am_http_slot_phase(srv, c, AM_HTTP_HEAD); /* the next request's head is due */
-	ex_free(*req_cls);
+	am_http_ex_free(*req_cls);
 	*req_cls = NULL;
 }
 
@@ -410,7 +471,7 @@ on_head(am_http_ex *ex, const char *url)
 	char allow[48];
 	unsigned long long len = 0;
 
-	if ((ex->route = route_find(srv, ex->method, url, allow, sizeof(allow))) == NULL) {
+	if ((ex->route = am_http_route_find(srv, ex->method, url, allow, sizeof(allow))) == NULL) {
 		if (allow[0])
 			return refuse(ex, 405, allow, "%s is not served on %.200s (it takes %s)", ex->method, url, allow);
 		return refuse(ex, 404, NULL, "no such endpoint: %s %.200s (see the README's API table)", ex->method, url);
@@ -482,10 +543,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	}
 	if (*upload_size > 0) {
 		size_t n = *upload_size;
-		if (ex->blen + n > ex->route->body_max) {
-			*upload_size = 0;
-			return refuse(ex, 413, NULL, "body over the limit of %zu bytes", ex->route->body_max);
-		}
+		if (ex->blen + n > ex->route->body_max)
+			return refuse_mid_body(ex, 413, "body over the limit of %zu bytes", ex->route->body_max);
 		if (ex->blen + n + 1 > ex->bcap) {
 			size_t cap = ex->bcap ? ex->bcap : 4096;
 			while (cap < ex->blen + n + 1)
@@ -494,9 +553,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 				cap = ex->route->body_max + 1;
 			/* chunked bodies have no length up front: held as they grow */
 			if (cap > ex->reserved && !reserve(ex, cap - ex->reserved)) {
-				*upload_size = 0;
 				atomic_fetch_add(&srv->refused[AM_HTTP_REFUSED_BUSY], 1);
-				return refuse(ex, 503, NULL, "busy: %zu MiB of request bodies held; try again",
+				return refuse_mid_body(ex, 503, "busy: %zu MiB of request bodies held; try again",
 				    srv->lim.body_budget >> 20);
 			}
 			char *nb = realloc(ex->body, cap);
@@ -554,10 +612,13 @@ slot_shut(am_http_server *srv, struct am_http_slot *s, int kind)
 	atomic_fetch_add(&srv->refused[kind], 1);
 }
 
-/* Room for a connection from addr (srv->mu held): true, evicting the
- * oldest idle one of that address or of all when at a cap; false when
- * every connection at the cap is busy with a request. */
-static bool
+enum { ADMIT_NO, ADMIT_YES, ADMIT_WAIT };
+
+/* Room for a connection from addr (srv->mu held): ADMIT_YES, evicting
+ * the oldest idle one of that address or of all when at a cap; ADMIT_NO
+ * when every connection at the cap is busy with a request; ADMIT_WAIT
+ * while evicted ones are still closing. */
+static int
 admit(am_http_server *srv, const char *addr)
 {
 	struct am_http_slot *oldest_here = NULL, *oldest = NULL;
@@ -582,19 +643,19 @@ admit(am_http_server *srv, const char *addr)
 			oldest = s;
 	}
 	if ((size_t) (live + closing) >= srv->nslots)
-		return false; /* evicted ones still closing fill the slack */
+		return ADMIT_WAIT; /* evicted ones still closing fill the slack */
 	if (here >= srv->lim.max_per_address) {
 		if (oldest_here == NULL)
-			return false;
+			return ADMIT_NO;
 		slot_shut(srv, oldest_here, AM_HTTP_REFUSED_EVICTED);
-		return true;
+		return ADMIT_YES; /* a slot is free: the first check saw to it */
 	}
 	if (live >= srv->lim.max_connections) {
 		if (oldest == NULL)
-			return false;
+			return ADMIT_NO;
 		slot_shut(srv, oldest, AM_HTTP_REFUSED_EVICTED);
 	}
-	return true;
+	return ADMIT_YES;
 }
 
 static void
@@ -672,10 +733,21 @@ acceptor(void *arg)
 		int ctl = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		struct am_http_slot *slot = NULL;
 		pthread_mutex_lock(&srv->mu);
-		if (ctl >= 0 && admit(srv, addr)) {
-			for (size_t i = 0; i < srv->nslots && slot == NULL; i++)
-				if (!srv->slots[i].used)
-					slot = &srv->slots[i];
+		/* connections we just evicted hold their slots until their
+		 * threads see the close (a few ms): a newcomer waits for them,
+		 * up to 500 ms, rather than getting a 503 */
+		for (int tries = 0; ctl >= 0 && slot == NULL; tries++) {
+			int a = admit(srv, addr);
+			if (a == ADMIT_YES) {
+				for (size_t i = 0; i < srv->nslots && slot == NULL; i++)
+					if (!srv->slots[i].used)
+						slot = &srv->slots[i];
+			}
+			if (slot != NULL || a == ADMIT_NO || tries >= 25)
+				break;
+			pthread_mutex_unlock(&srv->mu);
+			poll(NULL, 0, 20);
+			pthread_mutex_lock(&srv->mu);
 		}
 		if (slot != NULL) {
 			memset(slot, 0, sizeof(*slot));

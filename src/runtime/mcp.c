@@ -527,6 +527,20 @@ out:
 int
 am_mcp_start(am_mcp **out, am_api *api, const char *host, int port)
 {
+	int rc;
+
+	if ((rc = am_mcp_open(out, api, host, port)) != 0)
+		return rc;
+	if ((rc = am_http_server_start((*out)->srv)) != 0) {
+		am_mcp_stop(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int
+am_mcp_open(am_mcp **out, am_api *api, const char *host, int port)
+{
 	am_mcp *m = calloc(1, sizeof(*m));
 	am_http_limits lim;
 	static const char *const methods[] = {"POST", "GET", "DELETE"};
@@ -542,8 +556,6 @@ am_mcp_start(am_mcp **out, am_api *api, const char *host, int port)
 	for (size_t i = 0; i < 3; i++)
 		if ((rc = am_http_route(m->srv, methods[i], "/mcp", false, i == 0 ? 1u << 20 : 0, mcp_head, on_mcp, m)) != 0)
 			goto fail;
-	if ((rc = am_http_server_start(m->srv)) != 0)
-		goto fail;
 	*out = m;
 	return 0;
 fail:

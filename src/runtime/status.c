@@ -36,6 +36,50 @@ on_health(am_http_ex *ex)
 	am_http_reply_json(ex, 200, j);
 }
 
+/* The HTTP doors' own counts: connections open, and those closed or
+ * turned away before a handler ran, per server ("api", "mcp"). */
+static size_t
+http_metrics(char *out, size_t cap, struct node *n)
+{
+	am_http_server *servers[2] = {n->http, n->mcp != NULL ? am_mcp_http(n->mcp) : NULL};
+	const char *names[2] = {"api", "mcp"};
+	size_t len = 0;
+	int w;
+
+	if (cap == 0)
+		return 0;
+#define PUT(...) \
+	do { \
+		w = snprintf(out + len, cap - len, __VA_ARGS__); \
+		if (w < 0 || (size_t) w >= cap - len) \
+			return len; \
+		len += (size_t) w; \
+	} while (0)
+	PUT("# HELP am_http_connections_open HTTP connections open now.\n# TYPE am_http_connections_open gauge\n");
+	for (int s = 0; s < 2; s++) {
+		uint64_t refused[AM_HTTP_REFUSED_KINDS];
+		size_t open = 0;
+		if (servers[s] == NULL)
+			continue;
+		am_http_server_counts(servers[s], refused, &open);
+		PUT("am_http_connections_open{server=\"%s\"} %zu\n", names[s], open);
+	}
+	PUT("# HELP am_http_refused_total HTTP connections closed or refused before a handler ran, by reason.\n"
+	    "# TYPE am_http_refused_total counter\n");
+	for (int s = 0; s < 2; s++) {
+		uint64_t refused[AM_HTTP_REFUSED_KINDS];
+		size_t open = 0;
+		if (servers[s] == NULL)
+			continue;
+		am_http_server_counts(servers[s], refused, &open);
+		for (int k = 0; k < AM_HTTP_REFUSED_KINDS; k++)
+			PUT("am_http_refused_total{server=\"%s\",reason=\"%s\"} %llu\n", names[s], am_http_refused_name(k),
+			    (unsigned long long) refused[k]);
+	}
+#undef PUT
+	return len;
+}
+
 static void
 on_metrics(am_http_ex *ex)
 {
@@ -86,6 +130,7 @@ on_metrics(am_http_ex *ex)
 		    "am_answers_refused_total{kind=\"tool_result\"} %llu\nam_answers_refused_total{kind=\"receipt\"} %llu\n",
 		    (unsigned long long) am_runner_results_refused(n->runner), (unsigned long long) n->receipts_foreign);
 	pthread_mutex_unlock(&n->mu);
+	len += http_metrics(body + len, len < sizeof(body) ? sizeof(body) - len : 0, n);
 	am_http_reply(ex, 200, "text/plain; version=0.0.4", body, NULL);
 }
 

@@ -451,9 +451,9 @@ typedef struct am_http_ex am_http_ex;     /* one request and its answer */
 typedef struct am_http_server am_http_server;
 typedef void (*am_http_fn)(am_http_ex *ex);
 typedef struct {
-	int header_timeout_ms; /* a whole request head within this of connecting or of the last answer */
+	int header_timeout_ms; /* the first request head within this of connecting */
 	int body_timeout_ms;   /* a whole body within this of its head */
-	int idle_timeout_s;    /* no byte moving for this long: closed */
+	int idle_timeout_s;    /* no byte moving for this long, or no next request on a kept-alive connection: closed */
 	int max_connections;   /* at once (kept under the fd limit) */
 	int max_per_address;
 	size_t body_budget;    /* bytes of bodies held at once, all requests */

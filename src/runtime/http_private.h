@@ -44,6 +44,8 @@ struct am_http_slot {
 	char addr[64];          /* the peer's address, no port */
 	uint64_t since_ms;      /* when this phase began */
 	enum am_http_phase phase;
+	bool served;            /* answered a request: the next head may wait
+	                         * for the keep-alive time, not the header time */
 	char *uri;              /* the current request's target, as sent */
 };
 

@@ -7,8 +7,9 @@
  *     address; past either, the oldest connection still waiting for a
  *     request head is closed for the newcomer (so a probe of /health gets
  *     in during a flood of idle sockets), else the newcomer gets a JSON 503;
- *   - a complete request head within header_timeout_ms of connecting or
- *     of the previous answer, a whole body within body_timeout_ms of its
+ *   - a complete request head within header_timeout_ms of connecting,
+ *     the next one on a kept-alive connection within idle_timeout_s of
+ *     the previous answer, a whole body within body_timeout_ms of its
  *     head, and idle_timeout_s without a byte moving (MHD's timeout);
  *   - a route's pre hook (the token check) runs on the head, before a
  *     byte of the body is read, and Content-Length is checked against the
@@ -384,6 +385,8 @@ am_http_slot_phase(am_http_server *srv, struct MHD_Connection *c, enum am_http_p
 		return;
 	pthread_mutex_lock(&srv->mu);
 	if (s->phase != AM_HTTP_CLOSING) {
+		if (s->phase == AM_HTTP_HANDLING && ph == AM_HTTP_HEAD)
+			s->served = true;
 		s->phase = ph;
 		s->since_ms = am_now_ms();
 	}
@@ -670,7 +673,10 @@ sweep(am_http_server *srv, uint64_t now)
 		struct am_http_slot *s = &srv->slots[i];
 		if (!s->used)
 			continue;
-		if (s->phase == AM_HTTP_HEAD && now - s->since_ms > (uint64_t) srv->lim.header_timeout_ms)
+		/* a kept-alive connection waits for its next request as long as
+		 * the idle timeout; a new one gets the header time for its first */
+		uint64_t head_ms = s->served ? (uint64_t) srv->lim.idle_timeout_s * 1000 : (uint64_t) srv->lim.header_timeout_ms;
+		if (s->phase == AM_HTTP_HEAD && now - s->since_ms > head_ms)
 			slot_shut(srv, s, AM_HTTP_REFUSED_HEADER_TIMEOUT);
 		else if (s->phase == AM_HTTP_BODY && now - s->since_ms > (uint64_t) srv->lim.body_timeout_ms)
 			slot_shut(srv, s, AM_HTTP_REFUSED_BODY_TIMEOUT);

@@ -422,8 +422,9 @@ handle(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, bool
 	if (strcmp(method, "tools/list") == 0) {
 		if (am_api_auth_allow(m->api, a, "scan", NULL) != 0)
 			return rpc_error(id, -32001, am_error_detail());
-		json_t *tools = builtin_tools();
-		json_array_extend(tools, node_tools(m->api));
+		json_t *tools = builtin_tools(), *nodes = node_tools(m->api);
+		json_array_extend(tools, nodes); /* takes no reference */
+		json_decref(nodes);
 		return rpc_result(id, json_pack("{s:o}", "tools", tools));
 	}
 	if (strcmp(method, "tools/call") == 0) {
@@ -475,7 +476,7 @@ on_mcp(am_http_ex *ex)
 {
 	am_mcp *m = am_http_data(ex);
 	am_api_auth *a = NULL;
-	json_t *j, *out = NULL;
+	json_t *j = NULL, *out = NULL;
 	bool deferred = false;
 	char session[33] = "";
 
@@ -519,8 +520,8 @@ on_mcp(am_http_ex *ex)
 		else
 			am_http_reply_json_session(ex, 200, out, session[0] ? session : NULL);
 	}
-	json_decref(j);
 out:
+	json_decref(j);
 	am_api_auth_end(a);
 }
 

@@ -2,7 +2,7 @@
 # Hostile-load benchmark (issue 11): real gateway and node on 127.0.0.1,
 # each figure next to a baseline measured in the same round, ROUNDS rounds
 # interleaved (baseline, then the workload), min/median/max printed:
-#   rss     gateway RSS before / peak / after 300 unfinished unauthenticated
+#   rss     gateway RSS before / peak (VmHWM) / after 300 unfinished unauthenticated
 #           2 MiB bodies (baseline: RSS before, on the same fresh gateway)
 #           target: peak <= baseline + 64 MiB
 #   link    time from a node's start to its first live link while 300
@@ -25,7 +25,7 @@ ROUNDS=${ROUNDS:-3}
 for x in "$AM" "$GW" "$NODE"; do [ -x "$x" ] || { echo "build first: $x missing" >&2; exit 2; }; done
 T=$(mktemp -d /tmp/am-bench-hostile-XXXXXX)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
 rss() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -42,16 +42,18 @@ start_gw() { # -> GPID GP LP, a fresh store each time
 }
 stop_gw() { kill -TERM "$GPID"; wait "$GPID" 2>/dev/null || true; }
 
-# link_ms: a node started now, ms to its first live link to the gateway
+# link_ms NAME: a new node started now, ms to its first live link to the
+# gateway (a new name each time: TOFU pins a name to its first key)
 link_ms() {
-    rm -rf "$T/n"; "$AM" init --store "$T/n" >/dev/null 2>&1
-    local t0 np; t0=$(ms)
-    "$NODE" --data "$T/n" --network-key "@$T/net.key" --port "$(port)" --no-discovery --name crane-1 \
-        --gateway "tcp://127.0.0.1:$LP" --link-timeout 3s >"$T/n.log" 2>&1 &
+    rm -rf "$T/n" "$T/n.log"; "$AM" init --store "$T/n" >/dev/null 2>&1
+    local t0 np hp; hp=$(port); : >"$T/n.log"
+    t0=$(ms)
+    "$NODE" --data "$T/n" --network-key "@$T/net.key" --port "$hp" --no-discovery --name "$1" \
+        --gateway "tcp://127.0.0.1:$LP" --link-timeout 3s >>"$T/n.log" 2>&1 &
     np=$!; PIDS+=($np)
-    for _ in $(seq 1 300); do
+    for _ in $(seq 1 1000); do
         grep -q '^link to .*"site-gw".*live' "$T/n.log" && break
-        sleep 0.01
+        sleep 0.005
     done
     local t1; t1=$(ms)
     grep -q '^link to .*"site-gw".*live' "$T/n.log" || t1=$((t0 + 99999))
@@ -61,9 +63,10 @@ link_ms() {
 
 # flood KIND PORT SECONDS: a background holder of 300 sockets; KIND idle
 # (connect, send nothing) or body (an unauthenticated 2 MiB POST, one
-# byte short); prints "ready" when all are open
+# byte short); prints "ready" when all are open. Run it as "flood ... &"
+# only: it replaces the subshell, so kill $! ends it
 flood() {
-    /usr/bin/python3 - "$@" <<'PY'
+    exec /usr/bin/python3 - "$@" <<'PY'
 import socket, sys, time, select
 kind, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 socks = []
@@ -79,19 +82,23 @@ for _ in range(300):
     socks.append(s)
 print("ready", len(socks), flush=True)
 sent = {s: 0 for s in socks}
+closed = set()
 chunk = b"x" * 65536
 end = time.time() + secs
 while time.time() < end:
     if kind == "body":
-        _, w, _ = select.select([], [s for s in socks if sent[s] < n], [], 0.05)
+        live = [s for s in socks if sent[s] < n and s not in closed]
+        if not live:
+            break
+        _, w, _ = select.select([], live, [], 0.05)
         for s in w:
             try:
                 sent[s] += s.send(chunk[:n - sent[s]])
             except OSError:
-                sent[s] = n
+                closed.add(s)   # the gateway answered and closed
     else:
         time.sleep(0.05)
-print("sent_mib", sum(sent.values()) >> 20, flush=True)
+print("body_bytes_sent_kib", sum(sent.values()) >> 10, "closed_by_gateway", len(closed), flush=True)
 PY
 }
 
@@ -144,20 +151,19 @@ for r in $(seq 1 "$ROUNDS"); do
     base=$(rss "$GPID") peak=$base
     flood body "$GP" 15 >"$T/fl.out" &
     FP=$!
-    while kill -0 "$FP" 2>/dev/null; do
-        now=$(rss "$GPID"); peak=$(awk -v a="$peak" -v b="$now" 'BEGIN {print (b > a) ? b : a}')
-        sleep 0.1
-    done
     wait "$FP" || true
+    # the kernel's high-water mark of this gateway's RSS: the true peak,
+    # however short (the gateway is new this round)
+    peak=$(awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$GPID/status")
     sleep 2
     R_BASE+=("$base") R_PEAK+=("$peak") R_AFTER+=("$(rss "$GPID")")
     echo "   rss: before $base, peak $peak, after ${R_AFTER[-1]} MiB ($(tr '\n' ' ' <"$T/fl.out"))" >&2
     # link: baseline then during 300 silent sockets on the link port
-    L_BASE+=("$(link_ms)")
+    L_BASE+=("$(link_ms "crane-$r-alone")")
     flood idle "$LP" 30 >"$T/fl.out" &
     FP=$!
     for _ in $(seq 1 100); do grep -q ready "$T/fl.out" && break; sleep 0.1; done
-    L_FLOOD+=("$(link_ms)")
+    L_FLOOD+=("$(link_ms "crane-$r-flood")")
     kill "$FP" 2>/dev/null; wait "$FP" 2>/dev/null || true
     echo "   link: ${L_BASE[-1]} ms alone, ${L_FLOOD[-1]} ms with 300 silent sockets ($(head -1 "$T/fl.out"))" >&2
     # health: baseline then during 300 idle HTTP connections
@@ -185,6 +191,11 @@ ratio() { # A[] B[] -> per-round A/B
     for i in "${!a[@]}"; do out+=("$(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN {printf "%.2f", (y > 0) ? x / y : 0}')"); done
     stats "${out[@]}"
 }
+ratio4() { # as ratio, 4 decimals (the audit ratio is far below 0.01)
+    local -n a=$1 b=$2; local i out=()
+    for i in "${!a[@]}"; do out+=("$(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN {printf "%.4f", (y > 0) ? x / y : 0}')"); done
+    stats "${out[@]}"
+}
 diffs() { local -n a=$1 b=$2; local i out=()
     for i in "${!a[@]}"; do out+=("$(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN {printf "%.1f", x - y}')"); done
     stats "${out[@]}"
@@ -204,4 +215,4 @@ echo "/health p99, 300 idle conns (ms)    $(stats "${H_IDLE[@]}")   target <= 50
 echo "/health p99 idle-flood / alone      $(ratio H_IDLE H_BASE)"
 echo "audit growth, 5000 refusals (bytes) $(stats "${A_GROW[@]}")   target <= 65536"
 A_PERLINE=(); for i in "${!A_LINE[@]}"; do A_PERLINE+=($((A_LINE[i] * 5000))); done
-echo "audit growth / (5000 x one line)    $(ratio A_GROW A_PERLINE)"
+echo "audit growth / (5000 x one line)    $(ratio4 A_GROW A_PERLINE)"

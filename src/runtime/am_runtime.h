@@ -256,6 +256,9 @@ int am_pki_check_peer(const char *cert, const uint8_t pk[static AM_PK_BYTES], co
 /* JSON Schema subset check (schema.c); why names the first violation
  * with its path. Errors: AM_EFIELD. */
 int am_schema_check(const struct json_t *schema, const struct json_t *value, char *why, size_t cap);
+/* am_schema_validate: every "pattern" in schema compiles as ECMA-262;
+ * else AM_EFIELD with its path in why ("input_schema.properties.x.pattern: ...") */
+int am_schema_validate(const struct json_t *schema, char *why, size_t cap);
 
 /* A node's tools (tools.c): one JSON file each in DATA/tools, see
  * docs/OPERATIONS.md. */

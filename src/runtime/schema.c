@@ -4,7 +4,10 @@
  * "type" (object, array, string, integer, number, boolean, null, or a list
  * of them), "properties", "required", "additionalProperties": false,
  * "items", "enum", "const", "minimum", "maximum", "minLength",
- * "maxLength", "pattern" (POSIX extended regex), "minItems", "maxItems".
+ * "maxLength", "pattern", "minItems", "maxItems". A pattern means what it
+ * means to the MCP clients that check the same schema (JavaScript's
+ * RegExp with the u flag, as JSON Schema says): PCRE2 with the options
+ * that give ECMA-262 semantics, never POSIX ERE (where \d is a "d").
  * Other keywords are ignored (documented in docs/OPERATIONS.md): a schema
  * using them is checked less strictly, never refused. The first violation
  * is reported with its JSON path ("$.sensor: must be one of ...").
@@ -12,8 +15,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "am_runtime.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <jansson.h>
-#include <regex.h>
+#include <pcre2.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +57,57 @@ utf8_len(const char *s)
 	for (; *s; s++)
 		n += ((unsigned char) *s & 0xC0) != 0x80;
 	return n;
+}
+
+/* pattern compiled as ECMA-262 reads it with the u flag: code points
+ * (UTF), \d \w \b \s stay ASCII-only as in JavaScript (no UCP), \u{...}
+ * and \uXXXX escapes, $ only at the very end, an unset backreference
+ * matches the empty string; unanchored, as RegExp.test is. NULL with why
+ * set when it does not compile. */
+static pcre2_code *
+ecma_compile(const char *pattern, char *why, size_t cap)
+{
+	int err = 0;
+	PCRE2_SIZE off = 0;
+	pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+	pcre2_code *re = NULL;
+
+	if (cc == NULL) {
+		snprintf(why, cap, "out of memory");
+		return NULL;
+	}
+	(void) pcre2_set_compile_extra_options(cc, PCRE2_EXTRA_ALT_BSUX);
+	re = pcre2_compile((PCRE2_SPTR) pattern, PCRE2_ZERO_TERMINATED,
+	    PCRE2_UTF | PCRE2_ALT_BSUX | PCRE2_DOLLAR_ENDONLY | PCRE2_MATCH_UNSET_BACKREF | PCRE2_NEVER_BACKSLASH_C, &err,
+	    &off, cc);
+	pcre2_compile_context_free(cc);
+	if (re == NULL) {
+		PCRE2_UCHAR msg[160];
+		(void) pcre2_get_error_message(err, msg, sizeof(msg));
+		snprintf(why, cap, "pattern \"%.80s\" does not compile at offset %zu: %s", pattern, (size_t) off, (char *) msg);
+	}
+	return re;
+}
+
+/* 1 match, 0 no match, <0 an error (a match limit hit counts as an error:
+ * the value is refused, never waved through) */
+static int
+ecma_match(const pcre2_code *re, const char *s)
+{
+	pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+	pcre2_match_context *mc = pcre2_match_context_create(NULL);
+	int rc = -1;
+
+	if (md != NULL && mc != NULL) {
+		/* a backtracking pattern on a hostile argument stays cheap */
+		(void) pcre2_set_match_limit(mc, 100000);
+		(void) pcre2_set_depth_limit(mc, 1000);
+		rc = pcre2_match(re, (PCRE2_SPTR) s, PCRE2_ZERO_TERMINATED, 0, 0, md, mc);
+		rc = rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
+	}
+	pcre2_match_context_free(mc);
+	pcre2_match_data_free(md);
+	return rc;
 }
 
 static int
@@ -112,13 +167,19 @@ check(const json_t *schema, const json_t *v, const char *path, char *why, size_t
 		    n > (size_t) json_integer_value(k))
 			return fail(why, cap, path, "%s", "is too long");
 		if ((k = json_object_get(schema, "pattern")) != NULL && json_is_string(k)) {
-			regex_t re;
-			if (regcomp(&re, json_string_value(k), REG_EXTENDED | REG_NOSUB) == 0) {
-				int m = regexec(&re, json_string_value(v), 0, NULL, 0);
-				regfree(&re);
-				if (m != 0)
-					return fail(why, cap, path, "does not match %s", json_string_value(k));
-			}
+			char bad[190];
+			pcre2_code *re = ecma_compile(json_string_value(k), bad, sizeof(bad));
+			int m;
+			/* tool files are checked at load (am_schema_validate): a
+			 * pattern that does not compile here refuses, never passes */
+			if (re == NULL)
+				return fail(why, cap, path, "%s", bad);
+			m = ecma_match(re, json_string_value(v));
+			pcre2_code_free(re);
+			if (m < 0)
+				return fail(why, cap, path, "is too costly to match against %s", json_string_value(k));
+			if (m == 0)
+				return fail(why, cap, path, "does not match %s", json_string_value(k));
 		}
 	}
 	if (json_is_array(v)) {
@@ -166,4 +227,56 @@ am_schema_check(const json_t *schema, const json_t *value, char *why, size_t cap
 {
 	why[0] = '\0';
 	return check(schema, value, "$", why, cap, 0);
+}
+
+/* every "pattern" in a schema compiles (walked where check would go) */
+static int
+validate(const json_t *schema, const char *path, char *why, size_t cap, int depth)
+{
+	const json_t *k;
+	char sub[256];
+
+	if (!json_is_object(schema))
+		return 0;
+	if (depth > 32) {
+		snprintf(why, cap, "%s: nested too deeply", path);
+		return AM_EFIELD;
+	}
+	if ((k = json_object_get(schema, "pattern")) != NULL) {
+		char bad[300];
+		pcre2_code *re;
+		if (!json_is_string(k)) {
+			snprintf(why, cap, "%s.pattern: must be a string", path);
+			return AM_EFIELD;
+		}
+		if ((re = ecma_compile(json_string_value(k), bad, sizeof(bad))) == NULL) {
+			snprintf(why, cap, "%s.pattern: %s", path, bad);
+			return AM_EFIELD;
+		}
+		pcre2_code_free(re);
+	}
+	if ((k = json_object_get(schema, "items")) != NULL) {
+		snprintf(sub, sizeof(sub), "%s.items", path);
+		int rc = validate(k, sub, why, cap, depth + 1);
+		if (rc != 0)
+			return rc;
+	}
+	if (json_is_object(k = json_object_get(schema, "properties"))) {
+		const char *key;
+		json_t *e;
+		json_object_foreach((json_t *) k, key, e) {
+			snprintf(sub, sizeof(sub), "%s.properties.%s", path, key);
+			int rc = validate(e, sub, why, cap, depth + 1);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+int
+am_schema_validate(const json_t *schema, char *why, size_t cap)
+{
+	why[0] = '\0';
+	return validate(schema, "input_schema", why, cap, 0);
 }

@@ -109,6 +109,11 @@ load_one(am_tool *t, const char *path)
 		BAD("%s: \"description\" must be a string", path);
 	if ((v = json_object_get(j, "input_schema")) != NULL && !json_is_object(v))
 		BAD("%s: \"input_schema\" must be a JSON Schema object", path);
+	if (v != NULL) {
+		char why[400];
+		if (am_schema_validate(v, why, sizeof(why)) != 0)
+			BAD("%s: %s", path, why);
+	}
 	if (!json_is_array(v = json_object_get(j, "command")) || json_array_size(v) == 0 || json_array_size(v) > 64)
 		BAD("%s: \"command\" must be a list: the program (an absolute path) and its arguments", path);
 	if ((t->argv = calloc(json_array_size(v) + 1, sizeof(char *))) == NULL)

@@ -7,7 +7,8 @@
  *
  * Tools: the built-ins mesh_send, mesh_inbox, mesh_scan, mesh_job_status,
  * and every tool of every node whose catalog is known here, as
- * "<node name>/<tool>". A node tool call takes the same path as POST
+ * "<node name>__<tool>" (mcp_name_plain; "<node>/<tool>" is still taken
+ * on calls). A node tool call takes the same path as POST
  * /v1/tools/call (am_tools_call) and waits up to _meta.wait_ms (default
  * 10 s) for the result; a node that does not answer in time gives a job
  * id to poll with mesh_job_status. Authorization: the same bearer
@@ -15,7 +16,10 @@
  * own right.
  */
 #define _POSIX_C_SOURCE 200809L
+#define AM_MCP_NAME_MAX 64 /* what MCP clients accept: ^[a-zA-Z0-9_-]{1,64}$ */
 #include "am_runtime.h"
+
+#include <ctype.h>
 
 #include <jansson.h>
 #include <pthread.h>
@@ -140,32 +144,117 @@ builtin_tools(void)
 	    "inputSchema", "type", "object", "properties", "job_id", "type", "string", "required", "job_id");
 }
 
+/* An MCP tool name for a node's tool. Clients accept ^[a-zA-Z0-9_-]{1,64}$
+ * only, while node and tool names may hold '.' and ':': "<node>__<tool>"
+ * with every other character as '-'. Where two tools would get the same
+ * name (crane.1 and crane-1), or it would pass 64 characters, each gets
+ * its first 55 characters, '_' and 8 hex digits of a hash of the node's
+ * id and the tool's name, stable whatever else is in the catalog. The
+ * node, its id and the tool are also in the tool's _meta and title. */
+static void
+mcp_name_plain(char out[AM_MCP_NAME_MAX + 1 + 2 * AM_TAG_MAX], const char *node, const char *tool)
+{
+	size_t n = 0;
+	for (const char *p = node; *p; p++)
+		out[n++] = (isalnum((unsigned char) *p) || *p == '_' || *p == '-') ? *p : '-';
+	out[n++] = '_';
+	out[n++] = '_';
+	for (const char *p = tool; *p; p++)
+		out[n++] = (isalnum((unsigned char) *p) || *p == '_' || *p == '-') ? *p : '-';
+	out[n] = '\0';
+}
+
+static void
+mcp_name_hashed(char out[AM_MCP_NAME_MAX + 1], const char *plain, const char *node_id, const char *tool)
+{
+	unsigned char h[4];
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	crypto_generichash_update(&st, (const unsigned char *) node_id, strlen(node_id));
+	crypto_generichash_update(&st, (const unsigned char *) "/", 1);
+	crypto_generichash_update(&st, (const unsigned char *) tool, strlen(tool));
+	crypto_generichash_final(&st, h, sizeof(h));
+	snprintf(out, AM_MCP_NAME_MAX + 1, "%.55s_%02x%02x%02x%02x", plain, h[0], h[1], h[2], h[3]);
+}
+
 static json_t *
 node_tools(am_api *api)
 {
-	json_t *cats = am_catalogs_load(api->data_dir), *out = json_array(), *c;
+	json_t *cats = am_catalogs_load(api->data_dir), *out = json_array(), *c, *seen = json_object();
 	const char *id;
 
+	/* how many tools would take each plain name */
 	json_object_foreach(cats, id, c) {
 		const char *node = json_string_value(json_object_get(c, "node_name"));
 		size_t i;
 		json_t *t;
 		json_array_foreach(json_object_get(c, "tools"), i, t) {
-			char name[2 * AM_TAG_MAX + 2], desc[1024];
+			char plain[AM_MCP_NAME_MAX + 1 + 2 * AM_TAG_MAX];
+			const char *tn = json_string_value(json_object_get(t, "name"));
+			if (tn == NULL || node == NULL || strlen(node) > AM_TAG_MAX || strlen(tn) > AM_TAG_MAX)
+				continue;
+			mcp_name_plain(plain, node, tn);
+			json_object_set_new(seen, plain, json_integer(json_integer_value(json_object_get(seen, plain)) + 1));
+		}
+	}
+	json_object_foreach(cats, id, c) {
+		const char *node = json_string_value(json_object_get(c, "node_name"));
+		size_t i;
+		json_t *t;
+		json_array_foreach(json_object_get(c, "tools"), i, t) {
+			char plain[AM_MCP_NAME_MAX + 1 + 2 * AM_TAG_MAX], name[AM_MCP_NAME_MAX + 1], desc[1024], title[160];
 			const char *tn = json_string_value(json_object_get(t, "name"));
 			const char *td = json_string_value(json_object_get(t, "description"));
 			json_t *schema = json_object_get(t, "input_schema");
-			if (tn == NULL || node == NULL)
+			if (tn == NULL || node == NULL || strlen(node) > AM_TAG_MAX || strlen(tn) > AM_TAG_MAX)
 				continue;
-			snprintf(name, sizeof(name), "%s/%s", node, tn);
+			mcp_name_plain(plain, node, tn);
+			if (strlen(plain) > AM_MCP_NAME_MAX || json_integer_value(json_object_get(seen, plain)) > 1)
+				mcp_name_hashed(name, plain, id, tn);
+			else
+				snprintf(name, sizeof(name), "%s", plain);
 			snprintf(desc, sizeof(desc), "%s (tool on node %s, %.16s…; runs when the node is reachable)",
 			    td ? td : tn, node, id);
-			json_array_append_new(out, json_pack("{s:s, s:s, s:O}", "name", name, "description", desc, "inputSchema",
-			    json_is_object(schema) ? schema : json_pack("{s:s}", "type", "object")));
+			snprintf(title, sizeof(title), "%s on %s", tn, node);
+			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:s, s:s}}", "name", name, "title",
+			    title, "description", desc, "inputSchema",
+			    json_is_object(schema) ? schema : json_pack("{s:s}", "type", "object"), "_meta", "agent-mesh/node",
+			    node, "agent-mesh/node_id", id, "agent-mesh/tool", tn));
 		}
 	}
+	json_decref(seen);
 	json_decref(cats);
 	return out;
+}
+
+/* The node (by id) and tool an MCP name stands for: "<node>__<tool>" as
+ * tools/list gives it, or the older "<node>/<tool>". */
+static bool
+resolve_tool(am_api *api, const char *name, char node[AM_NODE_ID_LEN + AM_TAG_MAX + 1], char tool[AM_TAG_MAX + 1])
+{
+	const char *slash = strchr(name, '/');
+	bool found = false;
+
+	if (slash != NULL) {
+		if (slash == name || slash[1] == '\0' || (size_t) (slash - name) > AM_TAG_MAX || strlen(slash + 1) > AM_TAG_MAX)
+			return false;
+		snprintf(node, AM_NODE_ID_LEN + AM_TAG_MAX + 1, "%.*s", (int) (slash - name), name);
+		snprintf(tool, AM_TAG_MAX + 1, "%s", slash + 1);
+		return true;
+	}
+	json_t *all = node_tools(api), *t;
+	size_t i;
+	json_array_foreach(all, i, t) {
+		if (strcmp(json_string_value(json_object_get(t, "name")), name) != 0)
+			continue;
+		json_t *meta = json_object_get(t, "_meta");
+		snprintf(node, AM_NODE_ID_LEN + AM_TAG_MAX + 1, "%s", json_string_value(json_object_get(meta, "agent-mesh/node_id")));
+		snprintf(tool, AM_TAG_MAX + 1, "%s", json_string_value(json_object_get(meta, "agent-mesh/tool")));
+		found = true;
+		break;
+	}
+	json_decref(all);
+	return found;
 }
 
 /* ---- tools/call ---- */
@@ -354,13 +443,11 @@ tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex
 		am_envelope_clear(&env);
 		return r;
 	}
-	/* node/tool */
-	const char *slash = strchr(name, '/');
-	if (slash == NULL || slash == name || slash[1] == '\0')
-		return rpc_error(id, -32602, "unknown tool (node tools are named node/tool)");
-	char node[AM_TAG_MAX + 1];
-	snprintf(node, sizeof(node), "%.*s", (int) (slash - name), name);
-	json_t *req = json_pack("{s:s, s:s, s:O}", "node", node, "tool", slash + 1, "args", args ? args : json_object());
+	/* a node's tool */
+	char node[AM_NODE_ID_LEN + AM_TAG_MAX + 1], tool[AM_TAG_MAX + 1];
+	if (!resolve_tool(m->api, name, node, tool))
+		return rpc_error(id, -32602, "unknown tool (see tools/list; node tools are named <node>__<tool>)");
+	json_t *req = json_pack("{s:s, s:s, s:O}", "node", node, "tool", tool, "args", args ? args : json_object());
 	if (wf != NULL)
 		json_object_set_new(req, "workflow_id", json_string(wf));
 	int rc = am_tools_call(m->api, a, req, job, &status);
@@ -414,7 +501,7 @@ handle(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, bool
 		return rpc_result(id, json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s}, s:s}", "protocolVersion", ver,
 		                          "capabilities", "tools", "listChanged", 0, "serverInfo", "name", "agent-mesh-gateway",
 		                          "version", "0.1.0", "instructions",
-		                          "Tools named node/tool run on that field node; a node out of reach returns a job id: "
+		                          "Tools named <node>__<tool> run on that field node; a node out of reach returns a job id: "
 		                          "poll mesh_job_status. mesh_send queues a message for store-and-forward delivery."));
 	}
 	if (strcmp(method, "ping") == 0)

@@ -77,7 +77,7 @@ mcp_init = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "param
 assert call(m, "POST", "/mcp", mcp_init)[0] == 200
 def mcp_call(i):
     st, b = call(m, "POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
-        "params": {"name": "bench-node/true", "arguments": {}}}))
+        "params": {"name": "bench-node__true", "arguments": {}}}))
     d = json.loads(b)
     assert st == 200 and d["result"]["isError"] is False, (st, b[:200])
 b50, b99 = run("baseline GET /health (gateway)", health)

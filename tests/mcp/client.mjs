@@ -23,15 +23,23 @@ check("initialize: the server names itself", client.getServerVersion()?.name ===
 const { tools } = await client.listTools();
 const names = tools.map((t) => t.name);
 check("tools/list has the built-ins", ["mesh_send", "mesh_inbox", "mesh_scan", "mesh_job_status"].every((n) => names.includes(n)));
-check(`tools/list has ${node}/echo with its schema`, names.includes(`${node}/echo`) &&
-  tools.find((t) => t.name === `${node}/echo`).inputSchema?.properties?.word !== undefined, names.join(","));
+// clients refuse names outside ^[a-zA-Z0-9_-]{1,64}$ (failed on 944d5ec:
+// node tools were named node/tool)
+check("every tool name is one MCP clients accept", names.every((n) => /^[a-zA-Z0-9_-]{1,64}$/.test(n)), names.join(","));
+const mine = tools.find((t) => t.name === `${node}__echo`);
+check(`tools/list has ${node}__echo with its schema`, mine?.inputSchema?.properties?.word !== undefined, names.join(","));
+check("the node and tool are in the tool's _meta and title",
+  mine?._meta?.["agent-mesh/node"] === node && mine?._meta?.["agent-mesh/tool"] === "echo" &&
+  /^[0-9a-f]{64}$/.test(mine?._meta?.["agent-mesh/node_id"] ?? "") && mine?.title === `echo on ${node}`,
+  JSON.stringify(mine?._meta));
 
-const r = await client.callTool({ name: `${node}/echo`, arguments: { word: "from-mcp" } });
+const r = await client.callTool({ name: `${node}__echo`, arguments: { word: "from-mcp" } });
 check("a node tool runs and answers", !r.isError && r.content?.[0]?.text?.includes("heard: from-mcp"), JSON.stringify(r.content));
 
-const bad = await client.callTool({ name: `${node}/echo`, arguments: { word: 42 } });
+const bad = await client.callTool({ name: `${node}__echo`, arguments: { word: 42 } });
 check("bad arguments: a clear error result", bad.isError === true && /arguments/.test(bad.content?.[0]?.text), bad.content?.[0]?.text);
 
+// the older node/tool form is still taken on calls
 const off = await client.callTool({ name: `${offline}/echo`, arguments: { word: "later" }, _meta: { wait_ms: 500 } });
 const job = off.structuredContent?.job_id;
 check("an offline node's tool: a job id to poll", typeof job === "string" && job.length === 64, off.content?.[0]?.text);

@@ -238,7 +238,7 @@ main(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : 0;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
-		printf("agent-mesh 0.1.0 (envelope v%d, store v%d)\n", AM_ENVELOPE_VERSION, AM_QUEUE_VERSION);
+		printf("agent-mesh " AM_VERSION " (envelope v%d, store v%d)\n", AM_ENVELOPE_VERSION, AM_QUEUE_VERSION);
 		return 0;
 	}
 	/* Two-word commands first ("store stats"), then one-word ones. */

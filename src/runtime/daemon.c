@@ -169,7 +169,8 @@ usage(FILE *f, bool gateway)
 	    "  --link-timeout 30s    a silent link ends after this; a down peer is retried at least this often\n"
 	    "  --no-discovery        no multicast beacons (MESH_DISCOVERY=off); static peers still work\n"
 	    "  --beacon-every 5s     beacon interval; group MESH_MULTICAST_IP:MESH_MULTICAST_PORT\n"
-	    "  --env-file FILE       KEY=VALUE defaults (default ./.env when present)\n",
+	    "  --env-file FILE       KEY=VALUE defaults (default ./.env when present)\n"
+	    "  --version             print the version and exit\n",
 	    gateway ? "agent-mesh-gateway" : "agent-mesh-node", gateway ? "" : "\n  --gateway URL         the same, for the gateway",
 	    gateway ? "gateway" : "node", gateway ? "GATEWAY_HOST/GATEWAY_PORT" : "NODE_PORT", gateway ? "8787" : "8000");
 }
@@ -228,7 +229,8 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	    {"no-discovery", no_argument, NULL, 'D'}, {"beacon-every", required_argument, NULL, 'b'},
 	    {"env-file", required_argument, NULL, 'E'}, {"link-timeout", required_argument, NULL, 'L'},
 	    {"trust-key", required_argument, NULL, 'K'}, {"provision", required_argument, NULL, 'V'},
-	    {"mcp-port", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	    {"mcp-port", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'v'}, {0, 0, 0, 0}};
 	const char *prog = gateway ? "agent-mesh-gateway" : "agent-mesh-node";
 	const char *identity = NULL, *dir = NULL, *key = NULL, *host = NULL, *name = NULL, *trust_mode = NULL;
 	const char *provision = NULL;
@@ -331,6 +333,9 @@ am_daemon_main(bool gateway, int argc, char **argv)
 			break;
 		}
 		case 'h': usage(stdout, gateway); return 0;
+		case 'v':
+			printf("%s " AM_VERSION " (envelope v%d, store v%d)\n", prog, AM_ENVELOPE_VERSION, AM_QUEUE_VERSION);
+			return 0;
 		default: usage(stderr, gateway); return 2;
 		}
 	}

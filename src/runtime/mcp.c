@@ -500,7 +500,7 @@ handle(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, bool
 		session_add(m, session); /* known before the client can use it */
 		return rpc_result(id, json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s}, s:s}", "protocolVersion", ver,
 		                          "capabilities", "tools", "listChanged", 0, "serverInfo", "name", "agent-mesh-gateway",
-		                          "version", "0.1.0", "instructions",
+		                          "version", AM_VERSION, "instructions",
 		                          "Tools named <node>__<tool> run on that field node; a node out of reach returns a job id: "
 		                          "poll mesh_job_status. mesh_send queues a message for store-and-forward delivery."));
 	}

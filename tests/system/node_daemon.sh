@@ -22,6 +22,11 @@ if os.environ.get('API_TOKEN'): r.add_header('Authorization', 'Bearer ' + os.env
 print(urllib.request.urlopen(r, timeout=5).read().decode())" "$1"; }
 json() { /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
+# --version on all three (the daemons refused it on 47f2cf2, issue 12 point 8)
+for b in "$AM" "$NODE" "$GW"; do
+    check "$(basename "$b") --version prints its name and version" \
+        bash -c "'$b' --version | grep -Eq '^$(basename "$b") [0-9]+\.[0-9]+\.[0-9]+ \(envelope v[0-9]+, store v[0-9]+\)$'"
+done
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
 "$AM" keygen --network-key --output "$T/other.key" 2>/dev/null
 A=$("$AM" init --store "$T/a" 2>/dev/null)

@@ -422,13 +422,18 @@ tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex
 		} else {
 			return rpc_error(id, -32602, "give arguments.to, arguments.group or arguments.broadcast: true");
 		}
-		if (am_api_auth_allow(m->api, a, action, wf) != 0)
+		/* the workflow the tool's own argument names, else _meta's: the
+		 * audit record and the envelope carry the same one */
+		const char *swf = json_string_value(json_object_get(args, "workflow_id"));
+		if (swf == NULL)
+			swf = wf;
+		if (am_api_auth_allow(m->api, a, action, swf) != 0)
 			return rpc_result(id, text_content(am_error_detail(), true, NULL));
 		s.created_ms = now;
 		s.expires_ms = now + 7ull * 24 * 3600 * 1000;
 		s.priority = AM_PRIO_NORMAL;
 		s.content_type = "text/plain";
-		s.workflow_id = json_string_value(json_object_get(args, "workflow_id"));
+		s.workflow_id = swf;
 		s.payload = (const uint8_t *) text;
 		s.payload_len = strlen(text);
 		if (am_envelope_create_decoded(&env, &s, m->api->me) != 0 ||

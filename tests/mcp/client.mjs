@@ -58,7 +58,8 @@ process.stdin.once("data", async () => {
   }
   check("after the node came back the job is done", done !== null && done.content?.[0]?.text?.includes("heard: later"),
     done?.content?.[0]?.text);
-  const sent = await client.callTool({ name: "mesh_send", arguments: { broadcast: true, text: "hello from an agent" } });
+  const sent = await client.callTool({ name: "mesh_send",
+    arguments: { broadcast: true, text: "hello from an agent", workflow_id: "wf-mcp-send" } });
   check("mesh_send queues a message", !sent.isError && sent.structuredContent?.id?.length === 64);
   await client.close();
   process.exit(fails ? 1 : 0);

@@ -189,6 +189,10 @@ if [ -d "$HERE/../mcp/node_modules/@modelcontextprotocol/sdk" ] && command -v no
     done
     [ -n "${MCPC_PID:-}" ] && wait "$MCPC_PID" 2>/dev/null
     check "the deferred job has exactly one result" test "$(req GET "$GU/v1/jobs/$MJOB" "" "$ADMIN" | field "len(d['results'])")" = 1
+    # mesh_send's workflow_id argument reaches the audit record (47f2cf2
+    # read only _meta.workflow_id: the record had none)
+    check "MCP mesh_send: the audit record carries its workflow_id argument" \
+        bash -c "jq -c 'select(.action == \"send:broadcast\" and .workflow_id == \"wf-mcp-send\")' '$T/g/audit/audit.log' | grep -q ."
 else
     bad "the MCP SDK is not installed (tools/dev deps installs it into tests/mcp)"
 fi

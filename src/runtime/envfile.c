@@ -1,7 +1,8 @@
 /*
- * envfile.c — a `.env` file: KEY=VALUE lines (optional `export `, `#`
- * comments, blank lines, values optionally in single or double quotes,
- * no expansion). Keys already in the environment win, so the order of
+ * envfile.c — a `.env` file read as dotenv reads it: KEY=VALUE lines
+ * (optional `export `, `#` comments on their own line or after a value,
+ * blank lines, values optionally in single or double quotes, no
+ * expansion). Keys already in the environment win, so the order of
  * precedence is flags > environment > .env > defaults. A line that is not
  * KEY=VALUE is an error naming the file and line: a typo in a config file
  * should stop the daemon, not be skipped.
@@ -14,6 +15,42 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The value as dotenv reads it, in place: 'single' literal, "double" with
+ * \n \t \" \\ escapes, either followed only by blanks or a # comment;
+ * unquoted up to a # that follows a blank (TRUST_MODE=pki  # or 'tofu'),
+ * blanks trimmed. Values span one line. */
+static int
+dotenv_value(char *val, const char *path, int lineno, const char *key)
+{
+	char q = val[0], *r, *w, *rest;
+
+	if (q != '"' && q != '\'') {
+		for (r = val; *r; r++)
+			if (*r == '#' && (r == val || isspace((unsigned char) r[-1]))) {
+				*r = '\0';
+				break;
+			}
+		for (w = val + strlen(val); w > val && isspace((unsigned char) w[-1]);)
+			*--w = '\0';
+		return 0;
+	}
+	for (r = val + 1, w = val; *r && *r != q; r++) {
+		if (q == '"' && *r == '\\' && r[1] != '\0') {
+			r++;
+			*w++ = *r == 'n' ? '\n' : *r == 't' ? '\t' : *r == 'r' ? '\r' : *r;
+		} else
+			*w++ = *r;
+	}
+	if (*r != q)
+		return am_error_set(AM_EFIELD, "%s line %d: unterminated quote in %s (values span one line)", path, lineno, key);
+	for (rest = r + 1; isspace((unsigned char) *rest); rest++)
+		;
+	if (*rest != '\0' && *rest != '#')
+		return am_error_set(AM_EFIELD, "%s line %d: %s: text after the closing quote", path, lineno, key);
+	*w = '\0';
+	return 0;
+}
 
 int
 am_env_file_load(const char *path, bool required)
@@ -60,14 +97,8 @@ am_env_file_load(const char *path, bool required)
 		}
 		while (isspace((unsigned char) *val))
 			val++;
-		size_t vl = strlen(val);
-		if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0]) {
-			val[vl - 1] = '\0';
-			val++;
-		} else if (vl >= 1 && (val[0] == '"' || val[0] == '\'')) {
-			rc = am_error_set(AM_EFIELD, "%s line %d: unterminated quote in %s", path, lineno, key);
+		if ((rc = dotenv_value(val, path, lineno, key)) != 0)
 			break;
-		}
 		setenv(key, val, 0);
 	}
 out:

@@ -174,5 +174,16 @@ check "down at first: refused, then retried" grep -q "refused" "$T/c.log"
 check "linked within seconds once the peer is up" grep -q "^link to .*: peer" "$T/c.log"
 kill -TERM "$NP" "$GP"; wait "$NP" "$GP"; NP=
 
+# the repo's .env.example, as shipped, is a configuration the gateway
+# takes (dotenv: inline comments; on 47f2cf2 "TRUST_MODE=tofu  # or 'pki'"
+# was refused as a trust mode)
+EP=$(port)
+GATEWAY_PORT=$EP "$GW" --data "$T/b" --network-key "@$T/net.key" --no-discovery \
+    --env-file "$(dirname "$0")/../../.env.example" >"$T/gw-env.log" 2>&1 &
+GP=$!
+check "the gateway starts with .env.example as its .env" \
+    bash -c "for _ in \$(seq 1 100); do curl -sf -m 1 http://127.0.0.1:$EP/health >/dev/null && exit 0; sleep 0.1; done; exit 1"
+kill -TERM "$GP" 2>/dev/null; wait "$GP" 2>/dev/null
+
 echo "node_daemon: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

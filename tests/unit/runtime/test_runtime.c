@@ -44,6 +44,23 @@ env_file(void)
 	CHECK(getenv("AM_T_SINGLE") && strcmp(getenv("AM_T_SINGLE"), "c") == 0);
 	CHECK(strcmp(getenv("AM_T_KEEP"), "from-env") == 0); /* the environment wins */
 	CHECK(getenv("AM_T_SPACED") && strcmp(getenv("AM_T_SPACED"), "x") == 0);
+	/* the seed's .env as it is written (refused on 47f2cf2: the comment
+	 * was part of the value) and dotenv's other forms */
+	write_file(path, "TRUST_MODE=pki  # or 'tofu'\nAM_T_HASH=a#b\nAM_T_DQ=\"x # y\"  # comment\n"
+	                 "AM_T_ESC=\"l1\\nl2 \\\"q\\\"\"\nAM_T_SQ='no \\n here' # c\nAM_T_EMPTY=\nAM_T_ONLY=# all comment\n");
+	unsetenv("TRUST_MODE");
+	CHECK_RC(am_env_file_load(path, true), 0);
+	CHECK(getenv("TRUST_MODE") && strcmp(getenv("TRUST_MODE"), "pki") == 0);
+	CHECK(getenv("AM_T_HASH") && strcmp(getenv("AM_T_HASH"), "a#b") == 0);
+	CHECK(getenv("AM_T_DQ") && strcmp(getenv("AM_T_DQ"), "x # y") == 0);
+	CHECK(getenv("AM_T_ESC") && strcmp(getenv("AM_T_ESC"), "l1\nl2 \"q\"") == 0);
+	CHECK(getenv("AM_T_SQ") && strcmp(getenv("AM_T_SQ"), "no \\n here") == 0);
+	CHECK(getenv("AM_T_EMPTY") && strcmp(getenv("AM_T_EMPTY"), "") == 0);
+	CHECK(getenv("AM_T_ONLY") && strcmp(getenv("AM_T_ONLY"), "") == 0);
+	unsetenv("TRUST_MODE");
+	write_file(path, "Q=\"closed\" trailing\n");
+	CHECK_RC(am_env_file_load(path, true), AM_EFIELD);
+	CHECK(strstr(am_error_detail(), "after the closing quote") != NULL);
 	write_file(path, "A=1\nthis line is wrong\n");
 	CHECK_RC(am_env_file_load(path, true), AM_EFIELD);
 	CHECK(strstr(am_error_detail(), "line 2") != NULL);

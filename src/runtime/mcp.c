@@ -28,7 +28,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MCP_PROTOCOL "2025-03-26"
+/* the revisions served, newest first: a client asking for another one gets
+ * the newest (it may then disconnect, as the lifecycle says) */
+static const char *const mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
+
+static bool
+version_known(const char *v)
+{
+	for (size_t i = 0; i < sizeof(mcp_versions) / sizeof(mcp_versions[0]); i++)
+		if (strcmp(v, mcp_versions[i]) == 0)
+			return true;
+	return false;
+}
 
 #define MCP_SESSIONS 1024 /* open sessions remembered; the oldest is forgotten first */
 
@@ -495,10 +506,7 @@ handle(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, bool
 		return rpc_error(id, -32602, "params must be an object");
 	if (strcmp(method, "initialize") == 0) {
 		const char *want = json_string_value(json_object_get(params, "protocolVersion"));
-		const char *ver = MCP_PROTOCOL;
-		if (want != NULL && (strcmp(want, "2025-06-18") == 0 || strcmp(want, "2025-03-26") == 0 ||
-		                        strcmp(want, "2024-11-05") == 0))
-			ver = want;
+		const char *ver = want != NULL && version_known(want) ? want : mcp_versions[0];
 		uint8_t r[16];
 		randombytes_buf(r, sizeof(r));
 		sodium_bin2hex(session, 33, r, sizeof(r));
@@ -540,6 +548,16 @@ mcp_head(am_http_ex *ex)
 	if (!origin_allowed(am_http_header(ex, "Origin"))) {
 		am_http_reply_json_session(ex, 403,
 		    rpc_error(NULL, -32000, "Origin not allowed (this machine, or one listed in MCP_ALLOWED_ORIGINS)"), NULL);
+		return;
+	}
+	/* after initialize a client names its revision on every request; one
+	 * we do not serve is a 400 (no header: 2025-03-26, as the spec says) */
+	const char *pv = am_http_header(ex, "MCP-Protocol-Version");
+	if (pv != NULL && !version_known(pv)) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "unsupported MCP-Protocol-Version %.40s (served: %s, %s, %s, %s)", pv, mcp_versions[0],
+		    mcp_versions[1], mcp_versions[2], mcp_versions[3]);
+		am_http_reply_json_session(ex, 400, rpc_error(NULL, -32600, msg), NULL);
 		return;
 	}
 	if (strcmp(method, "GET") == 0) { /* no server-initiated stream */

@@ -164,6 +164,16 @@ check "MCP: initialize gives a session" test -n "$SID"
 check "MCP: its session works" test "$(mcpc -H "Mcp-Session-Id: $SID" -d "$PING")" = 200
 check "MCP: DELETE ends it" test "$(mcpc -X DELETE -H "Mcp-Session-Id: $SID")" = 200
 check "MCP: ... then it is unknown: 404" test "$(mcpc -H "Mcp-Session-Id: $SID" -d "$PING")" = 404
+# protocol revisions (on 15010c7 any MCP-Protocol-Version was taken and a
+# client asking for 2025-11-25 was answered 2025-03-26)
+check "MCP: an unsupported MCP-Protocol-Version: 400" test "$(mcpc -H 'MCP-Protocol-Version: 1999-01-01' -d "$PING")" = 400
+check "MCP: a served MCP-Protocol-Version: 200" test "$(mcpc -H 'MCP-Protocol-Version: 2025-06-18' -d "$PING")" = 200
+mcpinit() { curl -s -m 10 -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"$1\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}" \
+    "http://127.0.0.1:$MP/mcp" | jq -r .result.protocolVersion; }
+check "MCP: initialize for 2025-11-25 gets 2025-11-25" test "$(mcpinit 2025-11-25)" = 2025-11-25
+check "MCP: initialize for 2024-11-05 gets 2024-11-05" test "$(mcpinit 2024-11-05)" = 2024-11-05
+check "MCP: initialize for an unknown revision gets the newest served" test "$(mcpinit 2099-01-01)" = 2025-11-25
 # body-less answers say Content-Length: 0, so a client need not wait for the close (ee90c10: it waited)
 check "MCP: a notification's 202 carries Content-Length: 0" bash -c "curl -s -m 10 -D - -o /dev/null -H 'Authorization: Bearer $ADMIN' -d '{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}' http://127.0.0.1:$MP/mcp | tr -d '\r' | grep -qi '^content-length: 0$'"
 

@@ -30,6 +30,7 @@
 
 /* the revisions served, newest first: a client asking for another one gets
  * the newest (it may then disconnect, as the lifecycle says) */
+#define MCP_TOOLS_PAGE 100 /* tools/list entries a page (nextCursor for more) */
 static const char *const mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
 
 static bool
@@ -153,6 +154,33 @@ builtin_tools(void)
 	    "The status and results of a tool call made earlier (the job id a call returned when its node was not "
 	    "reachable in time).",
 	    "inputSchema", "type", "object", "properties", "job_id", "type", "string", "required", "job_id");
+}
+
+/* What each built-in's structuredContent holds (clients check it) */
+static void
+builtin_output_schemas(json_t *tools)
+{
+	size_t i;
+	json_t *t;
+
+	json_array_foreach(tools, i, t) {
+		const char *n = json_string_value(json_object_get(t, "name"));
+		json_t *o = NULL;
+		if (strcmp(n, "mesh_send") == 0)
+			o = json_pack("{s:s, s:{s:{s:s}}, s:[s]}", "type", "object", "properties", "id", "type", "string", "required",
+			    "id");
+		else if (strcmp(n, "mesh_inbox") == 0)
+			o = json_pack("{s:s, s:{s:{s:s}}, s:[s]}", "type", "object", "properties", "messages", "type", "array",
+			    "required", "messages");
+		else if (strcmp(n, "mesh_scan") == 0)
+			o = json_pack("{s:s, s:{s:{s:s}}, s:[s]}", "type", "object", "properties", "catalogs", "type", "object",
+			    "required", "catalogs");
+		else if (strcmp(n, "mesh_job_status") == 0)
+			o = json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}, s:[s, s]}", "type", "object", "properties", "job_id",
+			    "type", "string", "status", "type", "string", "results", "type", "array", "required", "job_id", "status");
+		if (o != NULL)
+			json_object_set_new(t, "outputSchema", o);
+	}
 }
 
 /* An MCP tool name for a node's tool. Clients accept ^[a-zA-Z0-9_-]{1,64}$
@@ -522,10 +550,30 @@ handle(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, bool
 	if (strcmp(method, "tools/list") == 0) {
 		if (am_api_auth_allow(m->api, a, "scan", NULL) != 0)
 			return rpc_error(id, -32001, am_error_detail());
-		json_t *tools = builtin_tools(), *nodes = node_tools(m->api);
-		json_array_extend(tools, nodes); /* takes no reference */
+		/* a page at a time: the cursor is the offset of the next page */
+		const char *cursor = json_string_value(json_object_get(params, "cursor"));
+		size_t from = 0;
+		if (json_object_get(params, "cursor") != NULL) {
+			char *end = NULL;
+			unsigned long long v = cursor != NULL ? strtoull(cursor, &end, 10) : 0;
+			if (cursor == NULL || end == cursor || *end != '\0' || v > 1000000)
+				return rpc_error(id, -32602, "params.cursor: not a cursor this server gave");
+			from = (size_t) v;
+		}
+		json_t *all = builtin_tools(), *nodes = node_tools(m->api), *page = json_array();
+		builtin_output_schemas(all);
+		json_array_extend(all, nodes); /* takes no reference */
 		json_decref(nodes);
-		return rpc_result(id, json_pack("{s:o}", "tools", tools));
+		for (size_t i = from; i < json_array_size(all) && i < from + MCP_TOOLS_PAGE; i++)
+			json_array_append(page, json_array_get(all, i));
+		json_t *res = json_pack("{s:o}", "tools", page);
+		if (from + MCP_TOOLS_PAGE < json_array_size(all)) {
+			char next[24];
+			snprintf(next, sizeof(next), "%zu", from + MCP_TOOLS_PAGE);
+			json_object_set_new(res, "nextCursor", json_string(next));
+		}
+		json_decref(all);
+		return rpc_result(id, res);
 	}
 	if (strcmp(method, "tools/call") == 0) {
 		if (!single) /* a deferred answer needs the request to itself */

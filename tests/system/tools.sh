@@ -174,6 +174,15 @@ mcpinit() { curl -s -m 10 -H "Authorization: Bearer $ADMIN" -H 'Content-Type: ap
 check "MCP: initialize for 2025-11-25 gets 2025-11-25" test "$(mcpinit 2025-11-25)" = 2025-11-25
 check "MCP: initialize for 2024-11-05 gets 2024-11-05" test "$(mcpinit 2024-11-05)" = 2024-11-05
 check "MCP: initialize for an unknown revision gets the newest served" test "$(mcpinit 2099-01-01)" = 2025-11-25
+# tools/list pages (a cursor is the offset of the next page)
+mcplist() { curl -s -m 10 -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":$1}" "http://127.0.0.1:$MP/mcp"; }
+check "MCP: tools/list from cursor 4 gives the node tools, no next page" \
+    bash -c "mcplist_out=\$(curl -s -m 10 -H 'Authorization: Bearer $ADMIN' -H 'Content-Type: application/json' -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{\"cursor\":\"4\"}}' http://127.0.0.1:$MP/mcp); jq -e '(.result.tools | length) > 0 and all(.result.tools[]; .name | test(\"__\")) and (.result | has(\"nextCursor\") | not)' <<<\"\$mcplist_out\" >/dev/null"
+check "MCP: a cursor it never gave: invalid params" \
+    test "$(mcplist '{"cursor":"x"}' | jq -r .error.code)" = -32602
+check "MCP: the built-ins declare an outputSchema" \
+    test "$(mcplist '{}' | jq '[.result.tools[] | select(.name | startswith("mesh_")) | select(.outputSchema.type == "object")] | length')" = 4
 # body-less answers say Content-Length: 0, so a client need not wait for the close (ee90c10: it waited)
 check "MCP: a notification's 202 carries Content-Length: 0" bash -c "curl -s -m 10 -D - -o /dev/null -H 'Authorization: Bearer $ADMIN' -d '{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}' http://127.0.0.1:$MP/mcp | tr -d '\r' | grep -qi '^content-length: 0$'"
 

@@ -159,7 +159,9 @@ usage(FILE *f, bool gateway)
 	    "  --name NAME           how peers know this node (NODE_NAME; default %s-<key prefix>)\n"
 	    "  --position LAT,LON    this node's position; --zone TAG, --group NAME (repeatable)\n"
 	    "  --host H --port N     HTTP API (%s, default 127.0.0.1:%s)\n"
-	    "  --dev-token           print a bearer token the API requires (DEV_TOKEN_ENABLED=true)\n"
+	    "  --dev-token           print a bearer token the API requires (DEV_TOKEN_ENABLED=true); on loopback\n"
+	    "                        it also opens /metrics and /v1/mesh_scan to this machine without a token\n"
+	    "  --metrics-public      /metrics, /v1/metrics and /v1/mesh_scan need no token (METRICS_PUBLIC=true)\n"
 	    "  --trust-mode tofu|pki pin each peer name's first key, or require a gateway's certificate (TRUST_MODE)\n"
 	    "  --provision FILE      a provisioning bundle (agent-mesh provision): key, certificate, gateway, network key\n"
 	    "  --mcp-port 8790       serve the Model Context Protocol (streamable HTTP) on this port (MCP_PORT)\n"
@@ -223,6 +225,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	    {"peer", required_argument, NULL, 'p'}, {"gateway", required_argument, NULL, 'g'},
 	    {"host", required_argument, NULL, 'H'}, {"port", required_argument, NULL, 'P'},
 	    {"sync-every", required_argument, NULL, 'e'}, {"dev-token", no_argument, NULL, 't'},
+	    {"metrics-public", no_argument, NULL, 'm'},
 	    {"identity", required_argument, NULL, 'i'}, {"trust-mode", required_argument, NULL, 'T'},
 	    {"name", required_argument, NULL, 'n'}, {"position", required_argument, NULL, 'x'},
 	    {"zone", required_argument, NULL, 'z'}, {"group", required_argument, NULL, 'G'},
@@ -280,6 +283,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 			}
 			break;
 		case 't': dev_token = true; break;
+		case 'm': n.monitor_public = true; break;
 		case 'i': identity = optarg; break;
 		case 'T': trust_mode = optarg; break;
 		case 'n': name = optarg; break;
@@ -548,6 +552,17 @@ am_daemon_main(bool gateway, int argc, char **argv)
 		else if (made > 0)
 			am_daemon_say("made %llu receipts owed from before a crash", (unsigned long long) made);
 	}
+	/* the guide's monitoring lines (curl .../health, /v1/mesh_scan,
+	 * /v1/metrics, /metrics) work as written in development: a daemon
+	 * with --dev-token whose API only this machine can reach. Elsewhere
+	 * they need a token, unless --metrics-public says otherwise. */
+	if (env_true("METRICS_PUBLIC"))
+		n.monitor_public = true;
+	if (dev_token && (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0))
+		n.monitor_public = true;
+	if (n.monitor_public)
+		am_daemon_say("metrics and mesh_scan are readable without a token (%s)",
+		    dev_token ? "development token on loopback" : "--metrics-public");
 	if (dev_token) {
 		uint8_t t[16];
 		char tpath[4096];

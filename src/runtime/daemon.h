@@ -70,6 +70,7 @@ struct node {
 	int mcp_port;
 	const char *listen;
 	char link_inner[160];      /* when links share the HTTP port: the loopback listener they are relayed to */
+	bool monitor_public;       /* /metrics, /v1/metrics, /v1/mesh_scan without a token */
 	am_http_server *http;
 	am_mcp *mcp;
 	uint16_t link_port;       /* the tcp port of --listen, for beacons */

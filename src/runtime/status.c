@@ -89,7 +89,7 @@ on_metrics(am_http_ex *ex)
 	char body[8192];
 	size_t len;
 
-	if (am_api_check(&n->api, ex, "metrics") != 0)
+	if (!n->monitor_public && am_api_check(&n->api, ex, "metrics") != 0)
 		return;
 	(void) am_queue_get_counts(n->q, &st);
 	am_discovery_counts(n->disc, &bsent, &bok, &bbad);
@@ -215,7 +215,7 @@ on_scan(am_http_ex *ex)
 	am_queue_stats st = {0};
 	json_t *self;
 
-	if (am_api_check(&n->api, ex, "scan") != 0) {
+	if (!n->monitor_public && am_api_check(&n->api, ex, "scan") != 0) {
 		json_decref(sc.peers);
 		json_decref(sc.catalogs);
 		return;

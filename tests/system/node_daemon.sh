@@ -185,5 +185,32 @@ check "the gateway starts with .env.example as its .env" \
     bash -c "for _ in \$(seq 1 100); do curl -sf -m 1 http://127.0.0.1:$EP/health >/dev/null && exit 0; sleep 0.1; done; exit 1"
 kill -TERM "$GP" 2>/dev/null; wait "$GP" 2>/dev/null
 
+# the guide's monitoring lines answer on a development gateway (loopback,
+# --dev-token) without a token; elsewhere they need one unless
+# --metrics-public (on d4cd291 they were 401 in development too)
+code() { curl -s -m 5 -o /dev/null -w '%{http_code}' "$1"; }
+mon_gw() { # PORT FLAGS...
+    local p=$1; shift
+    "$GW" --data "$T/b" --network-key "@$T/net.key" --no-discovery --port "$p" "$@" >"$T/gw-mon.log" 2>&1 &
+    GP=$!
+    for _ in $(seq 1 100); do curl -sf -m 1 "http://127.0.0.1:$p/health" >/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+MP=$(port)
+check "a development gateway is up" mon_gw "$MP" --dev-token
+for path in /v1/metrics /metrics /v1/mesh_scan; do
+    check "development: $path answers 200 without a token" test "$(code "http://127.0.0.1:$MP$path")" = 200
+done
+check "development: the inbox still needs the token" test "$(code "http://127.0.0.1:$MP/v1/inbox")" = 401
+check "development: the log says metrics are open, and why" grep -q "readable without a token (development token on loopback)" "$T/gw-mon.log"
+kill -TERM "$GP"; wait "$GP" 2>/dev/null
+check "a gateway without the dev token is up" mon_gw "$MP"
+check "production: /v1/metrics needs a token" test "$(code "http://127.0.0.1:$MP/v1/metrics")" = 401
+kill -TERM "$GP"; wait "$GP" 2>/dev/null
+check "a gateway with --metrics-public is up" mon_gw "$MP" --metrics-public
+check "--metrics-public: /v1/metrics answers without a token" test "$(code "http://127.0.0.1:$MP/v1/metrics")" = 200
+check "--metrics-public: the inbox still needs one" test "$(code "http://127.0.0.1:$MP/v1/inbox")" = 401
+kill -TERM "$GP"; wait "$GP" 2>/dev/null
+
 echo "node_daemon: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

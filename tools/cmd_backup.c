@@ -183,6 +183,29 @@ cmd_restore(int argc, char **argv)
 	chmod(path, 0600);
 	snprintf(path, sizeof(path), "%s/provision.json", dir);
 	chmod(path, 0600);
+	snprintf(path, sizeof(path), "%s/.env", dir); /* may hold MESH_NETWORK_KEY */
+	chmod(path, 0600);
+	/* an empty store owned by the restored key, so the node starts; the
+	 * mesh gives its envelopes back on the first links */
+	cli_store_path(path, sizeof(path), dir);
+	strncat(path, "/data.mdb", sizeof(path) - strlen(path) - 1);
+	if (stat(path, &st) != 0) {
+		am_identity *id = NULL;
+		am_queue *q = NULL;
+		am_queue_options qo = {.create = true};
+		char store[4096];
+		cli_key_path(path, sizeof(path), dir);
+		cli_store_path(store, sizeof(store), dir);
+		if ((rc = am_identity_load_pem(&id, path)) != 0 || (rc = am_queue_open(&q, store, &qo)) != 0 ||
+		    (rc = am_queue_set_self(q, am_identity_pk(id))) != 0) {
+			am_queue_close(q);
+			am_identity_free(id);
+			return cli_fail(rc, "restore: making the empty store");
+		}
+		am_queue_close(q);
+		am_identity_free(id);
+		printf("made an empty store in %s: the mesh gives its envelopes back on the first links\n", dir);
+	}
 	printf("restored %s into %s\n", input, dir);
 	return 0;
 }

@@ -172,6 +172,15 @@ check "restore over an existing identity is refused" grep -q "already has an ide
 check "restored: the same node id" test "$("$AM" keygen --help >/dev/null 2>&1; openssl pkey -in "$T/restored/identity.pem" -pubout -outform DER 2>/dev/null | tail -c 32 | od -An -tx1 | tr -d ' \n')" = "$G"
 check "restored: identity and trust store are 0600" test "$(stat -c %a "$T/restored/identity.pem")$(stat -c %a "$T/restored/trust/trust_store.json")" = 600600
 check "restored: the audit log still verifies" "$AM" audit verify "$T/restored/audit/audit.log"
+# a restore gives a node that starts: the store is made, owned by the
+# restored key (on a8d29b6 there was none until init, and .env was 0644)
+check "restored: an empty store owned by the restored key" \
+    bash -c "'$AM' store stats --store '$T/restored' 2>/dev/null | grep -q '^node *$G'"
+"$AM" init --store "$T/e" >/dev/null 2>&1
+printf 'MESH_NETWORK_KEY=@/etc/agent-mesh/network.key\n' >"$T/e/.env"; chmod 644 "$T/e/.env"
+"$AM" backup --data "$T/e" --output "$T/e-backup.tar.gz" >/dev/null
+"$AM" restore --input "$T/e-backup.tar.gz" --data "$T/e2" >/dev/null
+check "restored: .env is 0600 (it may hold the network key)" test "$(stat -c %a "$T/e2/.env")" = 600
 printf 'x' | gzip >"$T/notabackup.tar.gz"
 "$AM" restore --input "$T/notabackup.tar.gz" --data "$T/r2" >/dev/null 2>"$T/err"
 check "a file that is not a backup is refused by name" grep -q "is not a backup archive" "$T/err"

@@ -255,10 +255,11 @@ node_tools(am_api *api)
 			snprintf(desc, sizeof(desc), "%s (tool on node %s, %.16s…; runs when the node is reachable)",
 			    td ? td : tn, node, id);
 			snprintf(title, sizeof(title), "%s on %s", tn, node);
-			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:s, s:s}}", "name", name, "title",
-			    title, "description", desc, "inputSchema",
-			    json_is_object(schema) ? schema : json_pack("{s:s}", "type", "object"), "_meta", "agent-mesh/node",
-			    node, "agent-mesh/node_id", id, "agent-mesh/tool", tn));
+			/* "o" takes the reference: a made-up default schema is not leaked */
+			json_t *sch = json_is_object(schema) ? json_incref(schema) : json_pack("{s:s}", "type", "object");
+			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:s}}", "name", name, "title",
+			    title, "description", desc, "inputSchema", sch, "_meta", "agent-mesh/node", node, "agent-mesh/node_id",
+			    id, "agent-mesh/tool", tn));
 		}
 	}
 	json_decref(seen);
@@ -491,7 +492,7 @@ tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex
 	char node[AM_NODE_ID_LEN + AM_TAG_MAX + 1], tool[AM_TAG_MAX + 1];
 	if (!resolve_tool(m->api, name, node, tool))
 		return rpc_error(id, -32602, "unknown tool (see tools/list; node tools are named <node>__<tool>)");
-	json_t *req = json_pack("{s:s, s:s, s:O}", "node", node, "tool", tool, "args", args ? args : json_object());
+	json_t *req = json_pack("{s:s, s:s, s:o}", "node", node, "tool", tool, "args", args ? json_incref(args) : json_object());
 	if (wf != NULL)
 		json_object_set_new(req, "workflow_id", json_string(wf));
 	int rc = am_tools_call(m->api, a, req, job, &status);

@@ -71,6 +71,8 @@ int cmd_audit_verify(int argc, char **argv);
 int cmd_provision(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_trust_list(int argc, char **argv);
+int cmd_trust_forget(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_send(int argc, char **argv);

@@ -58,6 +58,10 @@ static const cli_cmd commands[] = {
         "agent-mesh backup --data DIR --output FILE.tar.gz [--include FILE]..."},
     {"restore", cmd_restore, "restore a backup into a node folder (keys kept 0600)",
         "agent-mesh restore --input FILE.tar.gz --data DIR [--force]"},
+    {"trust list", cmd_trust_list, "the names and keys this node has pinned (TOFU)",
+        "agent-mesh trust list --data DIR [--json]"},
+    {"trust forget", cmd_trust_forget, "forget a pinned name (or key), to accept a replaced or renamed device",
+        "agent-mesh trust forget --data DIR NAME|KEY"},
     {"token issue", cmd_token_issue, "issue a capability token with a gateway key",
         "agent-mesh token issue (--gateway-key PEM | --data GATEWAY_DIR) (--right R... | --role ROLE [--roles FILE])\n"
         "                [--subject bearer|NODE_ID] [--valid 24h] [--output FILE]"},

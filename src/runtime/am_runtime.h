@@ -133,6 +133,13 @@ typedef struct am_trust am_trust;
 int am_trust_open(am_trust **out, const char *data_dir) AM_MUST_CHECK;
 void am_trust_close(am_trust *t);
 const char *am_trust_path(const am_trust *t);
+/* am_trust_list: a copy of the pins, {"NAME": {"key", "first_seen_ms",
+ * "first_address"}} (the caller's to free) */
+struct json_t *am_trust_list(am_trust *t);
+/* am_trust_forget: remove the pin of a name, or of a key (64 hex), so the
+ * next device to prove that name is pinned; the name forgotten in
+ * forgotten. AM_ENOTFOUND when nothing matches. */
+int am_trust_forget(am_trust *t, const char *name_or_key, char *forgotten, size_t cap) AM_MUST_CHECK;
 int am_trust_check(am_trust *t, const char *name, const uint8_t pk[static AM_PK_BYTES],
     const char *address, uint64_t now_ms, bool *pinned_now) AM_MUST_CHECK;
 

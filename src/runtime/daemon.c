@@ -172,7 +172,8 @@ usage(FILE *f, bool gateway)
 	    "  --no-discovery        no multicast beacons (MESH_DISCOVERY=off); static peers still work\n"
 	    "  --beacon-every 5s     beacon interval; group MESH_MULTICAST_IP:MESH_MULTICAST_PORT\n"
 	    "  --env-file FILE       KEY=VALUE defaults (default ./.env when present)\n"
-	    "  --version             print the version and exit\n",
+	    "  --version             print the version and exit\n"
+	    "  --check-config        check flags, .env, the key and tool files, then exit (0: OK)\n",
 	    gateway ? "agent-mesh-gateway" : "agent-mesh-node", gateway ? "" : "\n  --gateway URL         the same, for the gateway",
 	    gateway ? "gateway" : "node", gateway ? "GATEWAY_HOST/GATEWAY_PORT" : "NODE_PORT", gateway ? "8787" : "8000");
 }
@@ -233,7 +234,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	    {"env-file", required_argument, NULL, 'E'}, {"link-timeout", required_argument, NULL, 'L'},
 	    {"trust-key", required_argument, NULL, 'K'}, {"provision", required_argument, NULL, 'V'},
 	    {"mcp-port", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'v'}, {0, 0, 0, 0}};
+	    {"version", no_argument, NULL, 'v'}, {"check-config", no_argument, NULL, 'C'}, {0, 0, 0, 0}};
 	const char *prog = gateway ? "agent-mesh-gateway" : "agent-mesh-node";
 	const char *identity = NULL, *dir = NULL, *key = NULL, *host = NULL, *name = NULL, *trust_mode = NULL;
 	const char *provision = NULL;
@@ -241,7 +242,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	const char *env_file = NULL, *peers[MAX_DIALERS], *position = NULL;
 	const char *zones[AM_GEO_MAX_TAGS], *groups[AM_QUEUE_MAX_GROUPS];
 	size_t npeers = 0, nzones = 0, ngroups = 0, ntrust = 0;
-	bool dev_token = false, no_discovery = false;
+	bool dev_token = false, no_discovery = false, check_config = false;
 	uint64_t beacon_ms = 5000;
 	int port = 0, c, rc = 1;
 	struct node n;
@@ -284,6 +285,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 			break;
 		case 't': dev_token = true; break;
 		case 'm': n.monitor_public = true; break;
+		case 'C': check_config = true; break;
 		case 'i': identity = optarg; break;
 		case 'T': trust_mode = optarg; break;
 		case 'n': name = optarg; break;
@@ -429,6 +431,31 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	if (key != NULL && am_netkey_parse(n.netkey, key) != 0) {
 		fprintf(stderr, "%s: --network-key: %s\n", prog, am_error_detail());
 		return 2;
+	}
+	if (check_config) {
+		/* what a start would read, read and reported; nothing written,
+		 * nothing bound (flags, .env and the limits are checked above) */
+		am_identity *id = NULL;
+		am_toolbox *tb = NULL;
+		char tdir[4096];
+		int bad = 0;
+		snprintf(path, sizeof(path), "%s/identity.pem", dir);
+		if (provision == NULL && am_identity_load_pem(&id, identity ? identity : path) != 0) {
+			fprintf(stderr, "%s: %s (make the folder with: agent-mesh init --store %s)\n", prog, am_error_detail(), dir);
+			bad = 1;
+		}
+		snprintf(tdir, sizeof(tdir), "%s/tools", dir);
+		if (am_toolbox_load(&tb, tdir) != 0) {
+			fprintf(stderr, "%s: tools: %s\n", prog, am_error_detail());
+			bad = 1;
+		}
+		if (!bad)
+			printf("%s: configuration OK: data %s, HTTP %s:%d, trust %s, %zu tools%s%s\n", prog, dir, host, port,
+			    trust_mode, am_toolbox_count(tb), n.listen ? ", links on " : "", n.listen ? n.listen : "");
+		am_toolbox_free(tb);
+		am_identity_free(id);
+		am_provision_clear(&prov);
+		return bad ? 2 : 0;
 	}
 	snprintf(path, sizeof(path), "%s/identity.pem", dir);
 	if (provision != NULL && (rc = take_provision(prog, dir, identity, &prov)) != 0) {

@@ -212,5 +212,23 @@ check "--metrics-public: /v1/metrics answers without a token" test "$(code "http
 check "--metrics-public: the inbox still needs one" test "$(code "http://127.0.0.1:$MP/v1/inbox")" = 401
 kill -TERM "$GP"; wait "$GP" 2>/dev/null
 
+# --check-config reads what a start would and exits, writing nothing
+# (the daemons had no such flag on b7344b8, issue 12 point 8)
+cc_out=$("$GW" --data "$T/b" --network-key "@$T/net.key" --port 18999 --check-config 2>&1); cc_rc=$?
+check "--check-config on a good folder: OK, rc 0 ($cc_out)" bash -c "[ $cc_rc -eq 0 ] && grep -q 'configuration OK' <<<'$cc_out'"
+check "--check-config bound nothing (the port is still free)" bash -c "! curl -s -m 1 http://127.0.0.1:18999/health >/dev/null"
+mkdir -p "$T/b/tools"
+echo '{"name": "t", "command": ["/bin/true"], "input_schema": {"properties": {"y": {"pattern": "(("}}}}' >"$T/b/tools/t.json"
+cc_out=$("$GW" --data "$T/b" --network-key "@$T/net.key" --check-config 2>&1); cc_rc=$?
+check "--check-config: a bad tool file, rc 2, named with its field" \
+    bash -c "[ $cc_rc -eq 2 ] && grep -q 'tools/t.json: input_schema.properties.y.pattern' <<<'$cc_out'"
+rm -f "$T/b/tools/t.json"
+printf 'GATEWAY_PORT=8787\nthis is not a line\n' >"$T/bad.env"
+cc_out=$("$GW" --data "$T/b" --network-key "@$T/net.key" --env-file "$T/bad.env" --check-config 2>&1); cc_rc=$?
+check "--check-config: a bad .env, rc 2, named with its line" bash -c "[ $cc_rc -eq 2 ] && grep -q 'bad.env line 2' <<<'$cc_out'"
+cc_out=$("$NODE" --data "$T/nowhere" --network-key "@$T/net.key" --check-config 2>&1); cc_rc=$?
+check "--check-config: a missing folder says how to make it, and makes nothing" \
+    bash -c "[ $cc_rc -ne 0 ] && grep -q 'agent-mesh init --store' <<<'$cc_out' && [ ! -e '$T/nowhere' ]"
+
 echo "node_daemon: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

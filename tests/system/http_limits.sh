@@ -15,8 +15,8 @@
 #     unknown routes, wrong methods and oversize bodies get JSON 404, 405
 #     with Allow and 413, `Expect: 100-continue` gets its 100 Continue, an
 #     empty body says "empty body"
-# On ee90c10 (nng's HTTP server): 0 of the 600 head checks answered before
-# the body and RSS rose by ~600 MiB; 0 of 300 slow connections were closed;
+# On ee90c10 (nng's HTTP server): none of the 300 was answered (nng waits
+# for the whole body) and RSS rose from 6 to 460 MiB; 0 of 300 slow connections were closed;
 # a request right after a chunked head came back as a second response (a
 # 401); chunked bodies were not read; errors were
 # nng's HTML pages; no 100 Continue came; the empty body said "bad JSON at
@@ -107,8 +107,11 @@ sleep 2
 after=$(rss "$GPID")
 read -r _ answered _ early _ json _ peak _ <<<"$(grep ^answered "$T/p1.out")"
 echo "gateway RSS: before ${base} MiB, peak ${peak:-?} MiB, after ${after} MiB"
-check "all 300 unauthenticated bodies were answered (${answered:-0})" test "${answered:-0}" -eq 300
-check "every answer came before the body was sent (${early:-0} of 300)" test "${early:-0}" -eq 300
+# no body is ever complete (each stops one byte short), so an answer at
+# all is a refusal on the head; how much the client had pushed into its
+# socket by then depends on the machine's speed, and is only printed
+echo "answered while the client was still sending: ${early:-0} of 300"
+check "all 300 unfinished unauthenticated bodies were answered on their head (${answered:-0})" test "${answered:-0}" -eq 300
 check "every answer is a JSON error (${json:-0} of 300)" test "${json:-0}" -eq 300
 check "the refusals are 401 and 413 only" bash -c "grep ^codes '$T/p1.out' | grep -q '401' && ! grep ^codes '$T/p1.out' | grep -qv -E \"^codes \\{('HTTP/1.1 (401 Unauthorized|413 Content Too Large|413 Payload Too Large|413 Request Entity Too Large)': [0-9]+(, )?)+\\}$\""
 check "peak RSS within 64 MiB of the start (${base} -> ${peak:-?} MiB)" test "${peak:-99999}" -le $((base + 64))

@@ -127,6 +127,16 @@ am_peer_info_decode(am_peer_info *pi, const uint8_t *buf, size_t len)
 		rc = am_error_set(AM_EMALFORMED, "peer info is not a msgpack map");
 		goto out;
 	}
+	/* a key given twice is ambiguous (which one did the sender mean?):
+	 * refused, as the JSON readers refuse duplicates */
+	for (uint32_t i = 0; i < up.data.via.map.size && rc == 0; i++)
+		for (uint32_t j = i + 1; j < up.data.via.map.size && rc == 0; j++) {
+			const msgpack_object *a = &up.data.via.map.ptr[i].key, *b = &up.data.via.map.ptr[j].key;
+			if (a->type == MSGPACK_OBJECT_STR && b->type == MSGPACK_OBJECT_STR && a->via.str.size == b->via.str.size &&
+			    memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0)
+				rc = am_error_set(AM_EMALFORMED, "peer info: key \"%.*s\" appears twice", (int) (a->via.str.size > 32 ? 32 : a->via.str.size),
+				    a->via.str.ptr);
+		}
 	for (uint32_t i = 0; i < up.data.via.map.size && rc == 0; i++) {
 		const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
 		if (k->type != MSGPACK_OBJECT_STR)

@@ -18,4 +18,7 @@ if [ "$rc" -ne 0 ]; then
         [ -f "$f" ] && { echo "input ($f):"; od -An -tx1 "$f" | head -8; }
     done
 fi
-exit "$rc"
+# libFuzzer reports a crash with status 77, which meson reads as "skipped":
+# every failure is a 1 here (a crash hidden as a skip on b04ebd1)
+[ "$rc" -eq 0 ] || exit 1
+exit 0

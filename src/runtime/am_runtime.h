@@ -523,6 +523,8 @@ void am_http_reply(am_http_ex *ex, uint16_t status, const char *type, const char
 void am_http_reply_json(am_http_ex *ex, uint16_t status, struct json_t *j);
 void am_http_reply_json_session(am_http_ex *ex, uint16_t status, struct json_t *j, const char *session);
 void am_http_reply_error(am_http_ex *ex, uint16_t status, const char *msg);
+/* am_json_text: msg as a JSON string, invalid UTF-8 bytes as '?' (never NULL but out of memory) */
+struct json_t *am_json_text(const char *msg);
 bool am_http_query(const char *uri, const char *name, char *out, size_t cap);
 struct json_t *am_http_json_body(am_http_ex *ex, char *err, size_t cap);
 /* a pre hook for routes that need a token: answers 401 on the head

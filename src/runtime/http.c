@@ -39,7 +39,27 @@ am_http_reply_json(am_http_ex *ex, uint16_t status, json_t *j)
 void
 am_http_reply_error(am_http_ex *ex, uint16_t status, const char *msg)
 {
-	am_http_reply_json(ex, status, json_pack("{s:s}", "error", msg));
+	am_http_reply_json(ex, status, json_pack("{s:o}", "error", am_json_text(msg)));
+}
+
+/* msg as a JSON string. Messages quote what a client sent, cut to fit a
+ * buffer, so they may hold invalid UTF-8 (jansson refuses it, and the
+ * answer would have been empty): such bytes become '?'. */
+json_t *
+am_json_text(const char *msg)
+{
+	json_t *s = json_string(msg);
+	if (s != NULL)
+		return s;
+	char *copy = strdup(msg ? msg : "");
+	if (copy == NULL)
+		return json_string("out of memory");
+	for (char *p = copy; *p; p++)
+		if ((unsigned char) *p >= 0x80)
+			*p = '?';
+	s = json_string(copy);
+	free(copy);
+	return s;
 }
 
 /* The value of query parameter name in uri ("...?a=1&name=v&..."), as

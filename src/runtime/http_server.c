@@ -241,7 +241,7 @@ refuse(am_http_ex *ex, unsigned status, const char *allow, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	j = json_pack("{s:s}", "error", msg);
+	j = json_pack("{s:o}", "error", am_json_text(msg));
 	s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	am_http_answer(ex, status, "application/json", s != NULL ? s : "{}", s != NULL ? strlen(s) : 2, NULL, allow);
@@ -271,7 +271,7 @@ refuse_mid_body(am_http_ex *ex, unsigned status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	j = json_pack("{s:s}", "error", msg);
+	j = json_pack("{s:o}", "error", am_json_text(msg));
 	s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	n = snprintf(out, sizeof(out),

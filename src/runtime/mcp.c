@@ -112,8 +112,8 @@ origin_allowed(const char *origin)
 static json_t *
 rpc_error(json_t *id, int code, const char *msg)
 {
-	return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null(), "error", "code", code,
-	    "message", msg);
+	return json_pack("{s:s, s:O, s:{s:i, s:o}}", "jsonrpc", "2.0", "id", id ? id : json_null(), "error", "code", code,
+	    "message", am_json_text(msg));
 }
 
 static json_t *
@@ -125,7 +125,7 @@ rpc_result(json_t *id, json_t *result)
 static json_t *
 text_content(const char *text, bool is_error, json_t *structured)
 {
-	json_t *r = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text, "isError", is_error);
+	json_t *r = json_pack("{s:[{s:s, s:o}], s:b}", "content", "type", "text", "text", am_json_text(text), "isError", is_error);
 	if (structured != NULL)
 		json_object_set_new(r, "structuredContent", structured);
 	return r;

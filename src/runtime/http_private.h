@@ -98,6 +98,8 @@ struct am_http_server {
 const struct am_http_route *am_http_route_find(const struct am_http_server *srv, const char *method, const char *path,
     char *allow, size_t cap);
 void am_http_ex_free(am_http_ex *ex);
+/* http_accept.c for http_server.c: the acceptor thread (arg: the server) */
+void *am_http_acceptor(void *arg);
 void am_http_slot_phase(struct am_http_server *srv, struct MHD_Connection *c, enum am_http_phase ph);
 bool am_http_relay_answer(am_http_ex *ex);
 void am_http_relay_stop(struct am_http_server *srv);

@@ -55,27 +55,21 @@ http_metrics(char *out, size_t cap, struct node *n)
 			return len; \
 		len += (size_t) w; \
 	} while (0)
+	uint64_t refused[2][AM_HTTP_REFUSED_KINDS];
+	size_t open[2] = {0, 0};
+	for (int i = 0; i < 2; i++)
+		if (servers[i] != NULL)
+			am_http_server_counts(servers[i], refused[i], &open[i]);
 	PUT("# HELP am_http_connections_open HTTP connections open now.\n# TYPE am_http_connections_open gauge\n");
-	for (int s = 0; s < 2; s++) {
-		uint64_t refused[AM_HTTP_REFUSED_KINDS];
-		size_t open = 0;
-		if (servers[s] == NULL)
-			continue;
-		am_http_server_counts(servers[s], refused, &open);
-		PUT("am_http_connections_open{server=\"%s\"} %zu\n", names[s], open);
-	}
+	for (int i = 0; i < 2; i++)
+		if (servers[i] != NULL)
+			PUT("am_http_connections_open{server=\"%s\"} %zu\n", names[i], open[i]);
 	PUT("# HELP am_http_refused_total HTTP connections closed or refused before a handler ran, by reason.\n"
 	    "# TYPE am_http_refused_total counter\n");
-	for (int s = 0; s < 2; s++) {
-		uint64_t refused[AM_HTTP_REFUSED_KINDS];
-		size_t open = 0;
-		if (servers[s] == NULL)
-			continue;
-		am_http_server_counts(servers[s], refused, &open);
-		for (int k = 0; k < AM_HTTP_REFUSED_KINDS; k++)
-			PUT("am_http_refused_total{server=\"%s\",reason=\"%s\"} %llu\n", names[s], am_http_refused_name(k),
-			    (unsigned long long) refused[k]);
-	}
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; servers[i] != NULL && k < AM_HTTP_REFUSED_KINDS; k++)
+			PUT("am_http_refused_total{server=\"%s\",reason=\"%s\"} %llu\n", names[i], am_http_refused_name(k),
+			    (unsigned long long) refused[i][k]);
 #undef PUT
 	return len;
 }

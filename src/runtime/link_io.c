@@ -1,30 +1,17 @@
 /*
- * link_io.c — one sync session over a byte stream (nng: tcp://, ipc://,
- * ws://): the link handshake, range-based reconciliation of what each
- * side holds, then each side pushes what the other lacks, concurrently.
- *
- * Frames after the handshake (plaintext inside the link's AEAD):
- *   'N' peer info (first frame each way: name, role, position ...)
- *   'X' refused: a reason in words, then the sender closes
- *   'R' reconciliation message   'F' reconciliation finished
- *   'E' envelopes: u32 count, then count x (u32 length, bytes)
- *   'D' done sending
- *   'C' everything received is committed (the end of the first sync: it
- *       is complete only when both sides have stored what they got)
- *   'K' keepalive (live phase, when there was nothing to push for a while)
- * A live session (the daemons') then goes on pushing 'E' frames with what
- * the hub reports as newly stored, until a side closes. `agent-mesh link
- * sync` runs one sync and closes.
- *
- * This file: the frames, the handshake, reconciliation, peer info and the
- * session as a whole; pushing and the live phase are link_push.c, the
- * streams themselves link_stream.c.
+ * link_io.c — the pump around one link session (src/sync's am_session,
+ * which owns the protocol: handshake, peer info, reconciliation, the
+ * commit barrier, the live phase): it moves the engine's bytes over an
+ * nng byte stream (tcp://, ipc://, ws://), reads what the store holds for
+ * reconciliation, asks the caller about trust, and runs the session from
+ * connection to close. Pushing and storing envelopes, on two threads at
+ * once, and the live phase are link_push.c; the streams link_stream.c.
+ * `agent-mesh link sync` runs one sync and closes; the daemons' sessions
+ * stay live.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "link_private.h"
 
-#include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,26 +25,26 @@ handshake_ms(const struct session *ss)
 int
 lk_fail(int rv, const char *what)
 {
-	return am_error_set(rv == NNG_ETIMEDOUT ? AM_EIO : rv == NNG_ECONNREFUSED ? AM_ENOTFOUND : AM_EIO, "%s: %s",
-	    what, nng_strerror(rv));
+	return am_error_set(rv == NNG_ECONNREFUSED ? AM_ENOTFOUND : AM_EIO, "%s: %s", what, nng_strerror(rv));
 }
 
-/* All of buf, or an error. With a deadline (ms since the epoch, 0 none)
- * each operation waits only for what is left of it, so a peer trickling
- * a byte at a time cannot stretch a phase past it. */
+/* All of buf, or an error. Until the handshake and peer info are done
+ * each operation waits only for what is left of the engine's deadline,
+ * so a peer trickling a byte at a time cannot stretch them past it. */
 static int
 xfer(struct session *ss, nng_aio *aio, uint8_t *buf, size_t n, bool sending)
 {
 	while (n > 0) {
 		nng_iov iov = {buf, n};
+		uint64_t deadline = am_session_deadline(ss->e);
 		int rv;
 		if (ss->closing || (ss->o->cancel != NULL && am_link_cancel_fired(ss->o->cancel)))
 			return am_error_set(AM_EIO, "link closed");
-		if (ss->deadline_ms != 0) {
+		if (deadline != 0) {
 			uint64_t now = am_now_ms();
-			if (now >= ss->deadline_ms)
+			if (now >= deadline)
 				return am_error_set(AM_ETIMEDOUT, "link %s: deadline passed", sending ? "send" : "receive");
-			nng_aio_set_timeout(aio, (nng_duration) (ss->deadline_ms - now));
+			nng_aio_set_timeout(aio, (nng_duration) (deadline - now));
 		}
 		nng_aio_set_iov(aio, 1, &iov);
 		if (sending)
@@ -78,108 +65,87 @@ xfer(struct session *ss, nng_aio *aio, uint8_t *buf, size_t n, bool sending)
 }
 
 int
-lk_send_frame(struct session *ss, char type, const uint8_t *payload, size_t len)
+lk_write(struct session *ss, am_session_step *st)
 {
-	uint8_t *plain = NULL, *frame = NULL;
-	size_t flen = 0;
-	int rc;
+	int rc = 0;
 
-	if (ss->closing)
-		return am_error_set(AM_EIO, "link closed");
-	if ((plain = malloc(len + 1)) == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory");
-	plain[0] = (uint8_t) type;
-	if (len > 0)
-		memcpy(plain + 1, payload, len);
-	rc = am_link_seal(ss->link, &frame, &flen, plain, len + 1);
-	free(plain);
-	if (rc == 0)
-		rc = xfer(ss, ss->tx_aio, frame, flen, true);
-	free(frame);
+	if (st->send_len > 0) {
+		if (ss->closing)
+			rc = am_error_set(AM_EIO, "link closed");
+		else
+			rc = xfer(ss, ss->tx_aio, st->send, st->send_len, true);
+		/* for GET /v1/messages/{id}: whom it went to (a record, not a
+		 * delivery proof: receipts are that) */
+		if (rc == 0 && st->sent_n > 0)
+			(void) am_queue_forwarded_add(ss->q, st->sent_ids, st->sent_n, ss->r->peer, am_now_ms());
+	}
+	free(st->send);
+	st->send = NULL;
+	st->send_len = 0;
+	st->sent_n = 0;
 	return rc;
+}
+
+/* An I/O failure before the peer said who it is, in words that say which
+ * phase and the likely cause. */
+static int
+early_failure(struct session *ss, int rc)
+{
+	char why[160];
+
+	if (am_session_deadline(ss->e) == 0 || rc == AM_EBADSIG || rc == AM_EVERSION || rc == AM_EUNTRUSTED ||
+	    rc == AM_EMALFORMED || rc == AM_ETOOBIG)
+		return rc;
+	snprintf(why, sizeof(why), "%s", am_error_detail());
+	if (am_session_peer(ss->e) != NULL)
+		return rc == AM_ETIMEDOUT ? am_error_set(rc, "the peer's info did not come within %d ms of the connection",
+		                                handshake_ms(ss))
+		                          : rc;
+	if (rc == AM_ETIMEDOUT)
+		return am_error_set(rc, "the handshake did not finish within %d ms (a silent or slow peer)", handshake_ms(ss));
+	if (ss->o->cancel != NULL && am_link_cancel_fired(ss->o->cancel))
+		return am_error_set(AM_EIO, "closed before its handshake finished, to make room for a newer connection");
+	return am_error_set(rc, "%s during the handshake (does the peer use another network key?)", why);
 }
 
 int
-lk_recv_frame(struct session *ss, uint8_t **plain, size_t *plen)
+lk_read_event(struct session *ss, am_session_step *st)
 {
-	uint8_t hdr[4], *frame;
-	uint32_t n;
 	int rc;
 
-	*plain = NULL;
-	if (ss->closing)
-		return am_error_set(AM_EIO, "link closed");
-	if ((rc = xfer(ss, ss->rx_aio, hdr, 4, false)) != 0)
-		return rc;
-	n = (uint32_t) hdr[0] << 24 | (uint32_t) hdr[1] << 16 | (uint32_t) hdr[2] << 8 | hdr[3];
-	if (n > AM_LINK_MAX_FRAME + 64)
-		return am_error_set(AM_ETOOBIG, "link: peer sent a frame of %u bytes (limit %u)", n, AM_LINK_MAX_FRAME);
-	if ((frame = malloc(4 + (size_t) n)) == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory");
-	memcpy(frame, hdr, 4);
-	rc = xfer(ss, ss->rx_aio, frame + 4, n, false);
-	if (rc == 0)
-		rc = am_link_open(ss->link, plain, plen, frame, 4 + n);
-	free(frame);
-	if (rc == 0 && *plen == 0) {
-		free(*plain);
-		*plain = NULL;
-		rc = am_error_set(AM_EMALFORMED, "link: empty frame");
+	memset(st, 0, sizeof(*st));
+	for (;;) {
+		size_t want = 0;
+		uint8_t *buf = am_session_want(ss->e, &want);
+		if (buf == NULL)
+			return am_error_set(AM_EINVAL, "link: the session is over");
+		if ((rc = xfer(ss, ss->rx_aio, buf, want, false)) != 0)
+			return early_failure(ss, rc);
+		if ((rc = am_session_received(ss->e, want, am_now_ms(), st)) != 0)
+			return rc;
+		if ((rc = lk_write(ss, st)) != 0)
+			return early_failure(ss, rc);
+		if (st->event != AM_SESSION_NOTHING)
+			return 0;
 	}
-	/* the peer refused us, whatever we were waiting for: say why */
-	if (rc == 0 && (*plain)[0] == 'X') {
-		rc = am_error_set(AM_EUNTRUSTED, "the peer refused the link: %.*s", (int) (*plen > 180 ? 180 : *plen - 1),
-		    (const char *) *plain + 1);
-		free(*plain);
-		*plain = NULL;
-	}
-	return rc;
 }
 
-static int
-handshake(struct session *ss, bool initiator)
+void
+lk_report(struct session *ss)
 {
-	uint8_t in[AM_LINK_PROOF_LEN], *out = NULL;
-	size_t out_len = 0;
-	int rc;
+	const am_session_counts *n = am_session_counts_get(ss->e);
+	am_link_report *r = ss->r;
 
-	if ((rc = am_link_new(&ss->link, ss->me, ss->o->netkey, initiator)) != 0)
-		return rc;
-	if (initiator) {
-		if ((rc = am_link_start(ss->link, &out, &out_len)) != 0 ||
-		    (rc = xfer(ss, ss->tx_aio, out, out_len, true)) != 0)
-			goto out;
-	}
-	/* each side reads a hello, then a proof: fixed lengths */
-	for (int step = 0; !am_link_open_p(ss->link); step++) {
-		size_t want = step == 0 ? AM_LINK_HELLO_LEN : AM_LINK_PROOF_LEN;
-		free(out);
-		out = NULL;
-		if ((rc = xfer(ss, ss->rx_aio, in, want, false)) != 0) {
-			char why[160];
-			snprintf(why, sizeof(why), "%s", am_error_detail());
-			if (rc == AM_ETIMEDOUT)
-				rc = am_error_set(rc, "the handshake did not finish within %d ms (a silent or slow peer)",
-				    handshake_ms(ss));
-			else if (ss->o->cancel != NULL && am_link_cancel_fired(ss->o->cancel))
-				rc = am_error_set(AM_EIO, "closed before its handshake finished, to make room for a newer connection");
-			else
-				rc = am_error_set(rc, "%s during the handshake (does the peer use another network key?)", why);
-			goto out;
-		}
-		if ((rc = am_link_on_handshake(ss->link, in, want, &out, &out_len)) != 0)
-			goto out;
-		if (out != NULL && (rc = xfer(ss, ss->tx_aio, out, out_len, true)) != 0)
-			goto out;
-		if (step > 2) {
-			rc = am_error_set(AM_EMALFORMED, "link: handshake did not finish");
-			goto out;
-		}
-	}
-	memcpy(ss->r->peer, am_link_peer(ss->link), AM_PK_BYTES);
-out:
-	free(out);
-	return rc;
+	r->sent = n->sent;
+	r->received = n->received;
+	r->inboxed = n->inboxed;
+	r->refused = n->refused;
+	r->recon_out = n->recon_out;
+	r->recon_in = n->recon_in;
+	r->recon_rounds = n->recon_rounds;
+	r->live_sent = n->live_sent;
+	r->live_received = n->live_received;
+	r->receipts_foreign = n->receipts_foreign;
 }
 
 /* ---- reconciliation ---- */
@@ -214,144 +180,72 @@ collect(void *ctx, const uint8_t id[AM_ID_BYTES], const am_queue_meta *m)
 	return 0;
 }
 
+/* Wait for one event of a kind; anything else is the peer out of turn. */
 static int
-reconcile(struct session *ss, bool initiator, am_recon *rec)
+expect(struct session *ss, enum am_session_event want, const char *what)
 {
-	uint8_t *msg = NULL, *in = NULL;
-	size_t len = 0, ilen = 0;
-	bool done;
-	int rc = 0;
+	am_session_step st;
+	int rc = lk_read_event(ss, &st);
 
-	if (initiator) {
-		if ((rc = am_recon_initiate(rec, &msg, &len)) != 0)
-			return rc;
-		rc = lk_send_frame(ss, 'R', msg, len);
-		ss->r->recon_out += len;
-		free(msg);
-		msg = NULL;
-	}
-	for (int rounds = 0; rc == 0 && rounds < 256; rounds++) {
-		if ((rc = lk_recv_frame(ss, &in, &ilen)) != 0)
-			break;
-		if (in[0] == 'F') {
-			free(in);
-			return 0;
-		}
-		if (in[0] != 'R') {
-			char got = (char) in[0];
-			free(in);
-			return am_error_set(AM_EMALFORMED, "link: expected reconciliation, got frame '%c'", got);
-		}
-		ss->r->recon_in += ilen - 1;
-		ss->r->recon_rounds++;
-		rc = am_recon_reply(rec, in + 1, ilen - 1, &msg, &len, &done);
-		free(in);
-		if (rc != 0)
-			break;
-		if (msg == NULL)
-			return lk_send_frame(ss, 'F', NULL, 0);
-		rc = lk_send_frame(ss, 'R', msg, len);
-		ss->r->recon_out += len;
-		free(msg);
-		msg = NULL;
-	}
-	return rc != 0 ? rc : am_error_set(AM_ELIMIT, "link: reconciliation did not settle in 256 rounds");
-}
-
-/* ---- peer info and trust ---- */
-
-static int
-exchange_info(struct session *ss)
-{
-	am_peer_info mine;
-	uint8_t *buf = NULL, *in = NULL;
-	size_t len = 0, ilen = 0;
-	int rc;
-
-	if (ss->o->info != NULL)
-		mine = *ss->o->info;
-	else {
-		char id[AM_NODE_ID_LEN + 1];
-		memset(&mine, 0, sizeof(mine));
-		am_node_id_format(id, am_identity_pk(ss->me));
-		snprintf(mine.name, sizeof(mine.name), "node-%.16s", id);
-		snprintf(mine.role, sizeof(mine.role), "node");
-	}
-	if ((rc = am_peer_info_encode(&buf, &len, &mine)) != 0 || (rc = lk_send_frame(ss, 'N', buf, len)) != 0)
-		goto out;
-	if ((rc = lk_recv_frame(ss, &in, &ilen)) != 0)
-		goto out;
-	if (in[0] != 'N') {
-		rc = am_error_set(AM_EMALFORMED, "link: expected the peer's info, got frame '%c'", in[0]);
-		goto out;
-	}
-	if ((rc = am_peer_info_decode(&ss->r->info, in + 1, ilen - 1)) != 0)
-		goto out;
-	if (ss->o->on_peer != NULL && (rc = ss->o->on_peer(ss->o->ctx, ss->r)) != 0) {
-		/* say why before closing, so the other side's log names it */
-		char why[200];
-		snprintf(why, sizeof(why), "%s", am_error_detail());
-		(void) lk_send_frame(ss, 'X', (const uint8_t *) why, strlen(why));
-		rc = am_error_set(rc, "%s", why);
-	}
-out:
-	free(buf);
-	free(in);
+	if (rc == 0 && st.event != want)
+		rc = am_error_set(AM_EMALFORMED, "link: %s did not come", what);
+	am_session_step_clear(&st);
 	return rc;
 }
 
 static int
 session_run(struct session *ss, bool initiator)
 {
+	am_session_config c = {.me = ss->me, .netkey = ss->o->netkey, .initiator = initiator, .live = ss->o->hub != NULL,
+	    .info = ss->o->info, .handshake_ms = (uint64_t) handshake_ms(ss)};
+	int ms = ss->o->timeout_ms ? ss->o->timeout_ms : 30000;
 	struct items it = {0};
-	am_recon *rec = NULL;
+	am_session_step st = {0};
 	pthread_t th;
-	struct lk_pusher p = {ss, NULL, 0};
-	uint8_t *order = NULL;
 	int rc;
 
+	c.keepalive_ms = (uint64_t) ms / 3;
 	pthread_mutex_init(&ss->owed_mu, NULL);
-	/* the handshake and the peer info, as a whole, within a few seconds:
-	 * until then the peer has proven nothing and holds a thread */
-	ss->deadline_ms = am_now_ms() + (uint64_t) handshake_ms(ss);
-	rc = handshake(ss, initiator);
-	if (rc == 0 && (rc = exchange_info(ss)) == AM_ETIMEDOUT)
-		rc = am_error_set(rc, "the peer's info did not come within %d ms of the connection", handshake_ms(ss));
-	ss->deadline_ms = 0;
-	{
-		int ms = ss->o->timeout_ms ? ss->o->timeout_ms : 30000;
-		nng_aio_set_timeout(ss->tx_aio, ms);
-		nng_aio_set_timeout(ss->rx_aio, ms);
-	}
-	if (rc != 0)
+	/* the handshake and the peer info, as a whole, within a few seconds
+	 * (the engine's deadline): until then the peer has proven nothing
+	 * and holds a thread */
+	if ((rc = am_session_new(&ss->e, &c, am_now_ms())) != 0)
 		goto out;
+	if ((rc = am_session_start(ss->e, &st)) != 0 || (rc = lk_write(ss, &st)) != 0)
+		goto out;
+	if ((rc = expect(ss, AM_SESSION_PEER, "the peer's info")) != 0)
+		goto out;
+	memcpy(ss->r->peer, am_session_peer(ss->e), AM_PK_BYTES);
+	ss->r->info = *am_session_peer_info(ss->e);
+	nng_aio_set_timeout(ss->tx_aio, ms);
+	nng_aio_set_timeout(ss->rx_aio, ms);
+	if (ss->o->on_peer != NULL && (rc = ss->o->on_peer(ss->o->ctx, ss->r)) != 0) {
+		/* say why before closing, so the other side's log names it */
+		char why[200];
+		snprintf(why, sizeof(why), "%s", am_error_detail());
+		am_session_refuse(ss->e, why, &st);
+		(void) lk_write(ss, &st);
+		rc = am_error_set(rc, "%s", why);
+		goto out;
+	}
 	/* what is stored from here on goes out live; what is stored now is
 	 * reconciled (both: the peer drops the duplicate) */
 	if (ss->o->hub != NULL) {
 		ss->tag = am_hub_tag(ss->o->hub);
 		ss->cursor = am_hub_cursor(ss->o->hub);
 	}
-	if ((rc = am_queue_each(ss->q, collect, &it)) != 0 || (rc = am_recon_new(&rec, it.v, it.n)) != 0)
+	if ((rc = am_queue_each(ss->q, collect, &it)) != 0 ||
+	    (rc = am_session_accept(ss->e, it.v, it.prio, it.n, &st)) != 0 || (rc = lk_write(ss, &st)) != 0)
 		goto out;
-	if ((rc = reconcile(ss, initiator, rec)) != 0)
+	if ((rc = expect(ss, AM_SESSION_RECONCILED, "the end of reconciliation")) != 0)
 		goto out;
-	{
-		/* most urgent first, then oldest (the push scheduler) */
-		size_t k = 0;
-		const uint8_t *lacks = am_recon_peer_lacks(rec, &k);
-		if ((order = malloc(k ? k * AM_ID_BYTES : 1)) == NULL) {
-			rc = am_error_set(AM_ENOMEM, "out of memory");
-			goto out;
-		}
-		if (k > 0) /* lacks is NULL when the peer lacks nothing */
-			memcpy(order, lacks, k * AM_ID_BYTES);
-		if ((rc = am_push_order(order, k, it.v, it.prio, it.n)) != 0)
-			goto out;
-		p.ids = order;
-		p.n = k;
-	}
+	/* the sync's memory goes before the push: the live phase may last hours */
+	free(it.v);
+	free(it.prio);
+	it.v = NULL;
+	it.prio = NULL;
 	/* push on a thread while receiving here: both directions at once */
-	if (pthread_create(&th, NULL, lk_push, &p) != 0) {
+	if (pthread_create(&th, NULL, lk_push, ss) != 0) {
 		rc = am_error_set(AM_ENOMEM, "cannot start the sending thread");
 		goto out;
 	}
@@ -365,40 +259,32 @@ session_run(struct session *ss, bool initiator)
 		am_error_set(rc, "%s", ss->send_detail);
 	/* both sides: all we received is committed; wait for the peer to say
 	 * the same, so a session that returns 0 means both stores hold it */
-	if (rc == 0 && (rc = lk_send_frame(ss, 'C', NULL, 0)) == 0) {
-		uint8_t *in = NULL;
-		size_t ilen = 0;
-		if ((rc = lk_recv_frame(ss, &in, &ilen)) == 0 && in[0] != 'C')
-			rc = am_error_set(AM_EMALFORMED, "link: expected the peer's commit, got frame '%c'", in[0]);
-		free(in);
-	}
+	if (rc == 0 && (rc = am_session_commit(ss->e, &st)) == 0 && (rc = lk_write(ss, &st)) == 0 &&
+	    !am_session_synced(ss->e))
+		rc = expect(ss, AM_SESSION_SYNCED, "the peer's commit");
 	/* receipts for what was delivered here; they ride the live link or
 	 * the next session */
-	if (rc == 0)
-		rc = am_owed_send(&ss->owed, ss->q, ss->me, am_now_ms(), &ss->r->receipts_made, ss->o->hub);
+	if (rc == 0) {
+		am_envelope *envs = NULL;
+		size_t n = 0;
+		if ((rc = am_session_receipts(ss->e, am_now_ms(), &envs, &n)) == 0)
+			rc = am_owed_store(envs, n, ss->q, am_now_ms(), &ss->r->receipts_made, ss->o->hub);
+	}
 	if (rc != 0)
 		goto out;
-	/* the live phase may last hours: let go of the sync's memory */
-	am_recon_free(rec);
-	rec = NULL;
-	free(it.v);
-	free(it.prio);
-	free(order);
-	it.v = NULL;
-	it.prio = NULL;
-	order = NULL;
+	lk_report(ss);
 	ss->r->synced = true;
 	if (ss->o->on_synced != NULL)
 		ss->o->on_synced(ss->o->ctx, ss->r);
 	if (ss->o->hub != NULL)
 		rc = lk_live(ss);
 out:
-	am_owed_free(&ss->owed);
+	if (ss->e != NULL)
+		lk_report(ss);
+	am_session_step_clear(&st);
 	pthread_mutex_destroy(&ss->owed_mu);
-	am_recon_free(rec);
 	free(it.v);
 	free(it.prio);
-	free(order);
 	return rc;
 }
 
@@ -434,7 +320,7 @@ session_close(struct session *ss, int rc)
 			am_hub_detach(ss->o->hub, ss->s);
 		am_link_stream_bury(ss->s);
 	}
-	am_link_free(ss->link);
+	am_session_free(ss->e);
 	if (ss->tx_aio)
 		nng_aio_free(ss->tx_aio);
 	if (ss->rx_aio)

@@ -1,9 +1,10 @@
 /*
- * link_push.c — the envelopes of a link session: the first sync's push
- * (most urgent first, in batches that close before the frame limit) and
- * its receipt into the store (verify and commit overlapping), then the
- * live phase (what the hub reports as new goes out, what comes in is
- * committed at once, receipts owed are made off the receiving path).
+ * link_push.c — the envelopes of a link session, around the engine: the
+ * first sync's push on its own thread (the engine batches and applies the
+ * forwarding rule; this reads the store in the engine's order) and its
+ * receipt into the store (verify and commit overlapping), then the live
+ * phase (what the hub reports as new goes out, what comes in is committed
+ * at once, receipts owed are made off the receiving path).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "link_private.h"
@@ -15,167 +16,99 @@
 
 /* ---- pushing ---- */
 
-struct batch {
-	uint8_t *buf; /* 5 bytes of frame header room, then (u32 len, bytes)... */
-	size_t len;
-	uint32_t count;
-	uint8_t ids[PUSH_BATCH * AM_ID_BYTES]; /* what it holds, for the forward record */
-};
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t) (v >> 24);
-	p[1] = (uint8_t) (v >> 16);
-	p[2] = (uint8_t) (v >> 8);
-	p[3] = (uint8_t) v;
-}
-
+/* Offer one stored envelope to the engine and write what closes. Gone
+ * since (delivered, expired) is skipped. *flushed counts frames written. */
 static int
-batch_flush(struct session *ss, struct batch *b, uint64_t *counter)
+push_one(struct session *ss, const uint8_t id[AM_ID_BYTES], uint64_t now_ms, uint32_t *flushed)
 {
-	int rc = 0;
-
-	if (b->count > 0) {
-		put32(b->buf, b->count);
-		rc = lk_send_frame(ss, 'E', b->buf, b->len);
-		*counter += b->count;
-		/* for GET /v1/messages/{id}: whom it went to (a record, not a
-		 * delivery proof: receipts are that) */
-		if (rc == 0)
-			(void) am_queue_forwarded_add(ss->q, b->ids, b->count, ss->r->peer, am_now_ms());
-	}
-	b->len = 4;
-	b->count = 0;
-	return rc;
-}
-
-/* Whether len more bytes of envelope still fit in the batch's frame:
- * type byte, count, then (u32 length, bytes) each. Every envelope the
- * decoder accepts fits alone (AM_LINK_MAX_FRAME leaves room). */
-static bool
-batch_fits(const struct batch *b, size_t len)
-{
-	return b->count < PUSH_BATCH && 1 + b->len + 4 + len <= PUSH_FRAME;
-}
-
-static bool
-batch_full(const struct batch *b)
-{
-	return b->count == PUSH_BATCH || b->len >= PUSH_BYTES;
-}
-
-/* Add one envelope to the batch if it is carried on: in the outbox, a
- * hop left (spent here) and not expired. Gone since (delivered, expired)
- * is skipped. A batch that it would take past the frame limit is sent
- * first (counted in *counter). */
-static int
-batch_add(struct session *ss, struct batch *b, const uint8_t id[AM_ID_BYTES], uint64_t now_ms, uint64_t *counter)
-{
+	am_session_step st;
 	uint8_t *raw = NULL;
 	size_t len = 0;
 	am_queue_meta m;
-	int rc = 0;
+	int rc;
 
 	if (am_queue_get(ss->q, id, &raw, &len, &m) != 0)
 		return 0;
-	if ((m.flags & AM_QF_OUTBOX) && m.hops_left > 0 && m.expires_ms > now_ms && len <= AM_MAX_ENVELOPE &&
-	    am_envelope_set_hops(raw, len, (uint8_t) (m.hops_left - 1)) == 0) {
-		if (!batch_fits(b, len))
-			rc = batch_flush(ss, b, counter);
-		if (rc == 0) {
-			put32(b->buf + b->len, (uint32_t) len);
-			memcpy(b->buf + b->len + 4, raw, len);
-			memcpy(b->ids + b->count * AM_ID_BYTES, id, AM_ID_BYTES);
-			b->len += 4 + len;
-			b->count++;
-		}
-	}
+	rc = am_session_push(ss->e, id, raw, len, &m, now_ms, &st);
 	free(raw);
+	if (rc == 0) {
+		*flushed += st.sent_n > 0;
+		rc = lk_write(ss, &st);
+	}
+	am_session_step_clear(&st);
 	return rc;
 }
 
-static int
-batch_init(struct batch *b)
+static void
+sender_end(struct session *ss, int rc)
 {
-	b->len = 4;
-	b->count = 0;
-	if ((b->buf = malloc(PUSH_FRAME)) == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory");
-	return 0;
+	ss->send_rc = rc;
+	if (rc != 0)
+		snprintf(ss->send_detail, sizeof(ss->send_detail), "%s", am_error_detail());
 }
-
 
 void *
 lk_push(void *arg)
 {
-	struct lk_pusher *p = arg;
-	struct session *ss = p->ss;
-	struct batch b;
-	uint32_t batches = 0;
-	int rc = batch_init(&b);
+	struct session *ss = arg;
+	am_session_step st = {0};
+	size_t n = 0;
+	const uint8_t *ids = am_session_lacks(ss->e, &n);
+	uint32_t flushed = 0, trimmed = 0;
+	int rc = 0;
 
-	for (size_t i = 0; rc == 0 && i < p->n; i++) {
-		rc = batch_add(ss, &b, p->ids + i * AM_ID_BYTES, ss->o->now_ms, &ss->r->sent);
-		if (rc == 0 && (batch_full(&b) || (i + 1 == p->n && b.count > 0))) {
-			rc = batch_flush(ss, &b, &ss->r->sent);
-			/* reading by id maps each envelope's neighbours too
-			 * (fault-around); a long push should not map the store */
-			if (++batches % PUSH_TRIM_BATCHES == 0)
-				am_queue_trim(ss->q);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = push_one(ss, ids + i * AM_ID_BYTES, ss->o->now_ms, &flushed);
+		/* reading by id maps each envelope's neighbours too
+		 * (fault-around); a long push should not map the store */
+		if (flushed / PUSH_TRIM_BATCHES != trimmed) {
+			trimmed = flushed / PUSH_TRIM_BATCHES;
+			am_queue_trim(ss->q);
 		}
 	}
-	if (rc == 0)
-		rc = lk_send_frame(ss, 'D', NULL, 0);
-	free(b.buf);
-	ss->send_rc = rc;
-	if (rc != 0)
-		snprintf(ss->send_detail, sizeof(ss->send_detail), "%s", am_error_detail());
+	if (rc == 0 && (rc = am_session_push_end(ss->e, ss->o->now_ms, &st)) == 0)
+		rc = lk_write(ss, &st);
+	am_session_step_clear(&st);
+	sender_end(ss, rc);
 	ss->sender_done = 1;
 	return NULL;
 }
 
-/* Count what one committed batch did and note the receipts it owes. */
+/* Account for one committed batch: the engine counts it and notes the
+ * receipts owed; live links to others carry what was new at once. */
 static int
-received_batch(struct session *ss, const am_queue_result *res, uint32_t count)
+stored(struct session *ss, const am_session_batch *b, const am_queue_result *res)
 {
-	pthread_mutex_lock(&ss->owed_mu);
-	for (uint32_t i = 0; i < count; i++)
-		if (am_owed_note(&ss->owed, &res[i]) != 0) {
-			pthread_mutex_unlock(&ss->owed_mu);
-			return AM_ENOMEM;
-		}
-	pthread_mutex_unlock(&ss->owed_mu);
 	uint64_t foreign = 0;
-	for (uint32_t i = 0; i < count; i++) {
-		ss->r->received += res[i].rc == 0;
-		ss->r->inboxed += res[i].inboxed;
-		foreign += res[i].rc == 0 && res[i].receipt_foreign;
-		if (res[i].rc == 0) /* live links to others carry it on at once */
+	size_t count = am_session_batch_count(b);
+	int rc;
+
+	pthread_mutex_lock(&ss->owed_mu);
+	rc = am_session_stored(ss->e, b, res, &foreign);
+	pthread_mutex_unlock(&ss->owed_mu);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < count; i++)
+		if (res[i].rc == 0)
 			am_hub_note(ss->o->hub, res[i].id, 1, ss->tag, res[i].inboxed);
-		ss->r->refused += res[i].rc != 0 && res[i].rc != AM_EDUP && res[i].rc != AM_ETOMBSTONE &&
-		    res[i].rc != AM_EEXPIRED;
-	}
-	ss->r->receipts_foreign += foreign;
-	if (foreign > 0 && ss->o->on_foreign_receipts != NULL)
+	if (foreign > 0 && ss->o->on_foreign_receipts != NULL) {
+		ss->r->receipts_foreign = am_session_counts_get(ss->e)->receipts_foreign; /* the receiver's own count */
 		ss->o->on_foreign_receipts(ss->o->ctx, ss->r, foreign);
+	}
 	return 0;
 }
 
 /* Envelopes from the peer, verified by the store as from a stick. Two
  * batches are in hand: while the store's writer commits one, this thread
  * reads and verifies the next, so the socket, the verifying cores and the
- * commit overlap. A frame's buffer lives until its batch has committed. */
+ * commit overlap. A batch (and the frame it points into) lives until it
+ * has committed. */
 int
 lk_receive(struct session *ss)
 {
-	am_queue_item items[2][PUSH_BATCH];
-	am_queue_result (*res)[PUSH_BATCH]; /* 2 x 64 KiB: too much for a small thread stack */
-	uint8_t *held[2] = {NULL, NULL};    /* the frames the two batches point into */
-	uint32_t counts[2] = {0, 0};
+	am_queue_result (*res)[AM_SESSION_BATCH]; /* 2 x 64 KiB: too much for a small thread stack */
+	am_session_batch *held[2] = {NULL, NULL};
 	am_queue_pipe *pipe = NULL;
-	uint8_t *in = NULL;
-	size_t ilen;
 	int rc, cur = 0;
 
 	if ((res = calloc(2, sizeof(*res))) == NULL)
@@ -185,41 +118,25 @@ lk_receive(struct session *ss)
 		return rc;
 	}
 	for (;;) {
-		uint32_t count;
-		size_t off = 5;
-		if ((rc = lk_recv_frame(ss, &in, &ilen)) != 0)
+		am_session_step st;
+		if ((rc = lk_read_event(ss, &st)) != 0)
 			goto out;
-		if (in[0] == 'D')
+		if (st.event == AM_SESSION_PEER_DONE)
 			break;
-		if (in[0] != 'E' || ilen < 5) {
-			rc = am_error_set(AM_EMALFORMED, "link: expected envelopes, got frame '%c'", in[0]);
+		if (st.event != AM_SESSION_STORE) {
+			am_session_step_clear(&st);
+			rc = am_error_set(AM_EMALFORMED, "link: an event out of turn while receiving");
 			goto out;
 		}
-		count = (uint32_t) in[1] << 24 | (uint32_t) in[2] << 16 | (uint32_t) in[3] << 8 | in[4];
-		if (count == 0 || count > PUSH_BATCH) {
-			rc = am_error_set(AM_EMALFORMED, "link: a batch of %u envelopes", count);
-			goto out;
-		}
-		for (uint32_t i = 0; i < count; i++) {
-			uint32_t n;
-			if (ilen - off < 4 || (n = (uint32_t) in[off] << 24 | (uint32_t) in[off + 1] << 16 |
-			                              (uint32_t) in[off + 2] << 8 | in[off + 3]) > ilen - off - 4) {
-				rc = am_error_set(AM_EMALFORMED, "link: envelope %u of a batch is cut", i + 1);
-				goto out;
-			}
-			items[cur][i].raw = in + off + 4;
-			items[cur][i].len = n;
-			off += 4 + n;
-		}
-		held[cur] = in;
-		counts[cur] = count;
-		in = NULL;
+		held[cur] = st.batch;
+		st.batch = NULL;
 		/* returns the previous batch's commit: account for it, free it */
-		rc = am_queue_pipe_put_batch(pipe, items[cur], count, ss->o->now_ms, res[cur]);
+		rc = am_queue_pipe_put_batch(pipe, am_session_batch_items(held[cur]), am_session_batch_count(held[cur]),
+		    ss->o->now_ms, res[cur]);
 		cur ^= 1;
 		if (held[cur] != NULL) {
-			int brc = received_batch(ss, res[cur], counts[cur]);
-			free(held[cur]);
+			int brc = stored(ss, held[cur], res[cur]);
+			am_session_batch_free(held[cur]);
 			held[cur] = NULL;
 			if (rc == 0)
 				rc = brc;
@@ -236,14 +153,13 @@ out:
 		int frc = am_queue_pipe_close(pipe);
 		cur ^= 1;
 		if (rc == 0 && frc == 0 && held[cur] != NULL)
-			frc = received_batch(ss, res[cur], counts[cur]);
-		free(held[0]);
-		free(held[1]);
+			frc = stored(ss, held[cur], res[cur]);
+		am_session_batch_free(held[0]);
+		am_session_batch_free(held[1]);
 		if (rc == 0)
 			rc = frc;
 	}
 	free(res);
-	free(in);
 	return rc;
 }
 
@@ -266,6 +182,26 @@ lk_stop_sender(struct session *ss, pthread_t th)
 
 /* ---- the live phase ---- */
 
+/* Receipts for what arrived are made on the sending thread, off the
+ * receiving path: while one is being signed and stored, what arrives
+ * next gathers, so a busy link makes one receipt for many envelopes and
+ * an idle one answers at once. Stored, they come back from the hub and go
+ * out like anything else. */
+static int
+make_receipts(struct session *ss)
+{
+	am_envelope *envs = NULL;
+	size_t n = 0;
+	int rc;
+
+	pthread_mutex_lock(&ss->owed_mu);
+	rc = am_session_receipts(ss->e, am_now_ms(), &envs, &n);
+	pthread_mutex_unlock(&ss->owed_mu);
+	if (rc == 0)
+		rc = am_owed_store(envs, n, ss->q, am_now_ms(), &ss->r->receipts_made, ss->o->hub);
+	return rc;
+}
+
 /* Push what the hub reports as new (not what this session brought in),
  * with a keepalive when idle; stop when the receiving side ends, the hub
  * stops, this sender falls behind the ring, or resync time comes. */
@@ -276,114 +212,67 @@ live_push(void *arg)
 	am_hub *hub = ss->o->hub;
 	int ms = ss->o->timeout_ms ? ss->o->timeout_ms : 30000;
 	uint64_t until = ss->o->resync_ms ? am_now_ms() + ss->o->resync_ms : UINT64_MAX;
-	uint64_t idle_since = am_now_ms();
-	uint8_t *ids = malloc(PUSH_BATCH * AM_ID_BYTES);
-	struct batch b = {0};
-	int rc = ids == NULL ? am_error_set(AM_ENOMEM, "out of memory") : batch_init(&b);
+	uint8_t *ids = malloc(AM_SESSION_BATCH * AM_ID_BYTES);
+	am_session_step st = {0};
+	uint32_t flushed = 0;
+	int rc = ids == NULL ? am_error_set(AM_ENOMEM, "out of memory") : 0;
 
 	while (rc == 0 && !ss->live_stop && am_now_ms() < until) {
 		size_t n = 0;
 		int wait = ms / 3 > 1000 ? 1000 : ms / 3;
-		/* receipts for what arrived are made here, off the receiving
-		 * path: while one is being signed and stored, what arrives next
-		 * gathers, so a busy link makes one receipt for many envelopes
-		 * and an idle one answers at once. Stored, they come back from
-		 * the hub and go out like anything else. */
-		{
-			struct am_owed_list mine = {0};
-			pthread_mutex_lock(&ss->owed_mu);
-			if (ss->owed.n > 0) { /* take the list; the receiver starts a new one */
-				mine = ss->owed;
-				memset(&ss->owed, 0, sizeof(ss->owed));
-			}
-			pthread_mutex_unlock(&ss->owed_mu);
-			if (mine.n > 0)
-				rc = am_owed_send(&mine, ss->q, ss->me, am_now_ms(), &ss->r->receipts_made, hub);
-			am_owed_free(&mine);
-		}
-		if (rc != 0 || (rc = am_hub_next(hub, &ss->cursor, ss->tag, ids, PUSH_BATCH, wait, &n)) != 0)
+		if ((rc = make_receipts(ss)) != 0 ||
+		    (rc = am_hub_next(hub, &ss->cursor, ss->tag, ids, AM_SESSION_BATCH, wait, &n)) != 0)
 			break;
 		if (n == 0) {
-			if (am_now_ms() - idle_since >= (uint64_t) ms / 3) {
-				rc = lk_send_frame(ss, 'K', NULL, 0);
-				idle_since = am_now_ms();
-			}
+			if ((rc = am_session_tick(ss->e, am_now_ms(), &st)) == 0)
+				rc = lk_write(ss, &st);
 			continue;
 		}
 		uint64_t now = am_now_ms();
 		for (size_t i = 0; rc == 0 && i < n; i++)
-			rc = batch_add(ss, &b, ids + i * AM_ID_BYTES, now, &ss->r->live_sent);
-		if (rc == 0 && b.count > 0) {
-			rc = batch_flush(ss, &b, &ss->r->live_sent);
-			idle_since = am_now_ms();
-		}
+			rc = push_one(ss, ids + i * AM_ID_BYTES, now, &flushed);
+		if (rc == 0 && (rc = am_session_push_flush(ss->e, am_now_ms(), &st)) == 0)
+			rc = lk_write(ss, &st);
 	}
+	am_session_step_clear(&st);
 	if (rc == AM_ENOTFOUND) /* the hub is stopping: a clean end */
 		rc = 0;
-	ss->send_rc = rc;
-	if (rc != 0)
-		snprintf(ss->send_detail, sizeof(ss->send_detail), "%s", am_error_detail());
+	sender_end(ss, rc);
 	/* wakes the receiving side (blocked on the socket): closing alone
-	 * does not end a receive already waiting (see stop_sender) */
+	 * does not end a receive already waiting (see lk_stop_sender) */
 	ss->closing = 1;
 	nng_stream_close(ss->s);
 	nng_aio_cancel(ss->rx_aio);
 	free(ids);
-	free(b.buf);
 	ss->sender_done = 1;
 	return NULL;
 }
 
 /* Receive live batches and commit each at once (no pipelining: latency
- * matters more than throughput here), note them in the hub, and send the
- * receipts owed. Returns 0 when the link ended normally. */
+ * matters more than throughput here), note them in the hub, and wake the
+ * sender for the receipts owed. Returns 0 when the link ended normally. */
 static int
 live_receive(struct session *ss)
 {
-	am_queue_item items[PUSH_BATCH];
-	am_queue_result *res = calloc(PUSH_BATCH, sizeof(*res));
-	uint8_t *in = NULL;
-	size_t ilen;
+	am_queue_result *res = calloc(AM_SESSION_BATCH, sizeof(*res));
 	int rc = res == NULL ? am_error_set(AM_ENOMEM, "out of memory") : 0;
 
 	while (rc == 0) {
-		uint32_t count;
-		size_t off = 5;
-		free(in);
-		in = NULL;
-		if ((rc = lk_recv_frame(ss, &in, &ilen)) != 0)
+		am_session_step st;
+		if ((rc = lk_read_event(ss, &st)) != 0)
 			break;
-		if (in[0] == 'K')
-			continue;
-		if (in[0] != 'E' || ilen < 5) {
-			rc = am_error_set(AM_EMALFORMED, "link: expected envelopes, got frame '%c'", in[0]);
+		if (st.event != AM_SESSION_STORE) {
+			am_session_step_clear(&st);
+			rc = am_error_set(AM_EMALFORMED, "link: an event out of turn in the live phase");
 			break;
 		}
-		count = (uint32_t) in[1] << 24 | (uint32_t) in[2] << 16 | (uint32_t) in[3] << 8 | in[4];
-		if (count == 0 || count > PUSH_BATCH) {
-			rc = am_error_set(AM_EMALFORMED, "link: a batch of %u envelopes", count);
-			break;
-		}
-		for (uint32_t i = 0; i < count && rc == 0; i++) {
-			uint32_t n;
-			if (ilen - off < 4 || (n = (uint32_t) in[off] << 24 | (uint32_t) in[off + 1] << 16 |
-			                              (uint32_t) in[off + 2] << 8 | in[off + 3]) > ilen - off - 4)
-				rc = am_error_set(AM_EMALFORMED, "link: envelope %u of a batch is cut", i + 1);
-			else {
-				items[i].raw = in + off + 4;
-				items[i].len = n;
-				off += 4 + n;
-			}
-		}
-		if (rc != 0 || (rc = am_queue_put_batch(ss->q, items, count, am_now_ms(), res)) != 0)
-			break;
-		uint64_t before = ss->r->received;
-		if ((rc = received_batch(ss, res, count)) != 0)
-			break;
-		ss->r->live_received += ss->r->received - before;
+		rc = am_queue_put_batch(ss->q, am_session_batch_items(st.batch), am_session_batch_count(st.batch),
+		    am_now_ms(), res);
+		if (rc == 0)
+			rc = stored(ss, st.batch, res);
+		am_session_step_clear(&st);
 		am_hub_kick(ss->o->hub); /* the sender gathers the receipts owed */
 	}
-	free(in);
 	free(res);
 	return rc;
 }
@@ -411,8 +300,7 @@ lk_live(struct session *ss)
 	lk_stop_sender(ss, th);
 	/* receipts still being gathered: stored now, they go out on the
 	 * next session */
-	if (ss->owed.n > 0)
-		(void) am_owed_send(&ss->owed, ss->q, ss->me, am_now_ms(), &ss->r->receipts_made, ss->o->hub);
+	(void) make_receipts(ss);
 	if (closed) {
 		rc = 0;
 		/* our sender's reason for ending (falling behind the ring), if
@@ -422,4 +310,3 @@ lk_live(struct session *ss)
 	}
 	return rc;
 }
-

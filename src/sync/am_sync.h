@@ -174,7 +174,8 @@ const uint8_t *am_recon_we_lack(const am_recon *r, size_t *n);
  * once the link is open. */
 
 #define AM_LINK_MAX_FRAME (AM_MAX_ENVELOPE + 65536)
-#define AM_LINK_HELLO_LEN 64   /* handshake messages 1 and 2 */
+#define AM_LINK_VERSION 1      /* in the hello; a peer on another version is refused by name */
+#define AM_LINK_HELLO_LEN 68   /* handshake messages 1 and 2 */
 #define AM_LINK_PROOF_LEN 112  /* handshake messages 3 and 4 */
 
 typedef struct am_link am_link;
@@ -262,6 +263,159 @@ int am_peer_info_encode(uint8_t **out, size_t *out_len, const am_peer_info *pi) 
  * Errors: AM_ETOOBIG, AM_ETRUNC, AM_ETRAILING, AM_EMALFORMED, AM_ELIMIT,
  * AM_EFIELD (named). On error *pi is zeroed. */
 int am_peer_info_decode(am_peer_info *pi, const uint8_t *buf, size_t len) AM_MUST_CHECK;
+
+/* ------------------------------------------------------- link sessions --- */
+
+/* The link session as a state machine without I/O (session.c,
+ * docs/PROTOCOL.md section 12): the caller moves bytes, reads and stores
+ * envelopes and decides trust; the engine says what to send, what to
+ * store and when a phase ends. Frames after the handshake (plaintext,
+ * inside the link's AEAD), first byte the type:
+ *   'N' peer info (the first frame each way)  'X' refused: why, in words
+ *   'R' reconciliation message   'F' reconciliation finished
+ *   'E' envelopes: u32 count, then count x (u32 length, bytes), big-endian
+ *   'D' done sending   'C' everything received is committed
+ *   'K' keepalive (the live phase)
+ * A typical session, the dialer first: >N <N >R <R >F >E >D <E <D >C <C,
+ * then (live) E and K both ways until a side closes.
+ *
+ * Threads: during the push and live phases the send calls
+ * (am_session_push*, am_session_keepalive, am_session_tick) and the
+ * receive calls (am_session_want, am_session_received,
+ * am_session_stored) may run on two threads at once; every other call
+ * runs alone. am_session_stored and am_session_receipts share the list of
+ * receipts owed: a caller on two threads serializes those two. */
+
+#define AM_SESSION_BATCH 256   /* envelopes per 'E' frame, at most */
+#define AM_SESSION_ROUNDS 256  /* reconciliation rounds, at most */
+
+typedef struct am_session am_session;
+typedef struct am_session_batch am_session_batch;
+
+enum am_session_event {
+	AM_SESSION_NOTHING = 0,
+	AM_SESSION_PEER,       /* the peer proved its key and said who it is: am_session_accept or _refuse */
+	AM_SESSION_RECONCILED, /* each knows what the other lacks: push am_session_lacks() */
+	AM_SESSION_STORE,      /* envelopes arrived: store step.batch, then am_session_stored */
+	AM_SESSION_PEER_DONE,  /* the peer sent all it had for the first sync ('D') */
+	AM_SESSION_SYNCED,     /* both sides committed what the first sync exchanged ('C' both ways) */
+};
+
+/* What one call produced: bytes to write (one or more sealed frames or a
+ * handshake message, in order; malloc'd, the caller frees), then an event. */
+typedef struct am_session_step {
+	uint8_t *send;
+	size_t send_len;
+	enum am_session_event event;
+	am_session_batch *batch;      /* AM_SESSION_STORE: owned by the caller (am_session_batch_free) */
+	const uint8_t *sent_ids;      /* envelopes in the 'E' frames of send (sent_n x 32 bytes), */
+	size_t sent_n;                /* valid until the next send call */
+} am_session_step;
+
+typedef struct am_session_config {
+	const am_identity *me;        /* borrowed for the session's life */
+	const uint8_t *netkey;        /* 32 bytes */
+	bool initiator;               /* the dialer: it starts the handshake and reconciliation */
+	bool live;                    /* stay open after the first sync */
+	const am_peer_info *info;     /* what this side says; NULL: named by its key */
+	uint64_t handshake_ms;        /* handshake + peer info within this of am_session_new's now */
+	uint64_t keepalive_ms;        /* live: a 'K' after this long with nothing sent (0: never) */
+} am_session_config;
+
+/* What the session counted (the caller's report). */
+typedef struct am_session_counts {
+	uint64_t sent, received, inboxed, refused;
+	uint64_t recon_out, recon_in, recon_rounds;
+	uint64_t live_sent, live_received, receipts_foreign;
+} am_session_counts;
+
+int am_session_new(am_session **out, const am_session_config *c, uint64_t now_ms) AM_MUST_CHECK;
+void am_session_free(am_session *s);
+/* am_session_start: the initiator's hello (the responder's step is empty). */
+int am_session_start(am_session *s, am_session_step *st) AM_MUST_CHECK;
+void am_session_step_clear(am_session_step *st);
+/* Receiving: am_session_want gives where the next *want bytes go (a
+ * handshake message, a frame's length, a frame's body); after writing n
+ * (1..*want) of them there, am_session_received takes them. Errors name
+ * the problem: AM_EBADSIG (wrong network key, a bad proof, an altered
+ * frame), AM_EVERSION (the peer's link version), AM_EMALFORMED (a frame
+ * out of turn or badly formed), AM_ETOOBIG, AM_EUNTRUSTED (the peer
+ * refused us: its reason), AM_ETIMEDOUT (the handshake and peer info took
+ * longer than handshake_ms), AM_ELIMIT (reconciliation did not settle). */
+uint8_t *am_session_want(am_session *s, size_t *want);
+int am_session_received(am_session *s, size_t n, uint64_t now_ms, am_session_step *st) AM_MUST_CHECK;
+/* when the handshake and peer info must be done (ms since the epoch); 0 after */
+uint64_t am_session_deadline(const am_session *s);
+/* the peer's proven key (NULL before) and what it said (after AM_SESSION_PEER) */
+const uint8_t *am_session_peer(const am_session *s);
+const am_peer_info *am_session_peer_info(const am_session *s);
+/* After AM_SESSION_PEER: accept with what this side holds (items and
+ * their priorities, borrowed until am_session_lacks has been read; the
+ * initiator then sends the first reconciliation message), or refuse: an
+ * 'X' naming why goes out and the session is over. */
+int am_session_accept(am_session *s, const am_recon_item *items, const uint8_t *prio, size_t n,
+    am_session_step *st) AM_MUST_CHECK;
+void am_session_refuse(am_session *s, const char *why, am_session_step *st);
+/* After AM_SESSION_RECONCILED: what the peer lacks, most urgent first,
+ * then oldest (am_push_order); n x 32 bytes, valid until am_session_free. */
+const uint8_t *am_session_lacks(const am_session *s, size_t *n);
+/* Pushing: offer one envelope (its id) as the store holds it. It goes out if it
+ * is carried on (in the outbox, a hop left, not expired at now_ms): its
+ * copy spends a hop. Batches close at AM_SESSION_BATCH envelopes or
+ * 1 MiB and never pass the frame limit; st gets the frames that closed.
+ * The push calls belong to the push and live phases (else AM_EINVAL). */
+int am_session_push(am_session *s, const uint8_t id[AM_ID_BYTES], const uint8_t *raw, size_t len,
+    const am_queue_meta *m, uint64_t now_ms, am_session_step *st) AM_MUST_CHECK;
+/* the batch so far goes out now (live: after each round of news) */
+int am_session_push_flush(am_session *s, uint64_t now_ms, am_session_step *st) AM_MUST_CHECK;
+/* the first sync's push is over: what is batched, then 'D' */
+int am_session_push_end(am_session *s, uint64_t now_ms, am_session_step *st) AM_MUST_CHECK;
+/* live: a keepalive if nothing went out for keepalive_ms (before the live phase: nothing) */
+int am_session_tick(am_session *s, uint64_t now_ms, am_session_step *st) AM_MUST_CHECK;
+/* am_session_stored: the store's results for a batch (res[i] for item i):
+ * counted, and the receipts they owe noted. *foreign: how many were
+ * receipts signed by a key that may not give them. */
+int am_session_stored(am_session *s, const am_session_batch *b, const am_queue_result *res,
+    uint64_t *foreign) AM_MUST_CHECK;
+/* am_session_commit: everything received is stored and this side's push
+ * ended ('D'): 'C' goes out; the step says SYNCED when the peer's 'C'
+ * came first. Errors: AM_EINVAL when called too soon. */
+int am_session_commit(am_session *s, am_session_step *st) AM_MUST_CHECK;
+bool am_session_synced(const am_session *s);
+/* am_session_receipts: the receipts owed so far, one per sender (up to
+ * AM_RECEIPT_MAX_IDS ids each), signed by me at now_ms; the list empties.
+ * *envs malloc'd (*n of them; am_envelope_clear each, then free). */
+int am_session_receipts(am_session *s, uint64_t now_ms, am_envelope **envs, size_t *n) AM_MUST_CHECK;
+const am_session_counts *am_session_counts_get(const am_session *s);
+
+/* A received batch: its envelopes, pointing into the frame it owns. */
+size_t am_session_batch_count(const am_session_batch *b);
+const am_queue_item *am_session_batch_items(const am_session_batch *b);
+void am_session_batch_free(am_session_batch *b);
+
+/* am_ebatch_parse: an 'E' frame's payload (after the type byte) into
+ * items pointing into it. Errors: AM_EMALFORMED (a count of 0 or over
+ * AM_SESSION_BATCH, an envelope cut short, bytes after the last). */
+int am_ebatch_parse(const uint8_t *p, size_t len, am_queue_item items[static AM_SESSION_BATCH],
+    uint32_t *count) AM_MUST_CHECK;
+
+/* Receipts owed (a session's, or an import's): noted from store results,
+ * made one receipt per sender. */
+typedef struct am_owed_list {
+	struct am_owed {
+		uint8_t src[AM_PK_BYTES];
+		uint8_t id[AM_ID_BYTES];
+		uint64_t expires_ms;
+	} *v;
+	size_t n, cap;
+} am_owed_list;
+/* am_owed_note: remember what a put result owes (when receipt_due). */
+int am_owed_note(am_owed_list *l, const am_queue_result *res) AM_MUST_CHECK;
+/* am_owed_make: the receipts for the list (*envs malloc'd, *n of them);
+ * the list empties. */
+int am_owed_make(am_owed_list *l, const am_identity *me, uint64_t now_ms, am_envelope **envs,
+    size_t *n) AM_MUST_CHECK;
+void am_owed_free(am_owed_list *l);
 
 /* ------------------------------------------------------ capability tokens --- */
 

@@ -3,8 +3,9 @@
  * Scuttlebutt's Secret Handshake, then framed AEAD. No I/O: the caller
  * moves the bytes (nng in runtime, memory in tests).
  *
- *   1  I -> R  a_pub (32) | HMAC-SHA512-256(netkey, a_pub) (32)
- *   2  R -> I  b_pub (32) | HMAC-SHA512-256(netkey, b_pub) (32)
+ *   1  I -> R  "AML" v (4) | a_pub (32) | HMAC-SHA512-256(netkey, "AML" v | a_pub) (32)
+ *   2  R -> I  "AML" v (4) | b_pub (32) | HMAC-SHA512-256(netkey, "AML" v | b_pub) (32)
+ *              (v = AM_LINK_VERSION, one byte)
  *              both: ab = X25519(a, b); h = BLAKE2b-256(netkey | ab | a_pub | b_pub)
  *   3  I -> R  box(k3, pk_i (32) | Ed25519_i(netkey | h | "initiator"))
  *   4  R -> I  box(k4, pk_r (32) | Ed25519_r(netkey | h | pk_i | "responder"))
@@ -95,8 +96,10 @@ am_link_free(am_link *l)
 static void
 hello(am_link *l, uint8_t out[MSG12])
 {
-	memcpy(out, l->eph_pk, 32);
-	crypto_auth_hmacsha512256(out + 32, l->eph_pk, 32, l->netkey);
+	memcpy(out, "AML", 3);
+	out[3] = AM_LINK_VERSION;
+	memcpy(out + 4, l->eph_pk, 32);
+	crypto_auth_hmacsha512256(out + 36, out, 36, l->netkey);
 }
 
 static int
@@ -107,9 +110,20 @@ take_hello(am_link *l, const uint8_t *in, size_t len)
 
 	if (len != MSG12)
 		return fail(l, AM_EMALFORMED, "handshake hello has the wrong length");
-	if (crypto_auth_hmacsha512256_verify(in + 32, in, 32, l->netkey) != 0)
+	/* the version first, so a peer on another one is told apart from one
+	 * with another network key */
+	if (memcmp(in, "AML", 3) != 0)
+		return fail(l, AM_EVERSION, "the peer does not speak the agent-mesh link protocol "
+		    "(or a version before 1, which had no version byte)");
+	if (in[3] != AM_LINK_VERSION) {
+		l->st = S_FAILED;
+		sodium_memzero(l->eph_sk, sizeof(l->eph_sk));
+		return am_error_set(AM_EVERSION, "link: the peer speaks link protocol version %u, this side %u", in[3],
+		    AM_LINK_VERSION);
+	}
+	if (crypto_auth_hmacsha512256_verify(in + 36, in, 36, l->netkey) != 0)
 		return fail(l, AM_EBADSIG, "peer does not hold this network's key");
-	memcpy(l->peer_eph, in, 32);
+	memcpy(l->peer_eph, in + 4, 32);
 	if (crypto_scalarmult(ab, l->eph_sk, l->peer_eph) != 0)
 		return fail(l, AM_EBADSIG, "peer's ephemeral key is degenerate");
 	crypto_generichash_init(&st, NULL, 0, 32);

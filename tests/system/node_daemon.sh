@@ -8,7 +8,7 @@ set -u
 AM=$1 NODE=$2 GW=$3
 T=$(mktemp -d /tmp/am-node-XXXXXX)
 NP=
-trap '[ -n "$NP" ] && kill -9 "$NP" 2>/dev/null; rm -rf "$T"' EXIT
+trap '[ -n "$NP" ] && kill -9 "$NP" 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
 fails=0 passes=0
 ok()  { passes=$((passes+1)); echo "ok: $*"; }
 bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }

@@ -1,13 +1,15 @@
 /*
  * am_sync.h — the public contract of src/sync: the protocol engine. It
- * does NO I/O: bytes in, bytes out, the caller passes `now`. What it owns
- * so far:
+ * does NO I/O: bytes in, bytes out, the caller passes `now`. What it owns:
  *   - the bundle file format (the sneakernet carrier): a streaming writer
  *     that emits bytes through a callback, and a damage-tolerant reader
  *     over a buffer the caller provides (a mapped file);
  *   - receipts: the envelope a final recipient owes the sender;
  *   - stick records: custody records and reconciliation summaries, both
- *     carried as ordinary signed envelopes.
+ *     carried as ordinary signed envelopes;
+ *   - reconciliation, the link handshake and frames, peer info, beacons,
+ *     capability tokens, the push scheduler, and the link session engine
+ *     (a whole session's state machine; the runtime pumps its bytes).
  * It must not open files, sockets or clocks; runtime does that.
  *
  * Errors are AM_E* codes from am_core.h with am_error_detail().

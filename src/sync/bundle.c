@@ -16,6 +16,7 @@
  * section 8 is normative.
  */
 #include "am_sync.h"
+#include "be32_private.h"
 
 #include <sodium.h>
 #include <stdarg.h>
@@ -27,21 +28,6 @@
 static const uint8_t magic[8] = {'A', 'M', 'B', 'U', 'N', 'D', 'L', 'E'};
 #define SIGNED_LEN 138 /* header bytes covered by the signature */
 #define BLK_HDR 17
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t) (v >> 24);
-	p[1] = (uint8_t) (v >> 16);
-	p[2] = (uint8_t) (v >> 8);
-	p[3] = (uint8_t) v;
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-}
 
 static void
 put64(uint8_t *p, uint64_t v)

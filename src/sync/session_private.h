@@ -7,6 +7,7 @@
 #define AM_SESSION_PRIVATE_H
 
 #include "am_sync.h"
+#include "be32_private.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -59,21 +60,6 @@ struct am_session {
 	uint64_t last_tx_ms;
 	am_owed_list owed;
 };
-
-static inline void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t) (v >> 24);
-	p[1] = (uint8_t) (v >> 16);
-	p[2] = (uint8_t) (v >> 8);
-	p[3] = (uint8_t) v;
-}
-
-static inline uint32_t
-get32(const uint8_t *p)
-{
-	return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-}
 
 static inline int
 session_failed(am_session *s, int rc)

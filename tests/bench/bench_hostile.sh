@@ -26,7 +26,7 @@ for x in "$AM" "$GW" "$NODE"; do [ -x "$x" ] || { echo "build first: $x missing"
 T=$(mktemp -d /tmp/am-bench-hostile-XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../system/free_port.py" $$; }
 rss() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 

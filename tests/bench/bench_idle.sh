@@ -18,7 +18,7 @@ T=$(mktemp -d /tmp/am-bench-idle-XXXXXX)
 NP=
 trap '[ -n "$NP" ] && kill -9 "$NP" 2>/dev/null; rm -rf "$T"' EXIT
 for x in "$AM" "$NODE" "$FILL"; do [ -x "$x" ] || { echo "build first: $x missing" >&2; exit 2; }; done
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../system/free_port.py" $$; }
 
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
 measure() { # STORE -> "VmRSS_kB VmHWM_kB RssAnon_kB RssFile_kB"

@@ -25,7 +25,7 @@ T=$(mktemp -d /tmp/am-bench-link-XXXXXX)
 LPID=
 trap '[ -n "$LPID" ] && kill -9 "$LPID" 2>/dev/null; rm -rf "$T"' EXIT
 for x in "$AM" "$FILL" "$CORE"; do [ -x "$x" ] || { echo "build first: $x missing" >&2; exit 2; }; done
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../system/free_port.py" $$; }
 
 read -r RAW CORES < <("$CORE" --raw-verify)
 echo "== agent_mesh online benchmark: $N x 1 KiB, A -> B over one tcp loopback link session, $CORES cores"

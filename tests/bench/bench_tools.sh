@@ -19,7 +19,7 @@ T=$(mktemp -d /tmp/am-bench-tools-XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
 for x in "$AM" "$NODE" "$GW"; do [ -x "$x" ] || { echo "build first: $x missing" >&2; exit 2; }; done
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../system/free_port.py" $$; }
 
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
 G=$("$AM" init --store "$T/g" 2>/dev/null)

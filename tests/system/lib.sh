@@ -9,16 +9,29 @@ bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 # finish NAME: the closing line, and the exit status
 finish() { echo "$1: $passes passed, $fails failed"; [ "$fails" -eq 0 ]; }
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/free_port.py" $$; }
 # until_ok N CMD...: CMD succeeds within N tenths of a second
 until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
 # scratch PREFIX: T, a new folder under /tmp; at exit the daemons in PIDS
-# get SIGTERM, AT_EXIT (shell code) runs, and the folder goes (KEEP=1
-# keeps it)
+# get SIGTERM, AT_EXIT (shell code) runs, the tail of each daemon log
+# (T/*.log) is shown if a check failed (a flake in CI leaves no folder to
+# read), and the folder goes (KEEP=1 keeps it)
 scratch() {
     T=$(mktemp -d "/tmp/$1-XXXXXX")
-    trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; eval "${AT_EXIT:-}"; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+    trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; eval "${AT_EXIT:-}"; [ "$fails" -eq 0 ] || show_logs; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 }
+# show_logs: the last lines of every daemon log in T, on stderr
+show_logs() {
+    local f
+    for f in "$T"/*.log; do
+        [ -f "$f" ] || continue
+        echo "---- last lines of ${f#"$T"/} ----" >&2
+        tail -n 25 "$f" >&2
+    done
+}
+# wait_http URL: something answers HTTP there within 30 s (a daemon's port
+# is open before the next one dials it)
+wait_http() { until_ok 300 curl -s -o /dev/null -m 2 "$1"; }
 # req METHOD URL BODY TOKEN -> "STATUS BODY" (BODY "@FILE" sends a file;
 # TOKEN "-" sends none)
 req() {

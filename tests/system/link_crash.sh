@@ -11,7 +11,7 @@ NP=
 trap '[ -n "$NP" ] && kill -9 "$NP" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"; [ -n "${KEEP:-}" ] && echo "kept $T"' EXIT
 fails=0 kills=0
 bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/free_port.py" $$; }
 ids() { "$AM" inbox --store "$T/b" --json --limit 100000 | /usr/bin/python3 -c "
 import json,sys; d=json.load(sys.stdin); i=[e['id'] for e in d]
 print('\n'.join(sorted(i))); sys.exit(0 if len(i) == len(set(i)) else 3)"; }

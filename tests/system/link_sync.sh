@@ -14,7 +14,7 @@ ok()  { passes=$((passes+1)); echo "ok: $*"; }
 bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 count() { "$AM" inbox --store "$T/$1" --json --limit 100000 | /usr/bin/python3 -c "import json,sys; print(len(json.load(sys.stdin)))"; }
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/free_port.py" $$; }
 
 # sync LISTENER DIALER URL [KEY_L [KEY_D]]: run both, wait, report both exits
 sync_pair() {

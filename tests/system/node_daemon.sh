@@ -13,7 +13,7 @@ fails=0 passes=0
 ok()  { passes=$((passes+1)); echo "ok: $*"; }
 bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
+port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/free_port.py" $$; }
 # API calls carry $API_TOKEN (the node's development token) when it is set
 get() { /usr/bin/python3 -c "
 import os,sys,urllib.request

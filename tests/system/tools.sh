@@ -16,15 +16,10 @@
 set -u
 AM=$1 NODE=$2 GW=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
-T=$(mktemp -d /tmp/am-tools-XXXXXX)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
-fails=0 passes=0
-ok()  { passes=$((passes+1)); echo "ok: $*"; }
-bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"; }
-until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
+. "$HERE/lib.sh"
+scratch am-tools
+# its own req: lib.sh's plus Content-Type: application/json (the MCP endpoint
+# wants it)
 req() { # METHOD URL BODY TOKEN -> "STATUS BODY"
     /usr/bin/python3 - "$@" <<'PY'
 import sys, urllib.request, urllib.error
@@ -40,7 +35,6 @@ except urllib.error.HTTPError as e:
     print(e.code, e.read().decode())
 PY
 }
-field() { /usr/bin/python3 -c "import json,sys; s=sys.stdin.read(); d=json.loads(s.split(' ',1)[1]); print($1)"; }
 
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
 G=$("$AM" init --store "$T/g" 2>/dev/null)
@@ -80,6 +74,8 @@ GU=http://127.0.0.1:$GP
 "$GW" --data "$T/g" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP" --port "$GP" --mcp-port "$MP" \
     --no-discovery --name site-gw >"$T/g.log" 2>&1 &
 PIDS+=($!)
+# the nodes dial once the link port is open (else they start in backoff)
+wait_http "$GU/health" || bad "the gateway answers /health"
 start_node() { # DIR NAME PORT [flags]
     local d=$1 n=$2 p=$3; shift 3
     "$NODE" --data "$T/$d" --network-key "@$T/net.key" --port "$p" --no-discovery --name "$n" --trust-key "$G" \
@@ -91,7 +87,7 @@ C1PID=$!
 start_node o1 office-1 "$OP" --gateway "tcp://127.0.0.1:$LP" --group site
 O1PID=$!
 catalogs() { [ "$(ls "$T/g/catalogs" 2>/dev/null | grep -c json)" -ge 2 ]; }
-check "both nodes linked and their tool catalogs reached the gateway" until_ok 150 catalogs
+check "both nodes linked and their tool catalogs reached the gateway" until_ok 300 catalogs
 
 call() { req POST "$GU/v1/tools/call" "$1" "${2:-$ADMIN}"; }
 check "mesh_scan on the gateway shows crane-1's tools" test \
@@ -187,6 +183,7 @@ check "MCP: the built-ins declare an outputSchema" \
 check "MCP: a notification's 202 carries Content-Length: 0" bash -c "curl -s -m 10 -D - -o /dev/null -H 'Authorization: Bearer $ADMIN' -d '{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}' http://127.0.0.1:$MP/mcp | tr -d '\r' | grep -qi '^content-length: 0$'"
 
 # deferred: office-1 goes offline; the official MCP client calls it and polls
+check "office-1 ran until here" kill -0 "$O1PID"
 kill -TERM "$O1PID"; wait "$O1PID" 2>/dev/null
 if [ -d "$HERE/../mcp/node_modules/@modelcontextprotocol/sdk" ] && command -v node >/dev/null; then
     coproc MCPC { node "$HERE/../mcp/client.mjs" "http://127.0.0.1:$MP/mcp" "$ADMIN" crane-1 office-1 2>&1; }
@@ -201,8 +198,8 @@ if [ -d "$HERE/../mcp/node_modules/@modelcontextprotocol/sdk" ] && command -v no
     done
     [ -n "$MJOB" ] || bad "the MCP client reached the offline call"
     start_node o1 office-1 "$OP" --gateway "tcp://127.0.0.1:$LP"
-    echo go >&"${MCPC[1]}"
-    while read -r -t 60 line <&"${MCPC[0]}"; do
+    [ -n "${MCPC[1]:-}" ] && echo go >&"${MCPC[1]}"
+    while [ -n "${MCPC[0]:-}" ] && read -r -t 60 line <&"${MCPC[0]}"; do
         echo "$line"
         case $line in ok:*) passes=$((passes+1));; FAIL:*) fails=$((fails+1));; esac
     done
@@ -237,5 +234,4 @@ done_stick() { req GET "$GU/v1/jobs/$FJOB" "" "$ADMIN" | grep -q '"status":"done
 check "the result came back on the stick: job done" until_ok 100 done_stick
 "$AM" bundle sync --store "$T/g" "$T/stick" >/dev/null 2>&1
 check "... exactly once" test "$(req GET "$GU/v1/jobs/$FJOB" "" "$ADMIN" | field "len(d['results'])")" = 1
-echo "tools: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish tools

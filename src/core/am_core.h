@@ -62,9 +62,13 @@ enum am_error {
 	AM_EDENIED     = -27, /* a valid token that does not allow the action */
 	AM_EREVOKED    = -28, /* a token or key revoked by its issuer */
 	AM_ETIMEDOUT   = -29, /* the peer did not answer in time */
+	AM_ENETKEY     = -30, /* the peer does not hold this network's key */
+	AM_EKEYCHANGED = -31, /* a pinned name presented another key, or a pinned key another name */
+	AM_EREADONLY   = -32, /* a file system or folder that takes no writes */
 };
 
-#define AM_ERROR_MIN (-28)
+/* the last code: every one from -1 to here has its own am_strerror phrase */
+#define AM_ERROR_MIN (-32)
 
 /* am_strerror: a fixed, stable phrase for code (never NULL). */
 const char *am_strerror(int code);

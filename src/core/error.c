@@ -47,6 +47,9 @@ am_strerror(int code)
 	case AM_EDENIED: return "not allowed";
 	case AM_EREVOKED: return "revoked";
 	case AM_ETIMEDOUT: return "timed out";
+	case AM_ENETKEY: return "another network key";
+	case AM_EKEYCHANGED: return "key changed";
+	case AM_EREADONLY: return "read-only";
 	default: return "unknown error";
 	}
 }

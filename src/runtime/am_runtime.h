@@ -126,7 +126,7 @@ bool am_hub_stopping(am_hub *h);
 
 /* TOFU trust store DATA/trust/trust_store.json (trust.c): the first key a
  * name proves is pinned; a changed key, or a pinned key under another
- * name, is refused with AM_EUNTRUSTED. Thread-safe. */
+ * name, is refused with AM_EKEYCHANGED. Thread-safe. */
 typedef struct am_trust am_trust;
 /* Errors: AM_EIO, AM_EMALFORMED / AM_EFIELD (a damaged file is never
  * overwritten), AM_ENOMEM. */
@@ -186,7 +186,25 @@ typedef struct am_link_options {
 	void (*on_foreign_receipts)(void *ctx, const am_link_report *r, uint64_t n);
 } am_link_options;
 
+/* Why a session failed, as a value: the daemon's metrics and audit choose
+ * by it, so rewording a message changes nothing (problem has the words). */
+typedef enum am_link_cause {
+	AM_LINK_OK = 0,
+	AM_LINK_NETWORK_KEY,       /* the peer's hello fails the network key's MAC */
+	AM_LINK_HANDSHAKE_CLOSED,  /* closed during the handshake: most often another network key */
+	AM_LINK_BAD_PROOF,         /* a proof, identity signature or frame that does not verify */
+	AM_LINK_MALFORMED,         /* bytes that break the protocol, or another link version */
+	AM_LINK_HANDSHAKE_TIMEOUT, /* the handshake or the peer's info past its deadline */
+	AM_LINK_EVICTED,           /* closed before its handshake finished, for a newer connection */
+	AM_LINK_REFUSED_HERE,      /* this side's trust decision (on_peer) refused the peer */
+	AM_LINK_KEY_CHANGED,       /* ... because a pinned name or key changed (AM_EKEYCHANGED) */
+	AM_LINK_REFUSED_THERE,     /* the peer refused this side */
+	AM_LINK_CONNECTION,        /* the connection failed, or went silent after the handshake */
+	AM_LINK_OTHER,             /* the store, memory */
+} am_link_cause;
+
 struct am_link_report {
+	am_link_cause cause;        /* AM_LINK_OK unless the session failed */
 	uint8_t peer[AM_PK_BYTES];  /* proven identity of the other side */
 	am_peer_info info;          /* what it said about itself */
 	bool synced;                /* the first sync finished */
@@ -202,9 +220,11 @@ struct am_link_report {
  * (tcp://host:port, ipc:///path, ws://...): handshake with the network
  * key, peer info both ways (o->on_peer decides trust), reconcile, push
  * both ways at once, then close, or with o->hub stay live. listen accepts
- * one peer. Errors: AM_EBADSIG (wrong network key, bad proof, altered
- * frame), AM_EUNTRUSTED (refused by on_peer here or by the peer), AM_EIO
- * (the connection), AM_ENOTFOUND (nobody listening), store errors. */
+ * one peer. Errors: AM_ENETKEY (another network key), AM_EBADSIG (bad
+ * proof, altered frame), AM_EVERSION, AM_EUNTRUSTED or AM_EKEYCHANGED
+ * (refused by on_peer here, or by the peer), AM_ETIMEDOUT, AM_EIO (the
+ * connection), AM_ENOTFOUND (nobody listening), store errors; r->cause
+ * says which, as a value. */
 int am_link_sync_dial(am_queue *q, const am_identity *me, const char *url,
     const am_link_options *o, am_link_report *r);
 int am_link_sync_listen(am_queue *q, const am_identity *me, const char *url,
@@ -295,7 +315,7 @@ typedef struct am_tool_run {
  * it ran (whatever it did: r->status); errors only when it could not be
  * started. Clear r with am_tool_run_clear. */
 int am_tool_exec(const am_tool *t, const struct json_t *args, const char *call_id, const char *workflow_id,
-    am_tool_run *r, const volatile int *cancel);
+    am_tool_run *r, const atomic_int *cancel);
 void am_tool_run_clear(am_tool_run *r);
 
 /* A tool_call envelope's payload (calls.c, PROTOCOL.md section 19). */

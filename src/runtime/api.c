@@ -245,6 +245,7 @@ status_for(int rc)
 	case AM_ENOTFOUND: return 404;
 	case AM_ESTORE:
 	case AM_EIO:
+	case AM_EREADONLY:
 	case AM_ENOMEM: return 500;
 	default: return 400;
 	}

@@ -208,7 +208,7 @@ ensure_dir(const char *path, bool *read_only)
 		return 0;
 	if (errno == EROFS || errno == EACCES || errno == EPERM) {
 		*read_only = true;
-		return am_error_set(AM_EIO, "%s: stick is read-only", path);
+		return am_error_set(AM_EREADONLY, "%s: stick is read-only", path);
 	}
 	return am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
 }
@@ -467,7 +467,7 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 		    rnd[0], rnd[1], rnd[2], rnd[3]);
 		snprintf(bpath, sizeof(bpath), "%s/%s", bdir, name);
 		rc = export_to(&x, me, bpath, &wrote);
-		if (rc == AM_EIO && strstr(am_error_detail(), "read-only") != NULL) {
+		if (rc == AM_EREADONLY) {
 			r->read_only = true;
 			goto out_ro;
 		}

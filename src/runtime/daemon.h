@@ -10,10 +10,22 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 
 #define MAX_DIALERS 64
 #define MAX_LIVE    256
-#define N_REASONS   8
+/* why a link failed, for am_link_refused_total (names: am_daemon_reasons) */
+enum reason {
+	R_NETWORK_KEY,
+	R_BAD_PROOF,
+	R_MALFORMED,
+	R_CONNECTION,
+	R_TRUST,
+	R_OTHER,
+	R_HANDSHAKE_TIMEOUT,
+	R_EVICTED,
+	N_REASONS
+};
 /* connections on the link port that have not finished their handshake:
  * at most this many at once, and at most PREAUTH_PER_ADDR from one
  * address; past either, the oldest is closed (so a newcomer, a real node
@@ -77,7 +89,7 @@ struct node {
 	int beacon_ms;
 	uint64_t resync_ms;
 	int link_timeout_ms;      /* silence that ends a link; also the retry cap */
-	volatile sig_atomic_t stop;
+	atomic_int stop;          /* set by the main thread (after sigwait) or a failed listener; read by all */
 	am_api api;
 	am_peer_info info;        /* what this node says about itself */
 	char node_id[AM_NODE_ID_LEN + 1];

@@ -22,27 +22,31 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Why a link session failed, for the metrics. */
+/* Why a link session failed, for the metrics (am_link_refused_total's
+ * reason label, indexed by enum reason). */
 const char *const am_daemon_reasons[N_REASONS] = {"network_key", "bad_proof_or_frame", "malformed", "connection",
     "trust", "other", "handshake_timeout", "evicted"};
 
-static int
-reason_of(int rc, const char *problem, bool proven, bool evicted)
+static enum reason
+reason_of(am_link_cause cause, bool evicted)
 {
 	if (evicted)
-		return 7;
-	if (rc == AM_ETIMEDOUT)
-		return proven ? 3 : 6; /* a silent link, or a handshake that never finished */
-	if (rc == AM_EUNTRUSTED || rc == AM_EREVOKED || (rc == AM_EEXPIRED && strstr(problem, "pki") != NULL))
-		return 4;
-	if (rc == AM_EBADSIG)
-		return strstr(problem, "network") != NULL ? 0 : 1;
-	if (rc == AM_EMALFORMED || rc == AM_ETRUNC || rc == AM_ETOOBIG || rc == AM_ETRAILING || rc == AM_EVERSION ||
-	    rc == AM_ELIMIT || rc == AM_EFIELD)
-		return 2;
-	if (rc == AM_EIO || rc == AM_ENOTFOUND)
-		return strstr(problem, "network key") != NULL ? 0 : 3;
-	return 5;
+		return R_EVICTED;
+	switch (cause) {
+	case AM_LINK_NETWORK_KEY:
+	case AM_LINK_HANDSHAKE_CLOSED: return R_NETWORK_KEY;
+	case AM_LINK_BAD_PROOF: return R_BAD_PROOF;
+	case AM_LINK_MALFORMED: return R_MALFORMED;
+	case AM_LINK_CONNECTION: return R_CONNECTION;
+	case AM_LINK_REFUSED_HERE:
+	case AM_LINK_KEY_CHANGED:
+	case AM_LINK_REFUSED_THERE: return R_TRUST;
+	case AM_LINK_HANDSHAKE_TIMEOUT: return R_HANDSHAKE_TIMEOUT;
+	case AM_LINK_EVICTED: return R_EVICTED;
+	case AM_LINK_OK:
+	case AM_LINK_OTHER: break;
+	}
+	return R_OTHER;
 }
 
 void
@@ -209,7 +213,7 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 {
 	struct node *n = c->n;
 
-	int why = 0;
+	enum reason why = R_OTHER;
 	bool quiet = false;
 
 	pthread_mutex_lock(&n->mu);
@@ -222,11 +226,11 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 		n->live_received += r->live_received;
 	} else {
 		n->links_failed++;
-		why = reason_of(rc, r->problem, r->info.name[0] != '\0', c->evicted);
+		why = reason_of(r->cause, c->evicted);
 		n->refused[why]++;
 		/* connections that never proved a key are counted, and told in
 		 * one line per 10 s at most: a flood must not flood the log */
-		if (why == 6 || why == 7) {
+		if (why == R_HANDSHAKE_TIMEOUT || why == R_EVICTED) {
 			quiet = am_now_ms() - n->quiet_log_ms < 10000;
 			if (!quiet)
 				n->quiet_log_ms = am_now_ms();
@@ -236,14 +240,15 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 	if (!r->synced && quiet)
 		return;
 	if (!r->synced) {
-		if (why == 6 || why == 7)
+		if (why == R_HANDSHAKE_TIMEOUT || why == R_EVICTED)
 			am_daemon_say("link %s %s refused: %s (such refusals are logged once per 10 s; "
 			    "am_link_refused_total{reason=\"%s\"} counts them: %llu so far)",
 			    c->how, c->where, r->problem, am_daemon_reasons[why], (unsigned long long) n->refused[why]);
 		else
 			am_daemon_say("link %s %s refused: %s", c->how, c->where, r->problem);
 		/* refusals that are about who the peer is are security decisions */
-		if (rc == AM_EUNTRUSTED || rc == AM_EBADSIG || rc == AM_EREVOKED || rc == AM_EEXPIRED) {
+		if (r->cause == AM_LINK_NETWORK_KEY || r->cause == AM_LINK_BAD_PROOF || r->cause == AM_LINK_REFUSED_HERE ||
+		    r->cause == AM_LINK_KEY_CHANGED || r->cause == AM_LINK_REFUSED_THERE) {
 			char id[AM_NODE_ID_LEN + 1] = "";
 			bool known = false;
 			for (size_t i = 0; i < AM_PK_BYTES; i++)
@@ -255,7 +260,7 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 				(void) am_audit_refusal(n->api.refusals, "link_refused", r->problem, c->where, d, am_now_ms());
 			else
 				(void) am_audit_log(n->audit,
-				    strstr(r->problem, "presented key") != NULL ? "key_change_refused" : "link_refused",
+				    r->cause == AM_LINK_KEY_CHANGED ? "key_change_refused" : "link_refused",
 				    r->info.name[0] ? r->info.name : c->where, NULL, d);
 		}
 	}

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ struct am_discovery {
 	am_discovered_fn fn;
 	void *ctx;
 	pthread_t th;
-	volatile int stop;
+	atomic_int stop;
 	pthread_mutex_t mu;
 	uint64_t sent, accepted, refused;
 	struct {

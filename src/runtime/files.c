@@ -143,7 +143,7 @@ io_error(struct am_out *f, int err, const char *what)
 	if (err == ENOSPC || err == EDQUOT || err == EFBIG)
 		return am_error_set(AM_EFULL, "%s: no space left (%s)", f->final, what);
 	if (err == EROFS || err == EACCES || err == EPERM)
-		return am_error_set(AM_EIO, "%s: read-only (%s: %s)", f->final, what, strerror(err));
+		return am_error_set(AM_EREADONLY, "%s: read-only (%s: %s)", f->final, what, strerror(err));
 	return am_error_set(AM_EIO, "%s: %s: %s", f->final, what, strerror(err));
 }
 

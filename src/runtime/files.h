@@ -20,7 +20,7 @@ struct am_out {
 /* am_out_open: a temporary file beside path ("-": a spool for stdout). */
 int am_out_open(struct am_out *f, const char *path);
 /* am_out_write: an am_sync_write_fn; ENOSPC becomes AM_EFULL, a
- * read-only file system AM_EIO with "read-only" in the detail. */
+ * read-only file system AM_EREADONLY. */
 int am_out_write(void *ctx, const void *data, size_t len);
 /* am_out_commit: write head at offset 0, fsync, rename into place (or copy
  * the spool to stdout). */

@@ -93,18 +93,23 @@ early_failure(struct session *ss, int rc)
 {
 	char why[160];
 
-	if (am_session_deadline(ss->e) == 0 || rc == AM_EBADSIG || rc == AM_EVERSION || rc == AM_EUNTRUSTED ||
-	    rc == AM_EMALFORMED || rc == AM_ETOOBIG)
+	if (am_session_deadline(ss->e) == 0 || rc == AM_EBADSIG || rc == AM_ENETKEY || rc == AM_EVERSION ||
+	    rc == AM_EUNTRUSTED || rc == AM_EMALFORMED || rc == AM_ETOOBIG)
 		return rc;
 	snprintf(why, sizeof(why), "%s", am_error_detail());
+	if (rc == AM_ETIMEDOUT)
+		ss->cause = AM_LINK_HANDSHAKE_TIMEOUT;
 	if (am_session_peer(ss->e) != NULL)
 		return rc == AM_ETIMEDOUT ? am_error_set(rc, "the peer's info did not come within %d ms of the connection",
 		                                handshake_ms(ss))
 		                          : rc;
 	if (rc == AM_ETIMEDOUT)
 		return am_error_set(rc, "the handshake did not finish within %d ms (a silent or slow peer)", handshake_ms(ss));
-	if (ss->o->cancel != NULL && am_link_cancel_fired(ss->o->cancel))
+	if (ss->o->cancel != NULL && am_link_cancel_fired(ss->o->cancel)) {
+		ss->cause = AM_LINK_EVICTED;
 		return am_error_set(AM_EIO, "closed before its handshake finished, to make room for a newer connection");
+	}
+	ss->cause = AM_LINK_HANDSHAKE_CLOSED;
 	return am_error_set(rc, "%s during the handshake (does the peer use another network key?)", why);
 }
 
@@ -225,6 +230,7 @@ session_run(struct session *ss, bool initiator)
 		snprintf(why, sizeof(why), "%s", am_error_detail());
 		am_session_refuse(ss->e, why, &st);
 		(void) lk_write(ss, &st);
+		ss->cause = rc == AM_EKEYCHANGED ? AM_LINK_KEY_CHANGED : AM_LINK_REFUSED_HERE;
 		rc = am_error_set(rc, "%s", why);
 		goto out;
 	}
@@ -309,12 +315,40 @@ session_open_aios(struct session *ss)
 	return 0;
 }
 
+/* A failure's kind from its code, where no step said more. */
+static am_link_cause
+cause_of(const struct session *ss, int rc)
+{
+	switch (rc) {
+	case 0: return AM_LINK_OK;
+	case AM_ENETKEY: return AM_LINK_NETWORK_KEY;
+	case AM_EBADSIG: return AM_LINK_BAD_PROOF;
+	case AM_EUNTRUSTED:
+	case AM_EKEYCHANGED:
+	case AM_EREVOKED: return AM_LINK_REFUSED_THERE; /* ours are set where on_peer refuses */
+	case AM_EMALFORMED:
+	case AM_ETRUNC:
+	case AM_ETOOBIG:
+	case AM_ETRAILING:
+	case AM_EVERSION:
+	case AM_ELIMIT:
+	case AM_EFIELD: return AM_LINK_MALFORMED;
+	case AM_ETIMEDOUT:
+		return ss->e != NULL && am_session_peer(ss->e) != NULL ? AM_LINK_CONNECTION : AM_LINK_HANDSHAKE_TIMEOUT;
+	case AM_EIO:
+	case AM_ENOTFOUND: return AM_LINK_CONNECTION;
+	default: return AM_LINK_OTHER;
+	}
+}
+
 static void
 session_close(struct session *ss, int rc)
 {
 	cancel_attach(ss, false);
-	if (rc != 0)
+	if (rc != 0) {
 		snprintf(ss->r->problem, sizeof(ss->r->problem), "%s", am_error_detail());
+		ss->r->cause = ss->cause != AM_LINK_OK ? ss->cause : cause_of(ss, rc);
+	}
 	if (ss->s != NULL) {
 		if (ss->o->hub != NULL)
 			am_hub_detach(ss->o->hub, ss->s);
@@ -397,6 +431,7 @@ am_link_session(nng_stream *s, bool initiator, am_queue *q, const am_identity *m
 	if (o->hub != NULL && (rc = am_hub_attach(o->hub, s)) != 0) {
 		am_link_stream_bury(s);
 		snprintf(r->problem, sizeof(r->problem), "%s", am_error_detail());
+		r->cause = AM_LINK_OTHER;
 		return rc;
 	}
 	if ((rc = session_open_aios(&ss)) == 0)

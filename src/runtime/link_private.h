@@ -26,6 +26,7 @@ struct session {
 	am_session *e;         /* the engine: what to send, what to store */
 	nng_aio *tx_aio, *rx_aio;
 	int send_rc;
+	am_link_cause cause;   /* set where a failure's kind is known; else from its code at the close */
 	char send_detail[200]; /* the sending thread's error, in words */
 	pthread_mutex_t owed_mu; /* live: the receiver notes receipts owed, the sender makes them */
 	uint64_t tag;          /* this session's tag in the hub */

@@ -26,7 +26,7 @@
 struct am_runner {
 	am_runner_config c;
 	pthread_t th;
-	volatile int stop;
+	atomic_int stop;
 	char calls[4096], catalogs[4096];
 	uint64_t after; /* inbox entries up to here were looked at */
 	pthread_mutex_t mu;

@@ -393,7 +393,7 @@ child_done(pid_t pid, int *status, bool *reaped)
 
 int
 am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const char *workflow_id, am_tool_run *r,
-    const volatile int *cancel)
+    const atomic_int *cancel)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, status = 0;
 	char **av = build_argv(t, args), **env = build_env(t, call_id, workflow_id);

@@ -172,7 +172,7 @@ am_trust_check(am_trust *t, const char *name, const uint8_t pk[static AM_PK_BYTE
 	if ((v = json_object_get(t->peers, name)) != NULL) {
 		pinned = json_string_value(json_object_get(v, "key"));
 		if (pinned == NULL || strcmp(pinned, hex) != 0)
-			rc = am_error_set(AM_EUNTRUSTED,
+			rc = am_error_set(AM_EKEYCHANGED,
 			    "trust: \"%s\" presented key %.16s… but %.16s… is pinned for it (key changed; a replaced device "
 			    "is accepted with: agent-mesh trust forget --data %s %s)",
 			    name, hex, pinned ? pinned : "?", t->dir, name);
@@ -181,7 +181,7 @@ am_trust_check(am_trust *t, const char *name, const uint8_t pk[static AM_PK_BYTE
 	json_object_foreach(t->peers, other, v) {
 		pinned = json_string_value(json_object_get(v, "key"));
 		if (pinned != NULL && strcmp(pinned, hex) == 0) {
-			rc = am_error_set(AM_EUNTRUSTED, "trust: key %.16s… is pinned as \"%s\" and now claims \"%s\"", hex,
+			rc = am_error_set(AM_EKEYCHANGED, "trust: key %.16s… is pinned as \"%s\" and now claims \"%s\"", hex,
 			    other, name);
 			goto out;
 		}

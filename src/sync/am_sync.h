@@ -185,12 +185,18 @@ typedef struct am_link am_link;
 /* am_link_new: a link end; `me` and netkey are borrowed/copied. */
 int am_link_new(am_link **out, const am_identity *me, const uint8_t netkey[static 32],
     bool initiator) AM_MUST_CHECK;
+/* am_link_new_with_ephemeral: am_link_new with the given X25519 secret in
+ * place of a random one, for the link transcript vector only
+ * (tests/vectors/link.json): a fixed ephemeral key gives up forward
+ * secrecy and makes links linkable, so no daemon or CLI path calls it. */
+int am_link_new_with_ephemeral(am_link **out, const am_identity *me, const uint8_t netkey[static 32],
+    bool initiator, const uint8_t eph_sk[static 32]) AM_MUST_CHECK;
 void am_link_free(am_link *l);
 /* am_link_start: the initiator's first message (*out malloc'd). */
 int am_link_start(am_link *l, uint8_t **out, size_t *out_len) AM_MUST_CHECK;
 /* am_link_on_handshake: feed the peer's handshake message; *out (maybe
- * NULL) is what to send next. Errors: AM_EBADSIG (wrong network key, a
- * bad proof), AM_EMALFORMED (wrong length), AM_EINVAL (out of turn). A
+ * NULL) is what to send next. Errors: AM_ENETKEY (another network key),
+ * AM_EBADSIG (a bad proof), AM_EVERSION, AM_EMALFORMED (wrong length), AM_EINVAL (out of turn). A
  * failed link stays failed. */
 int am_link_on_handshake(am_link *l, const uint8_t *in, size_t len, uint8_t **out,
     size_t *out_len) AM_MUST_CHECK;
@@ -339,8 +345,8 @@ void am_session_step_clear(am_session_step *st);
 /* Receiving: am_session_want gives where the next *want bytes go (a
  * handshake message, a frame's length, a frame's body); after writing n
  * (1..*want) of them there, am_session_received takes them. Errors name
- * the problem: AM_EBADSIG (wrong network key, a bad proof, an altered
- * frame), AM_EVERSION (the peer's link version), AM_EMALFORMED (a frame
+ * the problem: AM_ENETKEY (another network key), AM_EBADSIG (a bad
+ * proof, an altered frame), AM_EVERSION (the peer's link version), AM_EMALFORMED (a frame
  * out of turn or badly formed), AM_ETOOBIG, AM_EUNTRUSTED (the peer
  * refused us: its reason), AM_ETIMEDOUT (the handshake and peer info took
  * longer than handshake_ms), AM_ELIMIT (reconciliation did not settle). */
@@ -524,7 +530,8 @@ typedef struct am_beacon {
 int am_beacon_encode(uint8_t *out, size_t cap, size_t *len, const am_beacon *b,
     const am_identity *me, const uint8_t netkey[static 32]) AM_MUST_CHECK;
 /* Errors: AM_ETRUNC, AM_EVERSION (not a beacon), AM_EMALFORMED,
- * AM_EBADSIG (another network key, or a forged signature), AM_EFIELD. */
+ * AM_ENETKEY (another network key), AM_EBADSIG (a forged signature),
+ * AM_EFIELD. */
 int am_beacon_decode(am_beacon *b, const uint8_t *buf, size_t len,
     const uint8_t netkey[static 32]) AM_MUST_CHECK;
 

@@ -75,7 +75,7 @@ am_beacon_decode(am_beacon *b, const uint8_t *buf, size_t len, const uint8_t net
 	bad = sodium_memcmp(mac, buf + n + AM_SIG_BYTES, 32);
 	sodium_memzero(k, sizeof(k));
 	if (bad != 0)
-		return am_error_set(AM_EBADSIG, "beacon: network key does not match");
+		return am_error_set(AM_ENETKEY, "beacon: network key does not match");
 	if (crypto_sign_verify_detached(buf + n, buf, n, buf + 4) != 0)
 		return am_error_set(AM_EBADSIG, "beacon: signature does not verify");
 	if (am_tag_check("beacon name", (const char *) buf + FIXED, nl) != 0)

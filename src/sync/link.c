@@ -86,6 +86,19 @@ am_link_new(am_link **out, const am_identity *me, const uint8_t netkey[static 32
 	return 0;
 }
 
+int
+am_link_new_with_ephemeral(am_link **out, const am_identity *me, const uint8_t netkey[static 32], bool initiator,
+    const uint8_t eph_sk[static 32])
+{
+	int rc = am_link_new(out, me, netkey, initiator);
+
+	if (rc != 0)
+		return rc;
+	memcpy((*out)->eph_sk, eph_sk, 32);
+	crypto_scalarmult_base((*out)->eph_pk, (*out)->eph_sk);
+	return 0;
+}
+
 void
 am_link_free(am_link *l)
 {
@@ -122,7 +135,7 @@ take_hello(am_link *l, const uint8_t *in, size_t len)
 		    AM_LINK_VERSION);
 	}
 	if (crypto_auth_hmacsha512256_verify(in + 36, in, 36, l->netkey) != 0)
-		return fail(l, AM_EBADSIG, "peer does not hold this network's key");
+		return fail(l, AM_ENETKEY, "peer does not hold this network's key");
 	memcpy(l->peer_eph, in + 4, 32);
 	if (crypto_scalarmult(ab, l->eph_sk, l->peer_eph) != 0)
 		return fail(l, AM_EBADSIG, "peer's ephemeral key is degenerate");

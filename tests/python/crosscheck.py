@@ -8,10 +8,12 @@ library, and shares no code with the C implementation. It
   2. refuses every negative vector with the documented error;
   3. verifies envelopes made by the agent-mesh CLI (plain, compressed,
      group+geo, sealed) and opens the sealed one with the recipient's PEM key;
-  4. makes an envelope here and has the CLI accept it (and refuse a tampered copy).
+  4. makes an envelope here and has the CLI accept it (and refuse a tampered copy);
+  5. rebuilds the link transcript vector (LINK.json: the handshake and the
+     first frames) byte for byte from PROTOCOL.md section 12 and the seeds.
 If C and Python disagree, either docs/PROTOCOL.md or the code is wrong.
 
-usage: crosscheck.py VECTORS.json PATH/TO/agent-mesh
+usage: crosscheck.py VECTORS.json PATH/TO/agent-mesh [LINK.json]
 """
 import base64
 import json
@@ -235,6 +237,24 @@ def check_vectors(path):
     return v
 
 
+def check_spec_appendix(v):
+    """docs/PROTOCOL.md appendix A holds the negative vectors' bytes as the
+    vector file does: a second implementation may start from the document."""
+    import os
+    import re
+    spec = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "PROTOCOL.md")).read()
+    appendix = spec.split("## Appendix A.", 1)
+    if len(appendix) != 2:
+        fail("PROTOCOL.md has no appendix A (negative vectors in hex)")
+        return
+    blocks = dict((m.group(1), re.sub(r"\s", "", m.group(3))) for m in
+                  re.finditer(r"^`([a-z0-9-]+)` \((.*)\):\n\n```\n([0-9a-f\n]+)```", appendix[1], re.M))
+    for nv in v["negative"]:
+        if blocks.get(nv["name"]) != nv["envelope"]:
+            fail("PROTOCOL.md appendix A: %s differs from the vector file" % nv["name"])
+    print("PROTOCOL.md appendix A: %d negative vectors as in the vector file" % len(v["negative"]))
+
+
 def check_bundle(v):
     """The bundle vector, read by the rules of PROTOCOL.md section 8."""
     b = bytes.fromhex(v["bundle"]["file"])
@@ -377,12 +397,67 @@ def check_cli(tool):
                 print("an envelope living past the limits is refused: %s" % r.stderr.strip())
 
 
+def check_link(path):
+    """The link transcript, from section 12's rules and the vector's seeds."""
+    import hashlib
+    import hmac
+    v = json.load(open(path))
+    hx = bytes.fromhex
+    n = hx(v["network_key"])
+    sk_i = nacl.signing.SigningKey(hx(v["initiator_seed"]))
+    sk_r = nacl.signing.SigningKey(hx(v["responder_seed"]))
+    pk_i, pk_r = bytes(sk_i.verify_key), bytes(sk_r.verify_key)
+    a, b = hx(v["initiator_ephemeral_secret"]), hx(v["responder_ephemeral_secret"])
+    a_pub, b_pub = nacl.bindings.crypto_scalarmult_base(a), nacl.bindings.crypto_scalarmult_base(b)
+
+    def hello(pub):
+        head = b"AML" + bytes([1]) + pub
+        return head + hmac.new(n, head, hashlib.sha512).digest()[:32]
+
+    ab = nacl.bindings.crypto_scalarmult(a, b_pub)
+    if ab != nacl.bindings.crypto_scalarmult(b, a_pub):
+        fail("link: X25519 does not agree")
+    h = hashlib.blake2b(n + ab + a_pub + b_pub, digest_size=32).digest()
+
+    def key(label, x=b"", y=b""):
+        return hashlib.blake2b(label.encode() + x + y, digest_size=32, key=h).digest()
+
+    def seal(k, plain, nonce=bytes(24), ad=None):
+        return nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(plain, ad, nonce, k)
+
+    m3 = seal(key("agent_mesh initiator"), pk_i + sk_i.sign(n + h + b"agent_mesh initiator").signature)
+    m4 = seal(key("agent_mesh responder"), pk_r + sk_r.sign(n + h + pk_i + b"agent_mesh responder").signature)
+    want = {"initiator_pk": pk_i, "responder_pk": pk_r, "initiator_ephemeral_public": a_pub,
+            "responder_ephemeral_public": b_pub, "message1": hello(a_pub), "message2": hello(b_pub),
+            "message3": m3, "message4": m4}
+    for k, mine in want.items():
+        if hx(v[k]) != mine:
+            fail("link: %s differs from the rules (%s, vector %s)" % (k, mine.hex()[:32], v[k][:32]))
+    keys = {"i2r": key("agent_mesh i2r", pk_i, pk_r), "r2i": key("agent_mesh r2i", pk_i, pk_r)}
+    for f in v["frames"]:
+        plain = hx(f["plaintext"])
+        length = (len(plain) + 16).to_bytes(4, "big")
+        nonce = f["counter"].to_bytes(8, "little") + bytes(16)
+        mine = length + seal(keys[f["direction"]], plain, nonce, length)
+        if mine != hx(f["frame"]):
+            fail("link: frame %s #%d differs from the rules" % (f["direction"], f["counter"]))
+        if plain[:1] == b"N":
+            info = msgpack.unpackb(plain[1:], raw=False)
+            if not isinstance(info, dict) or not info.get("name"):
+                fail("link: an 'N' frame without a peer name: %r" % info)
+    print("link transcript: handshake and %d frames rebuilt from PROTOCOL.md section 12" % len(v["frames"]))
+
+
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
-    check_bundle(check_vectors(sys.argv[1]))
+    v = check_vectors(sys.argv[1])
+    check_spec_appendix(v)
+    check_bundle(v)
     check_cli(sys.argv[2])
+    if len(sys.argv) == 4:
+        check_link(sys.argv[3])
     print("python cross-check: %d failures" % failures)
     return 1 if failures else 0
 

@@ -7,7 +7,7 @@ tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 "$gen" "$tmp"
 if ! cmp -s "$tmp" "$want"; then
-    echo "envelope vectors differ from $want; regenerate with: $gen $want" >&2
+    echo "the vectors differ from $want; regenerate with: $gen $want" >&2
     diff "$want" "$tmp" | head -20 >&2
     exit 1
 fi

@@ -111,6 +111,9 @@ PIDS+=($!); IMP=$!
 trust_refused() { [ "$(req GET "$GU/v1/metrics" | awk '$1 == "am_link_refused_total{reason=\"trust\"}" {print $2}')" -ge 1 ]; }
 check "a changed key for office-1: refused and counted (reason trust)" until_ok 100 trust_refused
 check "the gateway log names it" grep -q 'refused: trust: "office-1" presented key' "$T/g.log"
+# audited by the failure's kind (AM_EKEYCHANGED), not by the log's words
+check "the gateway audits it as key_change_refused" \
+    bash -c "jq -c 'select(.event == \"key_change_refused\")' '$T/g/audit/audit.log' | grep -q office-1"
 check "the impostor's log says why" until_ok 50 grep -q "the peer refused the link: trust" "$T/impostor.log"
 kill "$IMP" 2>/dev/null; wait "$IMP" 2>/dev/null
 check "a fresh key posing as office-1 on the raw protocol: refused (trust)" grep -q "^refused: trust" \

@@ -527,7 +527,7 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 out_ro:
 	r->read_only = true;
 	bk_problem(r, "stick is read-only: imported %llu, wrote nothing", (unsigned long long) r->imported);
-	rc = am_error_set(AM_EIO, "%s", r->problem);
+	rc = am_error_set(AM_EREADONLY, "%s", r->problem);
 out:
 	am_dir_list_free(names, n);
 	for (size_t i = 0; i < x.nsums; i++)

@@ -230,7 +230,12 @@ session_run(struct session *ss, bool initiator)
 		snprintf(why, sizeof(why), "%s", am_error_detail());
 		am_session_refuse(ss->e, why, &st);
 		(void) lk_write(ss, &st);
-		ss->cause = rc == AM_EKEYCHANGED ? AM_LINK_KEY_CHANGED : AM_LINK_REFUSED_HERE;
+		/* a trust decision, or something else that stopped it (the
+		 * peer is this node itself, the store) */
+		ss->cause = rc == AM_EKEYCHANGED ? AM_LINK_KEY_CHANGED
+		          : rc == AM_EUNTRUSTED || rc == AM_EREVOKED || rc == AM_EEXPIRED || rc == AM_EDENIED
+		              ? AM_LINK_REFUSED_HERE
+		              : AM_LINK_OTHER;
 		rc = am_error_set(rc, "%s", why);
 		goto out;
 	}

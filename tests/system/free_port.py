@@ -53,11 +53,18 @@ def reserve(port, owner):
         # then the rename below makes the last writer the owner and both
         # re-read to see who it is)
         tmp = "%s.%d" % (path, os.getpid())
-        with open(tmp, "w") as f:
-            f.write(str(owner))
-        os.rename(tmp, path)
-        with open(path) as f:
-            return f.read().strip() == str(owner)
+        try:
+            with open(tmp, "w") as f:
+                f.write(str(owner))
+            os.rename(tmp, path)
+            with open(path) as f:
+                return f.read().strip() == str(owner)
+        except OSError:  # another user's stale file in the sticky folder
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            return False
     with os.fdopen(fd, "w") as f:
         f.write(str(owner))
     return True
@@ -77,8 +84,17 @@ def free_now(port):
 
 
 def main():
+    global LOCKS
     owner = int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid()
-    os.makedirs(LOCKS, mode=0o1777, exist_ok=True)
+    try:
+        os.makedirs(LOCKS, exist_ok=True)
+        if os.stat(LOCKS).st_uid == os.getuid():
+            os.chmod(LOCKS, 0o1777)  # shared by every user's test runs (umask would narrow it)
+        if not os.access(LOCKS, os.W_OK):
+            raise PermissionError(LOCKS)
+    except PermissionError:
+        LOCKS = "%s-%d" % (LOCKS, os.getuid())  # another user's folder: keep our own
+        os.makedirs(LOCKS, exist_ok=True)
     high = min(ephemeral_low(), 65536)
     low = max(1024, min(20000, high - 4096))
     for _ in range(2000):

@@ -426,15 +426,16 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 	if (o->no_export)
 		goto out;
 
-	/* 2. the folders; a read-only stick is still read */
-	if (ensure_dir(dir, &r->read_only) != 0 || ensure_dir(bdir, &r->read_only) != 0)
-		goto out_ro;
+	/* 2. the folders; a read-only stick is still read (what was imported
+	 * stays), and another failure is named as itself */
+	if ((rc = ensure_dir(dir, &r->read_only)) != 0 || (rc = ensure_dir(bdir, &r->read_only)) != 0)
+		goto out_dir;
 	snprintf(bpath, sizeof(bpath), "%s/custody", dir);
-	if (ensure_dir(bpath, &r->read_only) != 0)
-		goto out_ro;
+	if ((rc = ensure_dir(bpath, &r->read_only)) != 0)
+		goto out_dir;
 	snprintf(bpath, sizeof(bpath), "%s/summaries", dir);
-	if (ensure_dir(bpath, &r->read_only) != 0)
-		goto out_ro;
+	if ((rc = ensure_dir(bpath, &r->read_only)) != 0)
+		goto out_dir;
 
 	remove_stale_temporaries(dir, o->now_ms);
 	prune_dead(q, dir, names, n, r);
@@ -524,6 +525,12 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 			goto out;
 	}
 	goto out;
+out_dir:
+	if (rc != AM_EREADONLY) {
+		bk_problem(r, "%s (imported %llu, wrote nothing)", am_error_detail(), (unsigned long long) r->imported);
+		rc = am_error_set(rc, "%s", r->problem);
+		goto out;
+	}
 out_ro:
 	r->read_only = true;
 	bk_problem(r, "stick is read-only: imported %llu, wrote nothing", (unsigned long long) r->imported);

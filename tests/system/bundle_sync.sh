@@ -122,6 +122,14 @@ check "damaged: names file and offset" grep -qE "\.amb: offset [0-9]+" <<<"$out"
 check "damaged: most envelopes still imported ($got of 30)" test "$got" -ge 15 -a "$got" -lt 30
 check "inspect flags the damage" bash -c "! '$AM' bundle inspect '$T/dmg' >/dev/null 2>&1"
 
+# a stick whose custody folder is a file: named as that, not as read-only
+# (cd3fcc8 said "stick is read-only" for any folder it could not make)
+mkdir -p "$T/odd/AGENTMESH" && : >"$T/odd/AGENTMESH/custody"
+out=$("$AM" bundle sync --store "$T/g" "$T/odd" 2>&1); rc=$?
+check "custody is a file: exit 1" test $rc -eq 1
+check "custody is a file: says so ($(head -c 160 <<<"$out"))" grep -q "custody exists and is not a folder" <<<"$out"
+check "custody is a file: not called read-only" bash -c "! grep -q 'read-only' <<<\"\$1\"" _ "$out"
+
 # a full stick and a read-only stick (tmpfs, root only)
 for i in $(seq 1 60); do head -c 3000 /dev/urandom | "$AM" send --store "$T/e" --broadcast - >/dev/null; done
 if [ "$(id -u)" -eq 0 ] && mkdir -p "$T/tiny" && mount -t tmpfs -o size=256k tmpfs "$T/tiny" 2>/dev/null; then

@@ -197,8 +197,9 @@ am_bundle_export_file(am_queue *q, const am_identity *me, const char *path, cons
 
 /* -------------------------------------------------------------- sticks --- */
 
+/* AM_EREADONLY on a stick that takes no writes, else AM_EIO naming why */
 static int
-ensure_dir(const char *path, bool *read_only)
+ensure_dir(const char *path)
 {
 	struct stat st;
 
@@ -206,10 +207,8 @@ ensure_dir(const char *path, bool *read_only)
 		return S_ISDIR(st.st_mode) ? 0 : am_error_set(AM_EIO, "%s exists and is not a folder", path);
 	if (mkdir(path, 0755) == 0)
 		return 0;
-	if (errno == EROFS || errno == EACCES || errno == EPERM) {
-		*read_only = true;
+	if (errno == EROFS || errno == EACCES || errno == EPERM)
 		return am_error_set(AM_EREADONLY, "%s: stick is read-only", path);
-	}
 	return am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
 }
 
@@ -428,13 +427,13 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 
 	/* 2. the folders; a read-only stick is still read (what was imported
 	 * stays), and another failure is named as itself */
-	if ((rc = ensure_dir(dir, &r->read_only)) != 0 || (rc = ensure_dir(bdir, &r->read_only)) != 0)
+	if ((rc = ensure_dir(dir)) != 0 || (rc = ensure_dir(bdir)) != 0)
 		goto out_dir;
 	snprintf(bpath, sizeof(bpath), "%s/custody", dir);
-	if ((rc = ensure_dir(bpath, &r->read_only)) != 0)
+	if ((rc = ensure_dir(bpath)) != 0)
 		goto out_dir;
 	snprintf(bpath, sizeof(bpath), "%s/summaries", dir);
-	if ((rc = ensure_dir(bpath, &r->read_only)) != 0)
+	if ((rc = ensure_dir(bpath)) != 0)
 		goto out_dir;
 
 	remove_stale_temporaries(dir, o->now_ms);
@@ -468,10 +467,8 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 		    rnd[0], rnd[1], rnd[2], rnd[3]);
 		snprintf(bpath, sizeof(bpath), "%s/%s", bdir, name);
 		rc = export_to(&x, me, bpath, &wrote);
-		if (rc == AM_EREADONLY) {
-			r->read_only = true;
+		if (rc == AM_EREADONLY)
 			goto out_ro;
-		}
 		if (rc == AM_EFULL) {
 			r->full = true;
 			bk_problem(r, "stick full: %s", am_error_detail());

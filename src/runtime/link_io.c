@@ -328,9 +328,7 @@ cause_of(const struct session *ss, int rc)
 	case 0: return AM_LINK_OK;
 	case AM_ENETKEY: return AM_LINK_NETWORK_KEY;
 	case AM_EBADSIG: return AM_LINK_BAD_PROOF;
-	case AM_EUNTRUSTED:
-	case AM_EKEYCHANGED:
-	case AM_EREVOKED: return AM_LINK_REFUSED_THERE; /* ours are set where on_peer refuses */
+	case AM_EUNTRUSTED: return AM_LINK_REFUSED_THERE; /* the peer's 'X'; ours are set where on_peer refuses */
 	case AM_EMALFORMED:
 	case AM_ETRUNC:
 	case AM_ETOOBIG:

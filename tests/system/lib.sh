@@ -33,15 +33,17 @@ show_logs() {
 # is open before the next one dials it)
 wait_http() { until_ok 300 curl -s -o /dev/null -m 2 "$1"; }
 # req METHOD URL BODY TOKEN -> "STATUS BODY" (BODY "@FILE" sends a file;
-# TOKEN "-" sends none)
+# TOKEN "-" sends none; REQ_CONTENT_TYPE, when set, is sent as Content-Type)
 req() {
     /usr/bin/python3 - "$@" <<'PY'
-import sys, urllib.request, urllib.error
+import os, sys, urllib.request, urllib.error
 m, url, body, tok = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 data = open(body[1:], "rb").read() if body.startswith("@") else (body.encode() if body else None)
 r = urllib.request.Request(url, data=data, method=m)
 if tok != "-":
     r.add_header("Authorization", "Bearer " + tok)
+if os.environ.get("REQ_CONTENT_TYPE"):
+    r.add_header("Content-Type", os.environ["REQ_CONTENT_TYPE"])
 try:
     with urllib.request.urlopen(r, timeout=70) as f:
         print(f.status, f.read().decode())

@@ -18,23 +18,8 @@ AM=$1 NODE=$2 GW=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 scratch am-tools
-# its own req: lib.sh's plus Content-Type: application/json (the MCP endpoint
-# wants it)
-req() { # METHOD URL BODY TOKEN -> "STATUS BODY"
-    /usr/bin/python3 - "$@" <<'PY'
-import sys, urllib.request, urllib.error
-m, url, body, tok = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-r = urllib.request.Request(url, data=body.encode() if body else None, method=m)
-if tok != "-":
-    r.add_header("Authorization", "Bearer " + tok)
-r.add_header("Content-Type", "application/json")
-try:
-    with urllib.request.urlopen(r, timeout=70) as f:
-        print(f.status, f.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
-PY
-}
+# the MCP endpoint wants JSON's content type
+export REQ_CONTENT_TYPE=application/json
 
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
 G=$("$AM" init --store "$T/g" 2>/dev/null)

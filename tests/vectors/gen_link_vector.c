@@ -13,21 +13,13 @@
  */
 #include "am_core.h"
 #include "am_sync.h"
+#include "vector_json.h"
 
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void
-set_hex(json_t *o, const char *k, const uint8_t *p, size_t n)
-{
-	char *s = malloc(n * 2 + 1);
-	sodium_bin2hex(s, n * 2 + 1, p, n);
-	json_object_set_new(o, k, json_string(s));
-	free(s);
-}
 
 static void
 fill(uint8_t *p, uint8_t first)
@@ -66,12 +58,28 @@ frame(json_t *frames, am_link *from, am_link *to, const char *dir, unsigned coun
 	free(back);
 }
 
+/* 'N' + pi's peer info, as the first frame (counter 0) from `from` */
+static void
+n_frame(json_t *frames, am_link *from, am_link *to, const char *dir, const char *about, const am_peer_info *pi)
+{
+	uint8_t *info = NULL, *n;
+	size_t len = 0;
+
+	if (am_peer_info_encode(&info, &len, pi) != 0 || (n = malloc(1 + len)) == NULL)
+		die("peer info");
+	n[0] = 'N';
+	memcpy(n + 1, info, len);
+	frame(frames, from, to, dir, 0, about, n, 1 + len);
+	free(n);
+	free(info);
+}
+
 int
 main(int argc, char **argv)
 {
 	uint8_t seed_i[32], seed_r[32], netkey[32], eph_i[32], eph_r[32], pub[32];
-	uint8_t *m1 = NULL, *m2 = NULL, *m3 = NULL, *m4 = NULL, *none = NULL, *info = NULL;
-	size_t l1 = 0, l2 = 0, l3 = 0, l4 = 0, lnone = 0, linfo = 0;
+	uint8_t *m1 = NULL, *m2 = NULL, *m3 = NULL, *m4 = NULL, *none = NULL;
+	size_t l1 = 0, l2 = 0, l3 = 0, l4 = 0, lnone = 0;
 	am_identity *ii = NULL, *ir = NULL;
 	am_link *li = NULL, *lr = NULL;
 	am_peer_info pi = {0};
@@ -125,40 +133,21 @@ main(int argc, char **argv)
 	pi.ngroups = 1;
 	snprintf(pi.groups[0], sizeof(pi.groups[0]), "site");
 	pi.outbox = 3;
-	if (am_peer_info_encode(&info, &linfo, &pi) != 0)
-		die("peer info");
-	{
-		uint8_t *n = malloc(1 + linfo);
-		n[0] = 'N';
-		memcpy(n + 1, info, linfo);
-		frame(frames, li, lr, "i2r", 0, "'N' + crane-1's peer info", n, 1 + linfo);
-		memset(&pi, 0, sizeof(pi));
-		snprintf(pi.name, sizeof(pi.name), "site-gw");
-		snprintf(pi.role, sizeof(pi.role), "gateway");
-		free(info);
-		if (am_peer_info_encode(&info, &linfo, &pi) != 0)
-			die("peer info");
-		free(n);
-		n = malloc(1 + linfo);
-		n[0] = 'N';
-		memcpy(n + 1, info, linfo);
-		frame(frames, lr, li, "r2i", 0, "'N' + site-gw's peer info", n, 1 + linfo);
-		free(n);
-	}
+	n_frame(frames, li, lr, "i2r", "'N' + crane-1's peer info", &pi);
+	memset(&pi, 0, sizeof(pi));
+	snprintf(pi.name, sizeof(pi.name), "site-gw");
+	snprintf(pi.role, sizeof(pi.role), "gateway");
+	n_frame(frames, lr, li, "r2i", "'N' + site-gw's peer info", &pi);
 	frame(frames, li, lr, "i2r", 1, "'K' (keepalive): the second frame I->R, counter 1", (const uint8_t *) "K", 1);
 	frame(frames, lr, li, "r2i", 1, "'X' + a refusal's reason", (const uint8_t *) "Xnot trusted here", 17);
 	json_object_set_new(out, "frames", frames);
 
-	if (json_dump_file(out, argv[1], JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0) {
-		fprintf(stderr, "gen_link_vector: cannot write %s\n", argv[1]);
+	if (write_vectors(out, argv[1], "gen_link_vector", JSON_PRESERVE_ORDER) != 0)
 		return 1;
-	}
-	json_decref(out);
 	free(m1);
 	free(m2);
 	free(m3);
 	free(m4);
-	free(info);
 	am_link_free(li);
 	am_link_free(lr);
 	am_identity_free(ii);

@@ -11,6 +11,7 @@
 #include "am_core.h"
 #include "am_sync.h"
 #include "../membuf.h"
+#include "vector_json.h"
 
 #include <jansson.h>
 #include <msgpack.h>
@@ -22,22 +23,6 @@
 #define T0 1767225600000ull /* 2026-01-01T00:00:00Z */
 
 static uint8_t seed_a[32], seed_b[32], nonce[8];
-
-static char *
-hex(const uint8_t *p, size_t n)
-{
-	char *s = malloc(n * 2 + 1);
-	sodium_bin2hex(s, n * 2 + 1, p, n);
-	return s;
-}
-
-static void
-set_hex(json_t *o, const char *k, const uint8_t *p, size_t n)
-{
-	char *s = hex(p, n);
-	json_object_set_new(o, k, json_string(s));
-	free(s);
-}
 
 static json_t *
 positive(const char *name, const char *about, am_envelope_spec *spec, am_identity *a, const char *payload_text)
@@ -364,11 +349,8 @@ main(int argc, char **argv)
 	set_hex(root, "recipient_pk", am_identity_pk(b), 32);
 	json_object_set_new(root, "positive", pos);
 	json_object_set_new(root, "negative", neg);
-	if (json_dump_file(root, argv[1], JSON_INDENT(1) | JSON_SORT_KEYS) != 0) {
-		fprintf(stderr, "gen_vectors: cannot write %s\n", argv[1]);
+	if (write_vectors(root, argv[1], "gen_vectors", JSON_SORT_KEYS) != 0)
 		return 1;
-	}
-	json_decref(root);
 	free(env);
 	(void) id;
 	am_identity_free(a);

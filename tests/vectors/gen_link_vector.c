@@ -62,7 +62,7 @@ frame(json_t *frames, am_link *from, am_link *to, const char *dir, unsigned coun
 static void
 n_frame(json_t *frames, am_link *from, am_link *to, const char *dir, const char *about, const am_peer_info *pi)
 {
-	uint8_t *info = NULL, *n;
+	uint8_t *info = NULL, *n = NULL;
 	size_t len = 0;
 
 	if (am_peer_info_encode(&info, &len, pi) != 0 || (n = malloc(1 + len)) == NULL)

@@ -91,6 +91,8 @@ struct node {
 	int link_timeout_ms;      /* silence that ends a link; also the retry cap */
 	atomic_int stop;          /* set by the main thread (after sigwait) or a failed listener; read by all */
 	am_api api;
+	pthread_t serve_th, watch_th;
+	bool serving, watching;   /* those threads were started */
 	am_peer_info info;        /* what this node says about itself */
 	char node_id[AM_NODE_ID_LEN + 1];
 
@@ -113,6 +115,27 @@ struct node {
 };
 
 extern const char *const am_daemon_reasons[N_REASONS];
+
+/* What the configuration gives that the node does not keep (daemon_config.c
+ * fills it, with the node's own settings, before anything is opened). */
+struct daemon_config {
+	bool gateway;
+	const char *prog;
+	const char *identity, *dir, *key, *host, *name, *trust_mode, *provision, *env_file, *position;
+	const char *peers[MAX_DIALERS], *zones[AM_GEO_MAX_TAGS], *groups[AM_QUEUE_MAX_GROUPS];
+	size_t npeers, nzones, ngroups, ntrust;
+	bool dev_token, no_discovery, check_config;
+	int port, multicast_port;
+	am_provision prov;        /* --provision's bundle (cleared by the caller) */
+};
+
+/* daemon_config.c: flags > environment > .env > defaults. Returns
+ * DAEMON_GO to start, else the exit status (after --help, --version, or
+ * with the error printed). */
+#define DAEMON_GO (-1)
+int am_daemon_configure(struct node *n, struct daemon_config *c, bool gateway, int argc, char **argv);
+/* --check-config: the key and the tool files read and reported; the exit status */
+int am_daemon_check_config(struct node *n, struct daemon_config *c);
 
 /* daemon_links.c */
 void am_daemon_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

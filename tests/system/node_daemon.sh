@@ -229,6 +229,12 @@ check "--check-config: a bad .env, rc 2, named with its line" bash -c "[ $cc_rc 
 cc_out=$("$NODE" --data "$T/nowhere" --network-key "@$T/net.key" --check-config 2>&1); cc_rc=$?
 check "--check-config: a missing folder says how to make it, and makes nothing" \
     bash -c "[ $cc_rc -ne 0 ] && grep -q 'agent-mesh init --store' <<<'$cc_out' && [ ! -e '$T/nowhere' ]"
+# a bad discovery port is a configuration error: exit 2, named, before
+# anything is opened (on 3c91395 the daemon started, then stopped with
+# exit 0 when it reached discovery)
+cc_out=$(MESH_MULTICAST_PORT=99999 timeout 10 "$NODE" --data "$T/b" --network-key "@$T/net.key" --port 18998 2>&1); cc_rc=$?
+check "a bad MESH_MULTICAST_PORT: rc 2, named ($cc_rc: $cc_out)" \
+    bash -c "[ $cc_rc -eq 2 ] && grep -q 'MESH_MULTICAST_PORT \"99999\" is not a port' <<<'$cc_out'"
 
 echo "node_daemon: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -391,161 +391,153 @@ child_done(pid_t pid, int *status, bool *reaped)
 	return *reaped;
 }
 
-int
-am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const char *workflow_id, am_tool_run *r,
-    const atomic_int *cancel)
+/* the child: async-signal-safe calls only, then exec */
+static void __attribute__((noreturn))
+exec_child(const am_tool *t, char **av, char **env, int in, int out, int err)
 {
-	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, status = 0;
-	char **av = build_argv(t, args), **env = build_env(t, call_id, workflow_id);
-	char *input = json_dumps(args, JSON_COMPACT);
-	size_t in_len = input ? strlen(input) : 0, in_off = 0;
-	uint64_t start = mono_ms(), term_at = 0;
-	bool killed = false, reaped = false;
-	pid_t pid;
-	int rc = 0;
+	sigset_t all;
+	struct rlimit cpu = {(rlim_t) (t->timeout_ms / 1000 + 2), (rlim_t) (t->timeout_ms / 1000 + 3)};
+	struct rlimit files = {256, 256}, core = {0, 0};
+	struct rlimit fsize = {(rlim_t) t->max_file_size, (rlim_t) t->max_file_size};
 
-	memset(r, 0, sizeof(*r));
-	r->out = malloc(t->max_output + 1);
-	r->err = malloc(t->max_output + 1);
-	if (av == NULL || env == NULL || input == NULL || r->out == NULL || r->err == NULL || pipe(in) != 0 ||
-	    pipe(out) != 0 || pipe(err) != 0) {
-		rc = am_error_set(AM_ENOMEM, "cannot prepare the tool run: %s", strerror(errno));
-		goto out;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL); /* the daemon blocks SIGTERM for sigwait */
+	signal(SIGPIPE, SIG_DFL);             /* and ignores SIGPIPE; exec keeps "ignored" */
+	setpgid(0, 0);
+	setrlimit(RLIMIT_CPU, &cpu);
+	setrlimit(RLIMIT_NOFILE, &files);
+	setrlimit(RLIMIT_CORE, &core);
+	setrlimit(RLIMIT_FSIZE, &fsize);
+	dup2(in, 0);
+	dup2(out, 1);
+	dup2(err, 2);
+	for (int fd = 3; fd < 4096; fd++)
+		close(fd);
+	if (chdir(t->cwd) != 0)
+		_exit(126);
+	execve(av[0], av, env);
+	_exit(127);
+}
+
+/* The parent's side of one run: the pipes (-1 once closed), the input
+ * still to write, and where the child stands. */
+struct pump {
+	const am_tool *t;
+	am_tool_run *r;
+	pid_t pid;
+	int in, out, err;
+	const char *input;
+	size_t in_len, in_off;
+	uint64_t start, term_at;
+	bool killed, reaped;
+	int status;
+};
+
+static void
+stop_child(struct pump *p, int sig, const char *status)
+{
+	kill(-p->pid, sig);
+	p->killed = true;
+	snprintf(p->r->status, sizeof(p->r->status), "%s", status);
+}
+
+/* cancellation, the timeout and the kill a second after it; false when
+ * reading must stop (descendants hold the pipes past the timeout) */
+static bool
+pump_deadlines(struct pump *p, const atomic_int *cancel, uint64_t now)
+{
+	uint64_t timeout = p->t->timeout_ms;
+
+	/* the daemon is stopping: the call stays "running" and is reported
+	 * interrupted at the next start */
+	if (!p->killed && cancel != NULL && *cancel)
+		stop_child(p, SIGKILL, "cancelled");
+	if (!p->killed && now - p->start >= timeout) {
+		stop_child(p, SIGTERM, "timeout");
+		p->term_at = now;
 	}
-	/* Where the kernel lets us (root, or unprivileged user namespaces),
-	 * the tool is the first process of a PID namespace of its own: when
-	 * it ends, or is killed at its timeout, the kernel kills everything
-	 * it started, even what left its process group (setsid). Elsewhere
-	 * its process group is killed, and output is read no longer than
-	 * 2 s past the timeout whoever holds the pipes. */
-	pid = contained_fork(&r->contained);
-	if (pid < 0) {
-		rc = am_error_set(AM_EIO, "fork: %s", strerror(errno));
-		goto out;
+	if (p->killed && p->term_at && now - p->term_at >= 1000) {
+		kill(-p->pid, SIGKILL);
+		p->term_at = 0;
 	}
-	if (pid == 0) {
-		/* the child: async-signal-safe calls only, then exec */
-		sigset_t all;
-		struct rlimit cpu = {(rlim_t) (t->timeout_ms / 1000 + 2), (rlim_t) (t->timeout_ms / 1000 + 3)};
-		struct rlimit files = {256, 256}, core = {0, 0};
-		struct rlimit fsize = {(rlim_t) t->max_file_size, (rlim_t) t->max_file_size};
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL); /* the daemon blocks SIGTERM for sigwait */
-		signal(SIGPIPE, SIG_DFL);             /* and ignores SIGPIPE; exec keeps "ignored" */
-		setpgid(0, 0);
-		setrlimit(RLIMIT_CPU, &cpu);
-		setrlimit(RLIMIT_NOFILE, &files);
-		setrlimit(RLIMIT_CORE, &core);
-		setrlimit(RLIMIT_FSIZE, &fsize);
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(err[1], 2);
-		for (int fd = 3; fd < 4096; fd++)
-			close(fd);
-		if (chdir(t->cwd) != 0)
-			_exit(126);
-		execve(av[0], av, env);
-		_exit(127);
+	/* past the timeout and the kill, whatever still holds our pipes (a
+	 * descendant that escaped the group) does not hold us */
+	if (p->killed && now - p->start >= timeout + 2000) {
+		snprintf(p->r->why, sizeof(p->r->why), "descendants kept its output open past the timeout");
+		return false;
 	}
-	setpgid(pid, pid);
-	close(in[0]);
-	close(out[1]);
-	close(err[1]);
-	in[0] = out[1] = err[1] = -1;
-	fcntl(in[1], F_SETFL, O_NONBLOCK);
-	while (out[0] >= 0 || err[0] >= 0) {
-		struct pollfd p[3];
-		int np = 0, wait_ms;
+	if (!p->killed && child_done(p->pid, &p->status, &p->reaped) && now - p->start >= timeout)
+		stop_child(p, SIGKILL, "timeout");
+	return true;
+}
+
+/* the input written on, or one read of output kept up to max_output (the
+ * child is stopped past it) */
+static void
+pump_fd(struct pump *p, int fd)
+{
+	am_tool_run *r = p->r;
+	char chunk[4096];
+
+	if (fd == p->in) {
+		ssize_t w = write(p->in, p->input + p->in_off, p->in_len - p->in_off);
+		if (w > 0)
+			p->in_off += (size_t) w;
+		if (w < 0 || p->in_off == p->in_len) {
+			close(p->in);
+			p->in = -1;
+		}
+		return;
+	}
+	bool is_out = fd == p->out;
+	char *buf = is_out ? r->out : r->err;
+	size_t *len = is_out ? &r->out_len : &r->err_len;
+	ssize_t k = read(fd, chunk, sizeof(chunk));
+	if (k <= 0) {
+		close(fd);
+		*(is_out ? &p->out : &p->err) = -1;
+		return;
+	}
+	size_t room = p->t->max_output - *len, take = (size_t) k < room ? (size_t) k : room;
+	memcpy(buf + *len, chunk, take);
+	*len += take;
+	if ((size_t) k > room && !p->killed) {
+		stop_child(p, SIGKILL, "output_limit");
+		*(is_out ? &r->out_truncated : &r->err_truncated) = true;
+	}
+}
+
+/* until both outputs are closed, or the deadlines say stop */
+static void
+pump_run(struct pump *p, const atomic_int *cancel)
+{
+	while (p->out >= 0 || p->err >= 0) {
+		struct pollfd fds[3];
+		int nfds = 0, wait_ms;
 		uint64_t now = mono_ms();
-		if (!killed && cancel != NULL && *cancel) {
-			/* the daemon is stopping: the call stays "running" and is
-			 * reported interrupted at the next start */
-			kill(-pid, SIGKILL);
-			killed = true;
-			snprintf(r->status, sizeof(r->status), "cancelled");
-		}
-		if (!killed && now - start >= t->timeout_ms) {
-			kill(-pid, SIGTERM);
-			killed = true;
-			term_at = now;
-			snprintf(r->status, sizeof(r->status), "timeout");
-		}
-		if (killed && term_at && now - term_at >= 1000) {
-			kill(-pid, SIGKILL);
-			term_at = 0;
-		}
-		/* past the timeout and the kill, whatever still holds our pipes
-		 * (a descendant that escaped the group) does not hold us */
-		if (killed && now - start >= t->timeout_ms + 2000) {
-			snprintf(r->why, sizeof(r->why), "descendants kept its output open past the timeout");
+		if (!pump_deadlines(p, cancel, now))
 			break;
-		}
-		if (!killed && child_done(pid, &status, &reaped) && now - start >= t->timeout_ms) {
-			kill(-pid, SIGKILL);
-			killed = true;
-			snprintf(r->status, sizeof(r->status), "timeout");
-		}
-		wait_ms = killed ? 100 : (int) (t->timeout_ms - (now - start));
+		wait_ms = p->killed ? 100 : (int) (p->t->timeout_ms - (now - p->start));
 		if (wait_ms > 200)
 			wait_ms = 200;
-		if (out[0] >= 0)
-			p[np++] = (struct pollfd){out[0], POLLIN, 0};
-		if (err[0] >= 0)
-			p[np++] = (struct pollfd){err[0], POLLIN, 0};
-		if (in[1] >= 0)
-			p[np++] = (struct pollfd){in[1], POLLOUT, 0};
-		if (poll(p, (nfds_t) np, wait_ms) < 0 && errno != EINTR)
+		if (p->out >= 0)
+			fds[nfds++] = (struct pollfd){p->out, POLLIN, 0};
+		if (p->err >= 0)
+			fds[nfds++] = (struct pollfd){p->err, POLLIN, 0};
+		if (p->in >= 0)
+			fds[nfds++] = (struct pollfd){p->in, POLLOUT, 0};
+		if (poll(fds, (nfds_t) nfds, wait_ms) < 0 && errno != EINTR)
 			break;
-		for (int i = 0; i < np; i++) {
-			if (p[i].revents == 0)
-				continue;
-			if (p[i].fd == in[1]) {
-				ssize_t w = write(in[1], input + in_off, in_len - in_off);
-				if (w > 0)
-					in_off += (size_t) w;
-				if (w < 0 || in_off == in_len) {
-					close(in[1]);
-					in[1] = -1;
-				}
-				continue;
-			}
-			bool is_out = p[i].fd == out[0];
-			char *buf = is_out ? r->out : r->err;
-			size_t *len = is_out ? &r->out_len : &r->err_len;
-			char chunk[4096];
-			ssize_t k = read(p[i].fd, chunk, sizeof(chunk));
-			if (k <= 0) {
-				close(p[i].fd);
-				if (is_out)
-					out[0] = -1;
-				else
-					err[0] = -1;
-				continue;
-			}
-			size_t room = t->max_output - *len, take = (size_t) k < room ? (size_t) k : room;
-			memcpy(buf + *len, chunk, take);
-			*len += take;
-			if ((size_t) k > room && !killed) {
-				kill(-pid, SIGKILL);
-				killed = true;
-				snprintf(r->status, sizeof(r->status), "output_limit");
-				if (is_out)
-					r->out_truncated = true;
-				else
-					r->err_truncated = true;
-			}
-		}
+		for (int i = 0; i < nfds; i++)
+			if (fds[i].revents != 0)
+				pump_fd(p, fds[i].fd);
 	}
-	if (in[1] >= 0) {
-		close(in[1]);
-		in[1] = -1;
-	}
-	while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	kill(-pid, SIGKILL); /* anything it left behind in its group */
-	r->duration_ms = mono_ms() - start;
-	r->out[r->out_len] = '\0';
-	r->err[r->err_len] = '\0';
+}
+
+/* the exit status as r->status, exit_code, signal and why */
+static void
+report_exit(const am_tool *t, int status, am_tool_run *r)
+{
 	if (WIFEXITED(status)) {
 		r->exit_code = WEXITSTATUS(status);
 		if (r->status[0] == '\0')
@@ -568,6 +560,62 @@ am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const ch
 		    (unsigned long long) t->timeout_ms);
 	else if (strcmp(r->status, "output_limit") == 0)
 		snprintf(r->why, sizeof(r->why), "wrote more than its max_output of %zu bytes and was stopped", t->max_output);
+}
+
+int
+am_tool_exec(const am_tool *t, const json_t *args, const char *call_id, const char *workflow_id, am_tool_run *r,
+    const atomic_int *cancel)
+{
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+	char **av = build_argv(t, args), **env = build_env(t, call_id, workflow_id);
+	char *input = json_dumps(args, JSON_COMPACT);
+	struct pump p = {.t = t, .r = r, .in = -1, .out = -1, .err = -1, .input = input};
+	int rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->out = malloc(t->max_output + 1);
+	r->err = malloc(t->max_output + 1);
+	if (av == NULL || env == NULL || input == NULL || r->out == NULL || r->err == NULL || pipe(in) != 0 ||
+	    pipe(out) != 0 || pipe(err) != 0) {
+		rc = am_error_set(AM_ENOMEM, "cannot prepare the tool run: %s", strerror(errno));
+		goto out;
+	}
+	/* Where the kernel lets us (root, or unprivileged user namespaces),
+	 * the tool is the first process of a PID namespace of its own: when
+	 * it ends, or is killed at its timeout, the kernel kills everything
+	 * it started, even what left its process group (setsid). Elsewhere
+	 * its process group is killed, and output is read no longer than
+	 * 2 s past the timeout whoever holds the pipes. */
+	p.start = mono_ms();
+	p.pid = contained_fork(&r->contained);
+	if (p.pid < 0) {
+		rc = am_error_set(AM_EIO, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (p.pid == 0)
+		exec_child(t, av, env, in[0], out[1], err[1]);
+	setpgid(p.pid, p.pid);
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	in[0] = out[1] = err[1] = -1;
+	/* the pump owns (and closes) the other ends from here */
+	p.in = in[1], p.out = out[0], p.err = err[0];
+	in[1] = out[0] = err[0] = -1;
+	p.in_len = strlen(input);
+	fcntl(p.in, F_SETFL, O_NONBLOCK);
+	pump_run(&p, cancel);
+	if (p.in >= 0) { /* a child still waiting for its input sees the end of it */
+		close(p.in);
+		p.in = -1;
+	}
+	while (!p.reaped && waitpid(p.pid, &p.status, 0) < 0 && errno == EINTR)
+		;
+	kill(-p.pid, SIGKILL); /* anything it left behind in its group */
+	r->duration_ms = mono_ms() - p.start;
+	r->out[r->out_len] = '\0';
+	r->err[r->err_len] = '\0';
+	report_exit(t, p.status, r);
 out:
 	for (int i = 0; i < 2; i++) {
 		if (in[i] >= 0)
@@ -577,6 +625,12 @@ out:
 		if (err[i] >= 0)
 			close(err[i]);
 	}
+	if (p.in >= 0)
+		close(p.in);
+	if (p.out >= 0)
+		close(p.out);
+	if (p.err >= 0)
+		close(p.err);
 	free_list(av);
 	free_list(env);
 	free(input);

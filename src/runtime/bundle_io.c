@@ -370,16 +370,153 @@ write_record(const char *path, const am_envelope *env, bool overwrite)
 	return am_file_write_atomic(path, env->raw, env->raw_len, 0644, overwrite);
 }
 
+/* 1. import every bundle the stick carries; *import_rc: the first
+ * bundle's failure (the rest are still read); a store failure returns */
+static int
+import_stick(struct importer *im, const char *bdir, char **names, size_t n, am_stick_report *r, int *import_rc)
+{
+	char bpath[4400];
+	struct stat st;
+	int erc;
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(bpath, sizeof(bpath), "%s/%s", bdir, names[i]);
+		if (stat(bpath, &st) == 0)
+			im->total += (uint64_t) st.st_size;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *buf;
+		size_t len;
+		snprintf(bpath, sizeof(bpath), "%s/%s", bdir, names[i]);
+		if ((erc = am_file_map(&buf, &len, bpath)) != 0) {
+			bk_problem(r, "%s", am_error_detail());
+			r->damaged++;
+			if (*import_rc == 0)
+				*import_rc = erc;
+			continue;
+		}
+		erc = import_mapped(im, names[i], buf, len);
+		am_file_unmap(buf, len);
+		im->base += len;
+		if (im->fatal != 0)
+			return im->fatal;
+		if (erc != 0 && *import_rc == 0)
+			*import_rc = erc;
+	}
+	return 0;
+}
+
+/* 2. the stick's folders (AM_EREADONLY on a write-protected stick) */
+static int
+make_folders(const char *dir, const char *bdir)
+{
+	char path[4400];
+	int rc;
+
+	if ((rc = ensure_dir(dir)) != 0 || (rc = ensure_dir(bdir)) != 0)
+		return rc;
+	snprintf(path, sizeof(path), "%s/custody", dir);
+	if ((rc = ensure_dir(path)) != 0)
+		return rc;
+	snprintf(path, sizeof(path), "%s/summaries", dir);
+	return ensure_dir(path);
+}
+
+/* the most the bundle may take: --max-size, and the free space less what
+ * the summary and custody record written after it need */
+static uint64_t
+export_limit(am_queue *q, const char *dir, const am_stick_options *o, uint64_t taken, uint64_t exported)
+{
+	struct statvfs vfs;
+	am_queue_stats qs = {0};
+	uint64_t free_bytes = UINT64_MAX, margin;
+
+	(void) am_queue_get_counts(q, &qs);
+	margin = MARGIN + 8 * (qs.envelopes + qs.tombstones + taken + exported);
+	if (statvfs(dir, &vfs) == 0)
+		free_bytes = (uint64_t) vfs.f_bavail * vfs.f_frsize;
+	free_bytes = free_bytes > margin ? free_bytes - margin : 0;
+	return o->max_size && o->max_size < free_bytes ? o->max_size : free_bytes;
+}
+
+/* 3. one bundle of what the stick and its summarised nodes lack */
+static int
+export_bundle(struct exporter *x, const am_identity *me, const char *bdir, am_stick_report *r)
+{
+	char node[AM_NODE_ID_LEN + 1], name[96], bpath[4400];
+	uint8_t rnd[4];
+	bool wrote = false;
+	int rc;
+
+	am_node_id_format(node, am_identity_pk(me));
+	randombytes_buf(rnd, sizeof(rnd));
+	snprintf(name, sizeof(name), "%013llu-%.16s-%02x%02x%02x%02x.amb", (unsigned long long) x->o->now_ms, node,
+	    rnd[0], rnd[1], rnd[2], rnd[3]);
+	snprintf(bpath, sizeof(bpath), "%s/%s", bdir, name);
+	rc = export_to(x, me, bpath, &wrote);
+	if (rc == AM_EFULL) {
+		r->full = true;
+		bk_problem(r, "stick full: %s", am_error_detail());
+	}
+	if (rc != 0)
+		return rc;
+	if (wrote)
+		snprintf(r->bundle, sizeof(r->bundle), "%s", name);
+	if (r->left_behind > 0)
+		r->full = true;
+	return 0;
+}
+
+/* 4. this node's summary (every id it knows, by prefix), then the
+ * custody record of this visit */
+static int
+write_records(am_queue *q, const am_identity *me, const char *dir, const struct importer *im,
+    const am_stick_options *o, const am_stick_report *r)
+{
+	struct prefixes ps = {0};
+	am_custody c = {0};
+	am_envelope env;
+	am_queue_stats qs;
+	char node[AM_NODE_ID_LEN + 1], path[4400];
+	uint8_t rnd[4];
+	int rc;
+
+	am_node_id_format(node, am_identity_pk(me));
+	if ((rc = am_queue_known_each(q, add_prefix, &ps)) == 0 &&
+	    (rc = am_summary_create(&env, ps.p, ps.n, me, o->now_ms)) == 0) {
+		snprintf(path, sizeof(path), "%s/summaries/%s.env", dir, node);
+		rc = write_record(path, &env, true);
+		am_envelope_clear(&env);
+	}
+	free(ps.p);
+	if (rc != 0)
+		return rc;
+	snprintf(c.bundle, sizeof(c.bundle), "%s", r->bundle);
+	c.added = r->exported;
+	c.taken = im->ntaken;
+	c.taken_prefixes = im->taken;
+	if (am_queue_get_counts(q, &qs) == 0)
+		c.store_count = qs.envelopes;
+	randombytes_buf(rnd, sizeof(rnd));
+	if ((rc = am_custody_create(&env, &c, me, o->now_ms)) == 0) {
+		snprintf(path, sizeof(path), "%s/custody/%013llu-%.16s-%02x%02x%02x%02x.env", dir,
+		    (unsigned long long) o->now_ms, node, rnd[0], rnd[1], rnd[2], rnd[3]);
+		rc = write_record(path, &env, false);
+		am_envelope_clear(&env);
+	}
+	return rc;
+}
+
 int
 am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_stick_options *o, am_stick_report *r)
 {
-	char dir[4096], bdir[4200], bpath[4400];
+	char dir[4096], bdir[4200];
 	char **names = NULL;
 	size_t n = 0;
 	struct importer *im = NULL;
-	struct exporter x = {0};
+	struct exporter x = {.q = q, .o = o, .r = r};
 	struct stat st;
-	int rc = 0, import_rc = 0, erc;
+	int rc = 0, import_rc = 0;
 
 	memset(r, 0, sizeof(*r));
 	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
@@ -387,140 +524,28 @@ am_stick_sync(am_queue *q, const am_identity *me, const char *path, const am_sti
 	am_stick_dir(dir, sizeof(dir), path);
 	snprintf(bdir, sizeof(bdir), "%s/bundles", dir);
 
-	/* 1. import what the stick carries */
 	if ((im = malloc(sizeof(*im))) == NULL || importer_init(im, q, me, o, r) != 0) {
 		free(im);
 		return am_error_set(AM_ENOMEM, "out of memory");
 	}
-	if (am_dir_list(&names, &n, bdir, ".amb") == 0) {
-		for (size_t i = 0; i < n; i++) {
-			snprintf(bpath, sizeof(bpath), "%s/%s", bdir, names[i]);
-			if (stat(bpath, &st) == 0)
-				im->total += (uint64_t) st.st_size;
-		}
-		for (size_t i = 0; i < n; i++) {
-			const uint8_t *buf;
-			size_t len;
-			snprintf(bpath, sizeof(bpath), "%s/%s", bdir, names[i]);
-			if ((erc = am_file_map(&buf, &len, bpath)) != 0) {
-				bk_problem(r, "%s", am_error_detail());
-				r->damaged++;
-				if (import_rc == 0)
-					import_rc = erc;
-				continue;
-			}
-			erc = import_mapped(im, names[i], buf, len);
-			am_file_unmap(buf, len);
-			im->base += len;
-			if (im->fatal != 0) {
-				rc = im->fatal;
-				goto out;
-			}
-			if (erc != 0 && import_rc == 0)
-				import_rc = erc;
-		}
-	}
-	if ((rc = importer_finish(im)) != 0)
+	if (am_dir_list(&names, &n, bdir, ".amb") == 0 && (rc = import_stick(im, bdir, names, n, r, &import_rc)) != 0)
 		goto out;
-	if (o->no_export)
+	if ((rc = importer_finish(im)) != 0 || o->no_export)
 		goto out;
-
-	/* 2. the folders; a read-only stick is still read (what was imported
-	 * stays), and another failure is named as itself */
-	if ((rc = ensure_dir(dir)) != 0 || (rc = ensure_dir(bdir)) != 0)
+	/* a read-only stick is still read (what was imported stays), and
+	 * another failure is named as itself */
+	if ((rc = make_folders(dir, bdir)) != 0)
 		goto out_dir;
-	snprintf(bpath, sizeof(bpath), "%s/custody", dir);
-	if ((rc = ensure_dir(bpath)) != 0)
-		goto out_dir;
-	snprintf(bpath, sizeof(bpath), "%s/summaries", dir);
-	if ((rc = ensure_dir(bpath)) != 0)
-		goto out_dir;
-
 	remove_stale_temporaries(dir, o->now_ms);
 	prune_dead(q, dir, names, n, r);
-
-	/* 3. export what the stick and its summarised nodes lack */
-	x.q = q;
-	x.o = o;
-	x.r = r;
-	{
-		struct statvfs vfs;
-		am_queue_stats qs = {0};
-		uint64_t free_bytes = UINT64_MAX, margin;
-		(void) am_queue_get_counts(q, &qs);
-		/* the summary and custody record written after the bundle */
-		margin = MARGIN + 8 * (qs.envelopes + qs.tombstones + im->ntaken + r->exported);
-		if (statvfs(dir, &vfs) == 0)
-			free_bytes = (uint64_t) vfs.f_bavail * vfs.f_frsize;
-		free_bytes = free_bytes > margin ? free_bytes - margin : 0;
-		x.limit = o->max_size && o->max_size < free_bytes ? o->max_size : free_bytes;
-	}
+	x.limit = export_limit(q, dir, o, im->ntaken, r->exported);
 	if ((rc = load_have(&x, dir, names, n)) != 0 || (rc = load_summaries(&x, dir)) != 0)
 		goto out;
-	{
-		char node[AM_NODE_ID_LEN + 1], name[96];
-		uint8_t rnd[4];
-		bool wrote = false;
-		am_node_id_format(node, am_identity_pk(me));
-		randombytes_buf(rnd, sizeof(rnd));
-		snprintf(name, sizeof(name), "%013llu-%.16s-%02x%02x%02x%02x.amb", (unsigned long long) o->now_ms, node,
-		    rnd[0], rnd[1], rnd[2], rnd[3]);
-		snprintf(bpath, sizeof(bpath), "%s/%s", bdir, name);
-		rc = export_to(&x, me, bpath, &wrote);
-		if (rc == AM_EREADONLY)
-			goto out_ro;
-		if (rc == AM_EFULL) {
-			r->full = true;
-			bk_problem(r, "stick full: %s", am_error_detail());
-			goto out;
-		}
-		if (rc != 0)
-			goto out;
-		if (wrote)
-			snprintf(r->bundle, sizeof(r->bundle), "%s", name);
-		if (r->left_behind > 0)
-			r->full = true;
-	}
-
-	/* 4. this node's summary, then the custody record */
-	{
-		struct prefixes ps = {0};
-		am_envelope env;
-		char node[AM_NODE_ID_LEN + 1];
-		am_node_id_format(node, am_identity_pk(me));
-		if ((rc = am_queue_known_each(q, add_prefix, &ps)) == 0 &&
-		    (rc = am_summary_create(&env, ps.p, ps.n, me, o->now_ms)) == 0) {
-			snprintf(bpath, sizeof(bpath), "%s/summaries/%s.env", dir, node);
-			rc = write_record(bpath, &env, true);
-			am_envelope_clear(&env);
-		}
-		free(ps.p);
-		if (rc != 0)
-			goto out;
-	}
-	{
-		am_custody c = {0};
-		am_envelope env;
-		am_queue_stats qs;
-		char node[AM_NODE_ID_LEN + 1];
-		uint8_t rnd[4];
-		snprintf(c.bundle, sizeof(c.bundle), "%s", r->bundle);
-		c.added = r->exported;
-		c.taken = im->ntaken;
-		c.taken_prefixes = im->taken;
-		if (am_queue_get_counts(q, &qs) == 0)
-			c.store_count = qs.envelopes;
-		am_node_id_format(node, am_identity_pk(me));
-		randombytes_buf(rnd, sizeof(rnd));
-		if ((rc = am_custody_create(&env, &c, me, o->now_ms)) == 0) {
-			snprintf(bpath, sizeof(bpath), "%s/custody/%013llu-%.16s-%02x%02x%02x%02x.env", dir,
-			    (unsigned long long) o->now_ms, node, rnd[0], rnd[1], rnd[2], rnd[3]);
-			rc = write_record(bpath, &env, false);
-			am_envelope_clear(&env);
-		}
-		if (rc != 0)
-			goto out;
-	}
+	if ((rc = export_bundle(&x, me, bdir, r)) == AM_EREADONLY)
+		goto out_ro;
+	if (rc != 0)
+		goto out;
+	rc = write_records(q, me, dir, im, o, r);
 	goto out;
 out_dir:
 	if (rc != AM_EREADONLY) {

@@ -251,6 +251,152 @@ status_for(int rc)
 	}
 }
 
+/* Reading a send request: 0, or an HTTP status (400, 413) with why. */
+#define SPEC_ERR(status, ...) \
+	do { \
+		snprintf(why, cap, __VA_ARGS__); \
+		return status; \
+	} while (0)
+
+/* exactly one of "to", "group", "broadcast": true; and "geo" */
+static int
+send_destination(const json_t *j, am_envelope_spec *s, am_geo *geo, char *why, size_t cap)
+{
+	size_t ndest = 0;
+	json_t *v;
+
+	if ((v = json_object_get(j, "to")) != NULL) {
+		ndest++;
+		if (!json_is_string(v) || am_node_id_parse(s->dest_node, json_string_value(v)) != 0)
+			SPEC_ERR(400, "field \"to\" must be a node id (64 hex characters)");
+		s->dest_kind = AM_DEST_NODE;
+	}
+	if ((v = json_object_get(j, "group")) != NULL) {
+		ndest++;
+		if (!json_is_string(v) || am_tag_check("group", json_string_value(v), strlen(json_string_value(v))) != 0)
+			SPEC_ERR(400, "field \"group\" must be a group name of [A-Za-z0-9._:-]");
+		s->dest_kind = AM_DEST_GROUP;
+		s->dest_group = json_string_value(v);
+	}
+	if ((v = json_object_get(j, "broadcast")) != NULL) {
+		if (!json_is_boolean(v))
+			SPEC_ERR(400, "field \"broadcast\" must be true or false");
+		if (json_is_true(v)) {
+			ndest++;
+			s->dest_kind = AM_DEST_BROADCAST;
+		}
+	}
+	if (ndest != 1)
+		SPEC_ERR(400, "give exactly one of \"to\", \"group\", \"broadcast\": true");
+	if ((v = json_object_get(j, "geo")) != NULL) {
+		if (!json_is_string(v) || am_geo_parse(geo, json_string_value(v)) != 0)
+			SPEC_ERR(400, "field \"geo\": %s",
+			    json_is_string(v) ? am_error_detail() : "must be a string like circle:LAT,LON,R");
+		s->geo = geo;
+	}
+	return 0;
+}
+
+/* "ttl", "priority", "content_type", "workflow_id", "seal" */
+static int
+send_options(const json_t *j, am_envelope_spec *s, uint64_t *ttl, char *why, size_t cap)
+{
+	json_t *v;
+
+	if ((v = json_object_get(j, "ttl")) != NULL) {
+		if (json_is_integer(v) && json_integer_value(v) > 0)
+			*ttl = (uint64_t) json_integer_value(v) * 1000;
+		else if (!json_is_string(v) || am_duration_parse(ttl, json_string_value(v)) != 0)
+			SPEC_ERR(400, "field \"ttl\" must be seconds or a duration like \"2h\"");
+		if (*ttl > AM_MAX_TTL_MS ||
+		    (json_is_integer(v) && json_integer_value(v) > (json_int_t) (AM_MAX_TTL_MS / 1000)))
+			SPEC_ERR(400, "field \"ttl\" is more than the 366 days allowed");
+	}
+	s->priority = AM_PRIO_NORMAL;
+	if ((v = json_object_get(j, "priority")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 3)
+			SPEC_ERR(400, "field \"priority\" must be 0, 1, 2 or 3");
+		s->priority = (uint8_t) json_integer_value(v);
+	}
+	if ((v = json_object_get(j, "content_type")) != NULL) {
+		if (!json_is_string(v))
+			SPEC_ERR(400, "field \"content_type\" must be a string");
+		s->content_type = json_string_value(v);
+	}
+	if ((v = json_object_get(j, "workflow_id")) != NULL) {
+		if (!json_is_string(v))
+			SPEC_ERR(400, "field \"workflow_id\" must be a string");
+		s->workflow_id = json_string_value(v);
+	}
+	if ((v = json_object_get(j, "seal")) != NULL) {
+		if (!json_is_boolean(v))
+			SPEC_ERR(400, "field \"seal\" must be true or false");
+		s->seal = json_is_true(v);
+	}
+	return 0;
+}
+
+/* "text" or "payload_base64" (decoded into *bin, the caller frees it) */
+static int
+send_payload(const json_t *j, am_envelope_spec *s, uint8_t **bin, char *why, size_t cap)
+{
+	json_t *v;
+
+	if ((v = json_object_get(j, "text")) != NULL) {
+		if (!json_is_string(v))
+			SPEC_ERR(400, "field \"text\" must be a string");
+		s->payload = (const uint8_t *) json_string_value(v);
+		s->payload_len = json_string_length(v);
+		if (s->content_type == NULL)
+			s->content_type = "text/plain; charset=utf-8";
+	} else if ((v = json_object_get(j, "payload_base64")) != NULL) {
+		size_t bcap, n = 0;
+		if (!json_is_string(v))
+			SPEC_ERR(400, "field \"payload_base64\" must be a string");
+		bcap = json_string_length(v) / 4 * 3 + 3;
+		if ((*bin = malloc(bcap ? bcap : 1)) == NULL)
+			SPEC_ERR(500, "out of memory");
+		if (sodium_base642bin(*bin, bcap, json_string_value(v), json_string_length(v), " \r\n", &n, NULL,
+		        sodium_base64_VARIANT_ORIGINAL) != 0)
+			SPEC_ERR(400, "field \"payload_base64\" is not valid base64");
+		s->payload = *bin;
+		s->payload_len = n;
+	} else {
+		SPEC_ERR(400, "give the payload as \"text\" or \"payload_base64\"");
+	}
+	if (s->payload_len > AM_MAX_PAYLOAD)
+		SPEC_ERR(413, "payload is %zu bytes, limit %u", s->payload_len, AM_MAX_PAYLOAD);
+	return 0;
+}
+#undef SPEC_ERR
+
+/* what the token must allow: the destination, and each zone of a zone
+ * target (any other area: send:area); false once answered */
+static bool
+allow_destination(am_api *api, am_http_ex *ex, struct auth *au, const am_envelope_spec *s)
+{
+	char action[AM_RIGHT_MAX + 1], id[AM_NODE_ID_LEN + 1];
+
+	if (s->dest_kind == AM_DEST_NODE) {
+		am_node_id_format(id, s->dest_node);
+		snprintf(action, sizeof(action), "send:node:%s", id);
+	} else if (s->dest_kind == AM_DEST_GROUP)
+		snprintf(action, sizeof(action), "send:group:%s", s->dest_group);
+	else
+		snprintf(action, sizeof(action), "send:broadcast");
+	if (!allow(api, ex, au, action, s->workflow_id))
+		return false;
+	if (s->geo != NULL && s->geo->kind == AM_GEO_ZONE) {
+		for (size_t i = 0; i < s->geo->ntags; i++) {
+			snprintf(action, sizeof(action), "send:zone:%s", s->geo->tags[i]);
+			if (!allow(api, ex, au, action, s->workflow_id))
+				return false;
+		}
+		return true;
+	}
+	return s->geo == NULL || allow(api, ex, au, "send:area", s->workflow_id);
+}
+
 static void
 on_send(am_http_ex *ex)
 {
@@ -259,139 +405,33 @@ on_send(am_http_ex *ex)
 	am_envelope env = {0};
 	am_geo geo;
 	am_queue_result res;
-	json_t *j = NULL, *v;
-	size_t ndest = 0;
+	json_t *j = NULL;
 	uint8_t *bin = NULL;
-	char idhex[AM_ID_HEX_LEN + 1];
+	char idhex[AM_ID_HEX_LEN + 1], why[300];
 	uint64_t ttl = 7ull * 24 * 3600 * 1000, now = am_now_ms();
 	struct auth au;
-	int rc;
+	int rc, status;
 
 	if (!authenticate(api, ex, &au, "send"))
 		return;
-	{
-		char why[300];
-		if ((j = am_http_json_body(ex, why, sizeof(why))) == NULL || !json_is_object(j)) {
-			auth_done(&au);
-			send_error(ex, 400, "%s", j == NULL ? why : "the body must be a JSON object");
-			json_decref(j);
-			return;
-		}
-	}
-#define FIELD_ERR(...) \
-	do { \
-		send_error(ex, 400, __VA_ARGS__); \
-		goto out; \
-	} while (0)
-	if ((v = json_object_get(j, "to")) != NULL) {
-		ndest++;
-		if (!json_is_string(v) || am_node_id_parse(s.dest_node, json_string_value(v)) != 0)
-			FIELD_ERR("field \"to\" must be a node id (64 hex characters)");
-		s.dest_kind = AM_DEST_NODE;
-	}
-	if ((v = json_object_get(j, "group")) != NULL) {
-		ndest++;
-		if (!json_is_string(v) || am_tag_check("group", json_string_value(v), strlen(json_string_value(v))) != 0)
-			FIELD_ERR("field \"group\" must be a group name of [A-Za-z0-9._:-]");
-		s.dest_kind = AM_DEST_GROUP;
-		s.dest_group = json_string_value(v);
-	}
-	if ((v = json_object_get(j, "broadcast")) != NULL) {
-		if (!json_is_boolean(v))
-			FIELD_ERR("field \"broadcast\" must be true or false");
-		if (json_is_true(v)) {
-			ndest++;
-			s.dest_kind = AM_DEST_BROADCAST;
-		}
-	}
-	if (ndest != 1)
-		FIELD_ERR("give exactly one of \"to\", \"group\", \"broadcast\": true");
-	if ((v = json_object_get(j, "geo")) != NULL) {
-		if (!json_is_string(v) || am_geo_parse(&geo, json_string_value(v)) != 0)
-			FIELD_ERR("field \"geo\": %s", json_is_string(v) ? am_error_detail() : "must be a string like circle:LAT,LON,R");
-		s.geo = &geo;
-	}
-	if ((v = json_object_get(j, "ttl")) != NULL) {
-		if (json_is_integer(v) && json_integer_value(v) > 0)
-			ttl = (uint64_t) json_integer_value(v) * 1000;
-		else if (!json_is_string(v) || am_duration_parse(&ttl, json_string_value(v)) != 0)
-			FIELD_ERR("field \"ttl\" must be seconds or a duration like \"2h\"");
-		if (ttl > AM_MAX_TTL_MS || (json_is_integer(v) && json_integer_value(v) > (json_int_t) (AM_MAX_TTL_MS / 1000)))
-			FIELD_ERR("field \"ttl\" is more than the 366 days allowed");
-	}
-	s.priority = AM_PRIO_NORMAL;
-	if ((v = json_object_get(j, "priority")) != NULL) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 3)
-			FIELD_ERR("field \"priority\" must be 0, 1, 2 or 3");
-		s.priority = (uint8_t) json_integer_value(v);
-	}
-	if ((v = json_object_get(j, "content_type")) != NULL) {
-		if (!json_is_string(v))
-			FIELD_ERR("field \"content_type\" must be a string");
-		s.content_type = json_string_value(v);
-	}
-	if ((v = json_object_get(j, "workflow_id")) != NULL) {
-		if (!json_is_string(v))
-			FIELD_ERR("field \"workflow_id\" must be a string");
-		s.workflow_id = json_string_value(v);
-	}
-	if ((v = json_object_get(j, "seal")) != NULL) {
-		if (!json_is_boolean(v))
-			FIELD_ERR("field \"seal\" must be true or false");
-		s.seal = json_is_true(v);
-	}
-	if ((v = json_object_get(j, "text")) != NULL) {
-		if (!json_is_string(v))
-			FIELD_ERR("field \"text\" must be a string");
-		s.payload = (const uint8_t *) json_string_value(v);
-		s.payload_len = json_string_length(v);
-		if (s.content_type == NULL)
-			s.content_type = "text/plain; charset=utf-8";
-	} else if ((v = json_object_get(j, "payload_base64")) != NULL) {
-		size_t cap, n = 0;
-		if (!json_is_string(v))
-			FIELD_ERR("field \"payload_base64\" must be a string");
-		cap = json_string_length(v) / 4 * 3 + 3;
-		if ((bin = malloc(cap ? cap : 1)) == NULL)
-			FIELD_ERR("out of memory");
-		if (sodium_base642bin(bin, cap, json_string_value(v), json_string_length(v), " \r\n", &n, NULL,
-		        sodium_base64_VARIANT_ORIGINAL) != 0)
-			FIELD_ERR("field \"payload_base64\" is not valid base64");
-		s.payload = bin;
-		s.payload_len = n;
-	} else {
-		FIELD_ERR("give the payload as \"text\" or \"payload_base64\"");
-	}
-	if (s.payload_len > AM_MAX_PAYLOAD) {
-		send_error(ex, 413, "payload is %zu bytes, limit %u", s.payload_len, AM_MAX_PAYLOAD);
+	if ((j = am_http_json_body(ex, why, sizeof(why))) == NULL || !json_is_object(j)) {
+		send_error(ex, 400, "%s", j == NULL ? why : "the body must be a JSON object");
 		goto out;
 	}
-	/* what the token must allow: the destination, and each zone of a
-	 * zone target (any other area: send:area) */
-	{
-		char action[AM_RIGHT_MAX + 1], id[AM_NODE_ID_LEN + 1];
-		if (s.dest_kind == AM_DEST_NODE) {
-			am_node_id_format(id, s.dest_node);
-			snprintf(action, sizeof(action), "send:node:%s", id);
-		} else if (s.dest_kind == AM_DEST_GROUP)
-			snprintf(action, sizeof(action), "send:group:%s", s.dest_group);
-		else
-			snprintf(action, sizeof(action), "send:broadcast");
-		if (!allow(api, ex, &au, action, s.workflow_id))
-			goto out;
-		if (s.geo != NULL && s.geo->kind == AM_GEO_ZONE) {
-			for (size_t i = 0; i < s.geo->ntags; i++) {
-				snprintf(action, sizeof(action), "send:zone:%s", s.geo->tags[i]);
-				if (!allow(api, ex, &au, action, s.workflow_id))
-					goto out;
-			}
-		} else if (s.geo != NULL && !allow(api, ex, &au, "send:area", s.workflow_id))
-			goto out;
+	if ((status = send_destination(j, &s, &geo, why, sizeof(why))) != 0 ||
+	    (status = send_options(j, &s, &ttl, why, sizeof(why))) != 0 ||
+	    (status = send_payload(j, &s, &bin, why, sizeof(why))) != 0) {
+		send_error(ex, (uint16_t) status, "%s", why);
+		goto out;
 	}
+	if (!allow_destination(api, ex, &au, &s))
+		goto out;
 	s.created_ms = now;
 	s.expires_ms = now + ttl;
-	if ((rc = am_envelope_create_decoded(&env, &s, api->me)) != 0)
-		FIELD_ERR("%s", am_error_detail());
+	if ((rc = am_envelope_create_decoded(&env, &s, api->me)) != 0) {
+		send_error(ex, 400, "%s", am_error_detail());
+		goto out;
+	}
 	if ((rc = am_queue_put_own(api->q, &env, 1, now, &res)) != 0 || (rc = res.rc) != 0) {
 		send_error(ex, (uint16_t) status_for(rc), "%s", rc == res.rc && res.detail[0] ? res.detail : am_error_detail());
 		goto out;
@@ -400,7 +440,6 @@ on_send(am_http_ex *ex)
 	/* live links push it now */
 	am_hub_note(api->hub, env.id, 1, 0, res.inboxed);
 	am_http_reply_json(ex, 202, json_pack("{s:s}", "id", idhex));
-#undef FIELD_ERR
 out:
 	auth_done(&au);
 	am_envelope_clear(&env);

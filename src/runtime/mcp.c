@@ -360,136 +360,147 @@ call_done(void *ctx, json_t *job, bool stopping)
 	free(p);
 }
 
-/* returns a response, or NULL when the answer comes later (ex kept) */
+/* the built-in mesh_scan: the tool catalogs known here */
 static json_t *
-tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex, bool *deferred)
+builtin_scan(am_mcp *m, am_api_auth *a, json_t *id)
 {
-	const char *name = json_string_value(json_object_get(params, "name"));
-	json_t *args = json_object_get(params, "arguments"), *meta = json_object_get(params, "_meta");
+	if (am_api_auth_allow(m->api, a, "scan", NULL) != 0)
+		return rpc_result(id, text_content(am_error_detail(), true, NULL));
+	json_t *cats = am_catalogs_load(m->api->data_dir);
+	char *t = json_dumps(cats, JSON_COMPACT);
+	json_t *r = rpc_result(id, text_content(t ? t : "{}", false, json_pack("{s:o}", "catalogs", cats)));
+	free(t);
+	return r;
+}
+
+/* the built-in mesh_job_status: one job and its results */
+static json_t *
+builtin_job_status(am_mcp *m, am_api_auth *a, json_t *id, json_t *args)
+{
+	const char *jid = json_string_value(json_object_get(args, "job_id"));
+	json_t *jobj, *content;
+
+	if (jid == NULL)
+		return rpc_error(id, -32602, "arguments.job_id is required");
+	if (am_api_auth_allow(m->api, a, "read:jobs", NULL) != 0)
+		return rpc_result(id, text_content(am_error_detail(), true, NULL));
+	if ((jobj = am_jobs_get(m->api->jobs, jid)) == NULL)
+		return rpc_result(id, text_content("no such job here", true, NULL));
+	job_content(jobj, &content);
+	json_decref(jobj);
+	return rpc_result(id, content);
+}
+
+/* the built-in mesh_inbox: the first 100 entries, text where it is one */
+static json_t *
+builtin_inbox(am_mcp *m, am_api_auth *a, json_t *id)
+{
+	am_queue_inbox_entry ents[100];
+	size_t n = 0;
+
+	if (am_api_auth_allow(m->api, a, "read:inbox", NULL) != 0)
+		return rpc_result(id, text_content(am_error_detail(), true, NULL));
+	json_t *arr = json_array();
+	if (am_queue_inbox_list(m->api->q, 0, ents, 100, &n) != 0)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *raw = NULL, *pl = NULL;
+		size_t len = 0, plen = 0;
+		am_envelope env;
+		if (am_queue_get(m->api->q, ents[i].id, &raw, &len, NULL) == 0 && am_envelope_decode(&env, raw, len) == 0) {
+			char eid[AM_ID_HEX_LEN + 1], src[AM_NODE_ID_LEN + 1];
+			am_id_format(eid, env.id);
+			am_node_id_format(src, env.body.src);
+			json_t *e = json_pack("{s:s, s:s, s:s}", "id", eid, "from", src, "type", env.body.type);
+			if (am_envelope_payload(&pl, &plen, &env, m->api->me) == 0) {
+				json_t *t = json_stringn((const char *) pl, plen);
+				if (t != NULL)
+					json_object_set_new(e, "text", t);
+				free(pl);
+			}
+			json_array_append_new(arr, e);
+			am_envelope_clear(&env);
+		}
+		free(raw);
+	}
+	char *t = json_dumps(arr, JSON_COMPACT);
+	json_t *r = rpc_result(id, text_content(t ? t : "[]", false, json_pack("{s:o}", "messages", arr)));
+	free(t);
+	return r;
+}
+
+/* the built-in mesh_send, through the same checks as POST /v1/messages;
+ * wf: _meta's workflow (the tool's own argument wins) */
+static json_t *
+builtin_send(am_mcp *m, am_api_auth *a, json_t *id, json_t *args, const char *wf)
+{
+	const char *text = json_string_value(json_object_get(args, "text"));
+	const char *to = json_string_value(json_object_get(args, "to"));
+	const char *group = json_string_value(json_object_get(args, "group"));
+	am_envelope_spec s = {0};
+	am_envelope env = {0};
+	am_queue_result res;
+	char action[2 * AM_RIGHT_MAX], eid[AM_ID_HEX_LEN + 1], msg[400];
+	uint64_t now = am_now_ms();
+	json_t *r;
+
+	if (text == NULL)
+		return rpc_error(id, -32602, "arguments.text is required");
+	if (to != NULL) {
+		if (am_node_id_parse(s.dest_node, to) != 0)
+			return rpc_error(id, -32602, "arguments.to must be a node id (64 hex)");
+		s.dest_kind = AM_DEST_NODE;
+		snprintf(action, sizeof(action), "send:node:%s", to);
+	} else if (group != NULL) {
+		if (am_tag_check("group", group, strlen(group)) != 0)
+			return rpc_error(id, -32602, "arguments.group must be a group name");
+		s.dest_kind = AM_DEST_GROUP;
+		s.dest_group = group;
+		snprintf(action, sizeof(action), "send:group:%s", group);
+	} else if (json_is_true(json_object_get(args, "broadcast"))) {
+		s.dest_kind = AM_DEST_BROADCAST;
+		snprintf(action, sizeof(action), "send:broadcast");
+	} else {
+		return rpc_error(id, -32602, "give arguments.to, arguments.group or arguments.broadcast: true");
+	}
+	/* the workflow the tool's own argument names, else _meta's: the
+	 * audit record and the envelope carry the same one */
+	const char *swf = json_string_value(json_object_get(args, "workflow_id"));
+	if (swf == NULL)
+		swf = wf;
+	if (am_api_auth_allow(m->api, a, action, swf) != 0)
+		return rpc_result(id, text_content(am_error_detail(), true, NULL));
+	s.created_ms = now;
+	s.expires_ms = now + 7ull * 24 * 3600 * 1000;
+	s.priority = AM_PRIO_NORMAL;
+	s.content_type = "text/plain";
+	s.workflow_id = swf;
+	s.payload = (const uint8_t *) text;
+	s.payload_len = strlen(text);
+	if (am_envelope_create_decoded(&env, &s, m->api->me) != 0 || am_queue_put_own(m->api->q, &env, 1, now, &res) != 0 ||
+	    res.rc != 0) {
+		r = rpc_result(id, text_content(am_error_detail(), true, NULL));
+	} else {
+		am_hub_note(m->api->hub, env.id, 1, 0, res.inboxed);
+		am_id_format(eid, env.id);
+		snprintf(msg, sizeof(msg), "queued as %s; it goes out on the next link", eid);
+		r = rpc_result(id, text_content(msg, false, json_pack("{s:s}", "id", eid)));
+	}
+	am_envelope_clear(&env);
+	return r;
+}
+
+/* a node's tool: the call made, then its answer awaited up to
+ * _meta.wait_ms (10 s) — NULL with *deferred when it comes later */
+static json_t *
+node_tool(am_mcp *m, am_api_auth *a, json_t *id, const char *name, json_t *args, json_t *meta, am_http_ex *ex,
+    bool *deferred)
+{
 	const char *wf = json_string_value(json_object_get(meta, "workflow_id"));
-	char job[65], msg[400];
+	char node[AM_NODE_ID_LEN + AM_TAG_MAX + 1], tool[AM_TAG_MAX + 1], job[65], msg[400];
+	uint64_t wait = 10000;
 	int status;
 
-	*deferred = false;
-	if (name == NULL)
-		return rpc_error(id, -32602, "params.name (the tool) is required");
-	if (args != NULL && !json_is_object(args))
-		return rpc_error(id, -32602, "params.arguments must be an object");
-	if (strcmp(name, "mesh_scan") == 0) {
-		if (am_api_auth_allow(m->api, a, "scan", NULL) != 0)
-			return rpc_result(id, text_content(am_error_detail(), true, NULL));
-		json_t *cats = am_catalogs_load(m->api->data_dir);
-		char *t = json_dumps(cats, JSON_COMPACT);
-		json_t *r = rpc_result(id, text_content(t ? t : "{}", false, json_pack("{s:o}", "catalogs", cats)));
-		free(t);
-		return r;
-	}
-	if (strcmp(name, "mesh_job_status") == 0) {
-		const char *jid = json_string_value(json_object_get(args, "job_id"));
-		json_t *jobj, *content;
-		if (jid == NULL)
-			return rpc_error(id, -32602, "arguments.job_id is required");
-		if (am_api_auth_allow(m->api, a, "read:jobs", NULL) != 0)
-			return rpc_result(id, text_content(am_error_detail(), true, NULL));
-		if ((jobj = am_jobs_get(m->api->jobs, jid)) == NULL)
-			return rpc_result(id, text_content("no such job here", true, NULL));
-		job_content(jobj, &content);
-		json_decref(jobj);
-		return rpc_result(id, content);
-	}
-	if (strcmp(name, "mesh_inbox") == 0) {
-		am_queue_inbox_entry ents[100];
-		size_t n = 0;
-		json_t *arr = json_array();
-		if (am_api_auth_allow(m->api, a, "read:inbox", NULL) != 0) {
-			json_decref(arr);
-			return rpc_result(id, text_content(am_error_detail(), true, NULL));
-		}
-		if (am_queue_inbox_list(m->api->q, 0, ents, 100, &n) == 0)
-			for (size_t i = 0; i < n; i++) {
-				uint8_t *raw = NULL, *pl = NULL;
-				size_t len = 0, plen = 0;
-				am_envelope env;
-				if (am_queue_get(m->api->q, ents[i].id, &raw, &len, NULL) == 0 &&
-				    am_envelope_decode(&env, raw, len) == 0) {
-					char eid[AM_ID_HEX_LEN + 1], src[AM_NODE_ID_LEN + 1];
-					am_id_format(eid, env.id);
-					am_node_id_format(src, env.body.src);
-					json_t *e = json_pack("{s:s, s:s, s:s}", "id", eid, "from", src, "type", env.body.type);
-					if (am_envelope_payload(&pl, &plen, &env, m->api->me) == 0) {
-						json_t *t = json_stringn((const char *) pl, plen);
-						if (t != NULL)
-							json_object_set_new(e, "text", t);
-						free(pl);
-					}
-					json_array_append_new(arr, e);
-					am_envelope_clear(&env);
-				}
-				free(raw);
-			}
-		char *t = json_dumps(arr, JSON_COMPACT);
-		json_t *r = rpc_result(id, text_content(t ? t : "[]", false, json_pack("{s:o}", "messages", arr)));
-		free(t);
-		return r;
-	}
-	if (strcmp(name, "mesh_send") == 0) {
-		/* through the same checks as POST /v1/messages */
-		json_t *r;
-		const char *text = json_string_value(json_object_get(args, "text"));
-		const char *to = json_string_value(json_object_get(args, "to"));
-		const char *group = json_string_value(json_object_get(args, "group"));
-		am_envelope_spec s = {0};
-		am_envelope env = {0};
-		am_queue_result res;
-		char action[2 * AM_RIGHT_MAX], eid[AM_ID_HEX_LEN + 1];
-		uint64_t now = am_now_ms();
-		if (text == NULL)
-			return rpc_error(id, -32602, "arguments.text is required");
-		if (to != NULL) {
-			if (am_node_id_parse(s.dest_node, to) != 0)
-				return rpc_error(id, -32602, "arguments.to must be a node id (64 hex)");
-			s.dest_kind = AM_DEST_NODE;
-			snprintf(action, sizeof(action), "send:node:%s", to);
-		} else if (group != NULL) {
-			if (am_tag_check("group", group, strlen(group)) != 0)
-				return rpc_error(id, -32602, "arguments.group must be a group name");
-			s.dest_kind = AM_DEST_GROUP;
-			s.dest_group = group;
-			snprintf(action, sizeof(action), "send:group:%s", group);
-		} else if (json_is_true(json_object_get(args, "broadcast"))) {
-			s.dest_kind = AM_DEST_BROADCAST;
-			snprintf(action, sizeof(action), "send:broadcast");
-		} else {
-			return rpc_error(id, -32602, "give arguments.to, arguments.group or arguments.broadcast: true");
-		}
-		/* the workflow the tool's own argument names, else _meta's: the
-		 * audit record and the envelope carry the same one */
-		const char *swf = json_string_value(json_object_get(args, "workflow_id"));
-		if (swf == NULL)
-			swf = wf;
-		if (am_api_auth_allow(m->api, a, action, swf) != 0)
-			return rpc_result(id, text_content(am_error_detail(), true, NULL));
-		s.created_ms = now;
-		s.expires_ms = now + 7ull * 24 * 3600 * 1000;
-		s.priority = AM_PRIO_NORMAL;
-		s.content_type = "text/plain";
-		s.workflow_id = swf;
-		s.payload = (const uint8_t *) text;
-		s.payload_len = strlen(text);
-		if (am_envelope_create_decoded(&env, &s, m->api->me) != 0 ||
-		    am_queue_put_own(m->api->q, &env, 1, now, &res) != 0 || res.rc != 0) {
-			r = rpc_result(id, text_content(am_error_detail(), true, NULL));
-		} else {
-			am_hub_note(m->api->hub, env.id, 1, 0, res.inboxed);
-			am_id_format(eid, env.id);
-			snprintf(msg, sizeof(msg), "queued as %s; it goes out on the next link", eid);
-			r = rpc_result(id, text_content(msg, false, json_pack("{s:s}", "id", eid)));
-		}
-		am_envelope_clear(&env);
-		return r;
-	}
-	/* a node's tool */
-	char node[AM_NODE_ID_LEN + AM_TAG_MAX + 1], tool[AM_TAG_MAX + 1];
 	if (!resolve_tool(m->api, name, node, tool))
 		return rpc_error(id, -32602, "unknown tool (see tools/list; node tools are named <node>__<tool>)");
 	json_t *req = json_pack("{s:s, s:s, s:o}", "node", node, "tool", tool, "args", args ? json_incref(args) : json_object());
@@ -499,7 +510,6 @@ tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex
 	json_decref(req);
 	if (rc != 0)
 		return rpc_result(id, text_content(am_error_detail(), true, NULL));
-	uint64_t wait = 10000;
 	json_t *w = json_object_get(meta, "wait_ms");
 	if (json_is_integer(w) && json_integer_value(w) >= 0 && json_integer_value(w) <= 60000)
 		wait = (uint64_t) json_integer_value(w);
@@ -516,6 +526,29 @@ tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex
 	}
 	*deferred = true;
 	return NULL;
+}
+
+/* returns a response, or NULL when the answer comes later (ex kept) */
+static json_t *
+tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex, bool *deferred)
+{
+	const char *name = json_string_value(json_object_get(params, "name"));
+	json_t *args = json_object_get(params, "arguments"), *meta = json_object_get(params, "_meta");
+
+	*deferred = false;
+	if (name == NULL)
+		return rpc_error(id, -32602, "params.name (the tool) is required");
+	if (args != NULL && !json_is_object(args))
+		return rpc_error(id, -32602, "params.arguments must be an object");
+	if (strcmp(name, "mesh_scan") == 0)
+		return builtin_scan(m, a, id);
+	if (strcmp(name, "mesh_job_status") == 0)
+		return builtin_job_status(m, a, id, args);
+	if (strcmp(name, "mesh_inbox") == 0)
+		return builtin_inbox(m, a, id);
+	if (strcmp(name, "mesh_send") == 0)
+		return builtin_send(m, a, id, args, json_string_value(json_object_get(meta, "workflow_id")));
+	return node_tool(m, a, id, name, args, meta, ex, deferred);
 }
 
 /* one JSON-RPC message; NULL: no response (a notification) or deferred */

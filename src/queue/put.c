@@ -434,7 +434,7 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 	if (mrc == 0) {
 		for (size_t i = 0; i < n; i++)
 			if (res[i].rc == 0)
-				q->written_since_trim += pend[i].len;
+				atomic_fetch_add_explicit(&q->written_since_trim, pend[i].len, memory_order_relaxed);
 	}
 out:
 	cursors_close(&cs);

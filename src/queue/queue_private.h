@@ -32,14 +32,18 @@
 #include "am_queue.h"
 
 #include <lmdb.h>
+#include <stdatomic.h>
 
 struct am_queue {
 	MDB_env *env;
 	MDB_dbi envs, meta, outbox, bytime, expiry, inbox, tombs,
 	    tombexp, rcpts, peers, config, fwd, revoked;
 	char *dir;
-	uint64_t written_since_trim; /* bytes committed since the last trim */
-	uint64_t trim_steps;         /* calls to am_q_trim_check */
+	/* counters any thread may move (the writer commits while readers and
+	 * preparers check): atomics, relaxed, since a stale view only moves a
+	 * trim by a batch */
+	atomic_uint_fast64_t written_since_trim; /* bytes committed since the last trim */
+	atomic_uint_fast64_t trim_steps;         /* calls to am_q_trim_check */
 	uintptr_t map_start;         /* LMDB's map, found by am_q_find_map */
 	size_t map_len;
 };

@@ -80,9 +80,9 @@ am_q_trim_check(am_queue *q)
 {
 	/* look every AM_QUEUE_TRIM_BATCH steps; drop the mapping only when
 	 * it has actually grown past the budget (a trim costs re-faults) */
-	if (++q->trim_steps % AM_QUEUE_TRIM_BATCH != 0)
+	if ((atomic_fetch_add_explicit(&q->trim_steps, 1, memory_order_relaxed) + 1) % AM_QUEUE_TRIM_BATCH != 0)
 		return;
-	if (q->written_since_trim >= AM_QUEUE_TRIM_BYTES || mapped_resident() > AM_QUEUE_MAP_BUDGET)
+	if (atomic_load_explicit(&q->written_since_trim, memory_order_relaxed) >= AM_QUEUE_TRIM_BYTES || mapped_resident() > AM_QUEUE_MAP_BUDGET)
 		am_queue_trim(q);
 }
 
@@ -90,7 +90,7 @@ void
 am_q_maybe_trim(am_queue *q, size_t batch)
 {
 	(void) batch;
-	if (q->written_since_trim >= AM_QUEUE_TRIM_BYTES || mapped_resident() > AM_QUEUE_MAP_BUDGET)
+	if (atomic_load_explicit(&q->written_since_trim, memory_order_relaxed) >= AM_QUEUE_TRIM_BYTES || mapped_resident() > AM_QUEUE_MAP_BUDGET)
 		am_queue_trim(q);
 }
 
@@ -104,5 +104,5 @@ am_queue_trim(am_queue *q)
 	if (q->map_len > 0)
 		(void) madvise((void *) q->map_start, q->map_len, MADV_DONTNEED);
 #endif
-	q->written_since_trim = 0;
+	atomic_store_explicit(&q->written_since_trim, 0, memory_order_relaxed);
 }

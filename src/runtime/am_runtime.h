@@ -348,10 +348,10 @@ int am_jobs_create(am_jobs *j, const char *id, const char *tool, const char *tar
 /* result is consumed. AM_EDUP when that node's result is in already,
  * AM_ENOTFOUND for an unknown job. */
 int am_jobs_result(am_jobs *j, const char *id, struct json_t *result, uint64_t now_ms);
-struct json_t *am_jobs_get(am_jobs *j, const char *id);             /* new reference or NULL */
+struct json_t *am_jobs_get(am_jobs *j, const char *id);             /* a copy (new reference) or NULL */
 /* the jobs (of workflow_id, NULL: all) in id order after `after` (NULL:
  * from the start), at most limit; next gets the id to continue after, ""
- * at the end (new reference) */
+ * at the end (copies, as am_jobs_get: safe to read unlocked) */
 struct json_t *am_jobs_list(am_jobs *j, const char *workflow_id, const char *after, size_t limit,
     char next[AM_ID_HEX_LEN + 1]);
 int am_jobs_wait(am_jobs *j, const char *id, uint64_t deadline_ms, am_job_reply_fn fn, void *ctx);

@@ -386,11 +386,33 @@ start_links(struct node *n, const struct daemon_config *c)
 	    n->netkey, n->info.name, n->link_port, n->beacon_ms};
 	/* discovery is a convenience: without a multicast route the daemon
 	 * still runs on its static peers */
-	if (am_discovery_start(&n->disc, &d, am_daemon_discovered, n) != 0)
+	am_discovery *disc = NULL;
+	if (am_discovery_start(&disc, &d, am_daemon_discovered, n) != 0) {
 		am_daemon_say("discovery off: %s", am_error_detail());
-	else
-		am_daemon_say("discovery on %s:%d%s", d.group_ip, c->multicast_port,
-		    d.link_port ? "" : " (listening only: no tcp --listen)");
+		return;
+	}
+	/* the metrics read it under n->mu, from the HTTP threads */
+	pthread_mutex_lock(&n->mu);
+	n->disc = disc;
+	pthread_mutex_unlock(&n->mu);
+	am_daemon_say("discovery on %s:%d%s", d.group_ip, c->multicast_port,
+	    d.link_port ? "" : " (listening only: no tcp --listen)");
+}
+
+/* The runner and discovery stopped and freed, let go under n->mu first:
+ * the metrics, on HTTP threads still serving, read them under it. */
+static void
+stop_runner_and_discovery(struct node *n)
+{
+	am_runner *runner;
+	am_discovery *disc;
+
+	pthread_mutex_lock(&n->mu);
+	runner = n->runner, disc = n->disc;
+	n->runner = NULL, n->disc = NULL;
+	pthread_mutex_unlock(&n->mu);
+	am_runner_stop(runner); /* a tool running now is reported interrupted at the next start */
+	am_discovery_stop(disc);
 }
 
 /* Every thread ended (inbound sessions given 10 s), in the order that
@@ -401,10 +423,7 @@ stop_all(struct node *n)
 	struct timespec dl;
 
 	n->stop = 1;
-	am_runner_stop(n->runner); /* a tool running now is reported interrupted at the next start */
-	n->runner = NULL;
-	am_discovery_stop(n->disc);
-	n->disc = NULL;
+	stop_runner_and_discovery(n);
 	am_hub_stop(n->hub); /* closes every open link */
 	if (n->serving)
 		pthread_join(n->serve_th, NULL);
@@ -431,7 +450,7 @@ stop_all(struct node *n)
 static void
 close_all(struct node *n)
 {
-	am_runner_stop(n->runner);
+	stop_runner_and_discovery(n);
 	/* waiting requests are answered before their servers stop */
 	am_jobs_close(n->jobs);
 	am_mcp_stop(n->mcp);

@@ -142,8 +142,8 @@ am_jobs_create(am_jobs *j, const char *id, const char *tool, const char *target,
 	pthread_mutex_lock(&j->mu);
 	json_object_set(j->jobs, id, job);
 	save(j, id, job);
+	json_decref(job); /* under the lock, as every count change of a kept job */
 	pthread_mutex_unlock(&j->mu);
-	json_decref(job);
 	return 0;
 }
 
@@ -185,12 +185,16 @@ out:
 json_t *
 am_jobs_get(am_jobs *j, const char *id)
 {
-	json_t *job;
+	json_t *job, *copy;
 
+	/* a copy, made under the lock: the job in memory changes as results
+	 * come in, and the caller reads (serialises) what it got unlocked */
 	pthread_mutex_lock(&j->mu);
 	job = find(j, id);
+	copy = job ? json_deep_copy(job) : NULL;
+	json_decref(job); /* (jansson reads the count unlocked in json_incref) */
 	pthread_mutex_unlock(&j->mu);
-	return job;
+	return copy;
 }
 
 json_t *
@@ -227,7 +231,7 @@ am_jobs_list(am_jobs *j, const char *workflow_id, const char *after, size_t limi
 				continue;
 			const char *wf = json_string_value(json_object_get(job, "workflow_id"));
 			if (workflow_id == NULL || (wf != NULL && strcmp(wf, workflow_id) == 0))
-				json_array_append(arr, job);
+				json_array_append_new(arr, json_deep_copy(job)); /* as am_jobs_get */
 			json_decref(job);
 		}
 		am_dir_list_free(names, n);

@@ -86,8 +86,9 @@ on_metrics(am_http_ex *ex)
 	if (!n->monitor_public && am_api_check(&n->api, ex, "metrics") != 0)
 		return;
 	(void) am_queue_get_counts(n->q, &st);
-	am_discovery_counts(n->disc, &bsent, &bok, &bbad);
+	/* n->mu: the runner and discovery are let go under it (stop_all) */
 	pthread_mutex_lock(&n->mu);
+	am_discovery_counts(n->disc, &bsent, &bok, &bbad);
 	len = (size_t) snprintf(body, sizeof(body),
 	    "# HELP am_store_envelopes Envelopes held in the store.\n# TYPE am_store_envelopes gauge\n"
 	    "am_store_envelopes %llu\n"

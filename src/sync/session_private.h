@@ -29,7 +29,9 @@ struct am_session_batch {
 struct am_session {
 	am_session_config c;
 	am_link *link;
-	enum phase phase;
+	/* the one field both threads touch: the receiver moves it (PUSH ->
+	 * COMMIT -> LIVE, FAILED), the sender reads it to know it may send */
+	_Atomic enum phase phase;
 	uint64_t deadline_ms;
 	am_peer_info peer_info;
 	am_session_counts n;

@@ -137,7 +137,7 @@ kill -TERM "$N1PID"; wait "$N1PID" 2>/dev/null
 req POST "$GU/v1/messages" "{\"to\":\"$N1\",\"text\":\"while you were away\"}" >/dev/null
 start_node n1 "$P1" crane-1
 N1PID=$!
-check "after a restart crane-1 gets what was sent while it was down" until_ok 100 grep -q "while you were away" <(req GET "$U1/v1/inbox" 2>/dev/null)
+check "after a restart crane-1 gets what was sent while it was down" until_ok 300 grep -q "while you were away" <(req GET "$U1/v1/inbox" 2>/dev/null)
 
 kill -TERM "$GPID" "$N1PID" "$N2PID"
 for p in "$GPID" "$N1PID" "$N2PID"; do wait "$p"; rc=$?; [ "$rc" -eq 0 ] || bad "a daemon exited $rc on SIGTERM"; done

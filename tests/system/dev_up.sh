@@ -5,10 +5,10 @@
 # checks both arrive, then stops them.
 # usage: dev_up.sh BUILD_DIR
 set -u
+. "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d /tmp/am-up-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/free_port.py" $$; }
 if ! command -v curl >/dev/null; then echo "SKIP: curl is not installed (tools/dev deps installs it)"; exit 77; fi
 AGENT_MESH_BIN=$1 AGENT_MESH_RUN=$T GATEWAY_PORT=$(port) NODE_PORT=$(port) LINK_PORT=$(port) \
     timeout 120 "$ROOT/tools/dev" daemons --once >"$T/out" 2>&1

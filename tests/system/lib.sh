@@ -32,20 +32,24 @@ show_logs() {
 # wait_http URL: something answers HTTP there within 30 s (a daemon's port
 # is open before the next one dials it)
 wait_http() { until_ok 300 curl -s -o /dev/null -m 2 "$1"; }
-# req METHOD URL BODY TOKEN -> "STATUS BODY" (BODY "@FILE" sends a file;
-# TOKEN "-" sends none; REQ_CONTENT_TYPE, when set, is sent as Content-Type)
+# req METHOD URL [BODY] [TOKEN] -> "STATUS BODY" (BODY "@FILE" sends a
+# file; TOKEN "-" sends none, no TOKEN sends $API_TOKEN when set;
+# REQ_CONTENT_TYPE, when set, is sent as Content-Type; REQ_TIMEOUT
+# seconds, 70 unless set)
 req() {
     /usr/bin/python3 - "$@" <<'PY'
 import os, sys, urllib.request, urllib.error
-m, url, body, tok = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+m, url = sys.argv[1], sys.argv[2]
+body = sys.argv[3] if len(sys.argv) > 3 else ""
+tok = sys.argv[4] if len(sys.argv) > 4 else os.environ.get("API_TOKEN", "")
 data = open(body[1:], "rb").read() if body.startswith("@") else (body.encode() if body else None)
 r = urllib.request.Request(url, data=data, method=m)
-if tok != "-":
+if tok and tok != "-":
     r.add_header("Authorization", "Bearer " + tok)
 if os.environ.get("REQ_CONTENT_TYPE"):
     r.add_header("Content-Type", os.environ["REQ_CONTENT_TYPE"])
 try:
-    with urllib.request.urlopen(r, timeout=70) as f:
+    with urllib.request.urlopen(r, timeout=float(os.environ.get("REQ_TIMEOUT", "70"))) as f:
         print(f.status, f.read().decode())
 except urllib.error.HTTPError as e:
     print(e.code, e.read().decode())

@@ -5,13 +5,12 @@
 # everything exactly once.
 # usage: link_crash.sh PATH/TO/agent-mesh PATH/TO/agent-mesh-node PATH/TO/fill_store
 set -u
+. "$(dirname "$0")/lib.sh"
 AM=$1 NODE=$2 FILL=$3
 T=$(mktemp -d /tmp/am-lcrash-XXXXXX)
 NP=
 trap '[ -n "$NP" ] && kill -9 "$NP" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"; [ -n "${KEEP:-}" ] && echo "kept $T"' EXIT
 fails=0 kills=0
-bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
-port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/free_port.py" $$; }
 ids() { "$AM" inbox --store "$T/b" --json --limit 100000 | /usr/bin/python3 -c "
 import json,sys; d=json.load(sys.stdin); i=[e['id'] for e in d]
 print('\n'.join(sorted(i))); sys.exit(0 if len(i) == len(set(i)) else 3)"; }

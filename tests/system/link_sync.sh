@@ -5,16 +5,13 @@
 # refused by name on both ends.
 # usage: link_sync.sh PATH/TO/agent-mesh
 set -u
+. "$(dirname "$0")/lib.sh"
 AM=$1
 T=$(mktemp -d /tmp/am-link-XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
 fails=0 passes=0
-ok()  { passes=$((passes+1)); echo "ok: $*"; }
-bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 count() { "$AM" inbox --store "$T/$1" --json --limit 100000 | /usr/bin/python3 -c "import json,sys; print(len(json.load(sys.stdin)))"; }
-port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/free_port.py" $$; }
 
 # sync LISTENER DIALER URL [KEY_L [KEY_D]]: run both, wait, report both exits
 sync_pair() {

@@ -5,15 +5,12 @@
 # network key refused while the node keeps serving, and a clean SIGTERM.
 # usage: node_daemon.sh PATH/TO/agent-mesh PATH/TO/agent-mesh-node PATH/TO/agent-mesh-gateway
 set -u
+. "$(dirname "$0")/lib.sh"
 AM=$1 NODE=$2 GW=$3
 T=$(mktemp -d /tmp/am-node-XXXXXX)
 NP=
 trap '[ -n "$NP" ] && kill -9 "$NP" 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
 fails=0 passes=0
-ok()  { passes=$((passes+1)); echo "ok: $*"; }
-bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/free_port.py" $$; }
 # API calls carry $API_TOKEN (the node's development token) when it is set
 get() { /usr/bin/python3 -c "
 import os,sys,urllib.request
@@ -98,24 +95,6 @@ grep "refused: " "$T/node.log" | tail -4 | sed "s/^/  node log: /"
 check "a no longer holds what b received" bash -c "! '$AM' store get --store '$T/a' --id $AB --output '$T/x' 2>/dev/null"
 
 # the messages API
-req() { # METHOD URL [BODY] [TOKEN] -> "STATUS BODY"
-    /usr/bin/python3 - "$@" <<'PY'
-import os, sys, urllib.request, urllib.error
-m, url = sys.argv[1], sys.argv[2]
-body = sys.argv[3].encode() if len(sys.argv) > 3 and sys.argv[3] else None
-if body == b"@BIG":  # a 1 MiB + 10 byte text: too long for a command line
-    body = ('{"broadcast":true,"text":"' + 'x' * (1024 * 1024 + 10) + '"}').encode()
-r = urllib.request.Request(url, data=body, method=m)
-tok = sys.argv[4] if len(sys.argv) > 4 else os.environ.get("API_TOKEN", "")
-if tok and tok != "-":
-    r.add_header("Authorization", "Bearer " + tok)
-try:
-    with urllib.request.urlopen(r, timeout=5) as f:
-        print(f.status, f.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
-PY
-}
 U=http://127.0.0.1:$HP
 out=$(req POST "$U/v1/messages" "{\"to\":\"$A\",\"text\":\"b->a over http\",\"priority\":2,\"workflow_id\":\"wf-1\"}")
 check "POST /v1/messages: 202 with an id" grep -qE '^202 \{"id":"[0-9a-f]{64}"\}' <<<"$out"
@@ -128,7 +107,9 @@ check "an unknown path: 404 as JSON" bash -c "curl -s -m 5 -i '$U/v1/nope' | tr 
 check "a known path with another method: 405 with Allow" bash -c "curl -s -m 5 -i -X POST '$U/health' | tr -d '\r' | grep -q '^Allow: GET'"
 check "bad field: 400 naming it" grep -qE '^400 .*field \\"priority\\"' <<<"$(req POST "$U/v1/messages" '{"broadcast":true,"text":"x","priority":9}')"
 check "no destination: 400" grep -qE '^400 .*exactly one of' <<<"$(req POST "$U/v1/messages" '{"text":"x"}')"
-check "too large: 413" grep -qE "^413 " <<<"$(req POST "$U/v1/messages" "@BIG")"
+# a 1 MiB + 10 byte text: too long for a command line
+/usr/bin/python3 -c "import sys; open(sys.argv[1], 'w').write('{\"broadcast\":true,\"text\":\"' + 'x' * (1024 * 1024 + 10) + '\"}')" "$T/big.json"
+check "too large: 413" grep -qE "^413 " <<<"$(req POST "$U/v1/messages" "@$T/big.json")"
 check "unknown id: 404" grep -qE '^404 ' <<<"$(req GET "$U/v1/messages/$(printf '%064d' 0)")"
 "$AM" link sync --store "$T/a" --dial "tcp://127.0.0.1:$LP" --network-key "@$T/net.key" >/dev/null
 check "the API's message reached a" grep -q "b->a over http" <<<"$("$AM" inbox --store "$T/a" --json)"
@@ -166,7 +147,7 @@ LP2=$(port)
 NODE_PORT=$(port) "$NODE" --data "$T/c" --network-key "@$T/net.key" --peer "tcp://127.0.0.1:$LP2" \
     --sync-every 30s >"$T/c.log" 2>&1 &
 NP=$!
-sleep 1.5
+until_ok 100 grep -q "refused" "$T/c.log" # its first dial has failed
 GATEWAY_PORT=$(port) "$GW" --data "$T/b" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP2" >"$T/gw.log" 2>&1 &
 GP=$!
 for _ in $(seq 1 100); do grep -q "^link to .*: peer" "$T/c.log" && break; sleep 0.1; done

@@ -6,16 +6,12 @@
 # with the reason in the gateway's log, its metrics and its audit log.
 # usage: pki.sh AGENT_MESH NODE GATEWAY
 set -u
+. "$(dirname "$0")/lib.sh"
 AM=$1 NODE=$2 GW=$3
 T=$(mktemp -d /tmp/am-pki-XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
 fails=0 passes=0
-ok()  { passes=$((passes+1)); echo "ok: $*"; }
-bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/free_port.py" $$; }
-until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
 
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
 G=$("$AM" keygen --output "$T/gateway_identity.pem" 2>/dev/null)

@@ -15,30 +15,12 @@
 #    examples work on the log
 # usage: trust_tokens.sh AGENT_MESH NODE GATEWAY AUDIT_FILL
 set -u
+. "$(dirname "$0")/lib.sh"
 AM=$1 NODE=$2 GW=$3 FILL=$4
 T=$(mktemp -d /tmp/am-trust-XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
 fails=0 passes=0
-ok()  { passes=$((passes+1)); echo "ok: $*"; }
-bad() { fails=$((fails+1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-port() { /usr/bin/python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/free_port.py" $$; }
-until_ok() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
-req() { # METHOD URL BODY TOKEN -> "STATUS BODY"
-    /usr/bin/python3 - "$@" <<'PY'
-import sys, urllib.request, urllib.error
-m, url, body, tok = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-r = urllib.request.Request(url, data=body.encode() if body else None, method=m)
-if tok != "-":
-    r.add_header("Authorization", "Bearer " + tok)
-try:
-    with urllib.request.urlopen(r, timeout=10) as f:
-        print(f.status, f.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
-PY
-}
 # flip one base64url character at position P of a token
 flip() { /usr/bin/python3 -c "import sys; t=sys.argv[1]; p=int(sys.argv[2]); c='A' if t[p] != 'A' else 'B'; print(t[:p] + c + t[p+1:])" "$1" "$2"; }
 

@@ -330,7 +330,7 @@ on_frame(am_session *s, uint8_t **plain, size_t len, am_session_step *st)
 	uint8_t t = (*plain)[0];
 	int rc;
 
-	switch (s->phase) {
+	switch ((enum phase) s->phase) { /* one atomic read */
 	case PH_INFO:
 		if (t != 'N')
 			return am_error_set(AM_EMALFORMED, "link: expected the peer's info, got frame '%c'", t);

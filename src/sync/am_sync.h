@@ -328,6 +328,8 @@ typedef struct am_session_config {
 	const am_peer_info *info;     /* what this side says; NULL: named by its key */
 	uint64_t handshake_ms;        /* handshake + peer info within this of am_session_new's now */
 	uint64_t keepalive_ms;        /* live: a 'K' after this long with nothing sent (0: never) */
+	const uint8_t *ephemeral;     /* NULL (always, but for the session transcript vector): a random
+	                               * X25519 secret; else these 32 bytes (am_link_new_with_ephemeral) */
 } am_session_config;
 
 /* What the session counted (the caller's report). */

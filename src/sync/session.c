@@ -74,7 +74,9 @@ am_session_new(am_session **out, const am_session_config *c, uint64_t now_ms)
 	if (s == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory for a session");
 	s->c = *c;
-	if ((rc = am_link_new(&s->link, c->me, c->netkey, c->initiator)) != 0) {
+	rc = c->ephemeral ? am_link_new_with_ephemeral(&s->link, c->me, c->netkey, c->initiator, c->ephemeral) :
+	                    am_link_new(&s->link, c->me, c->netkey, c->initiator);
+	if (rc != 0) {
 		free(s);
 		return rc;
 	}

@@ -397,17 +397,14 @@ def check_cli(tool):
                 print("an envelope living past the limits is refused: %s" % r.stderr.strip())
 
 
-def check_link(path):
-    """The link transcript, from section 12's rules and the vector's seeds."""
+def link_rules(n, seed_i, seed_r, a, b):
+    """Section 12 from scratch: the four handshake messages and both frame
+    keys, from the network key, both identity seeds and both ephemeral
+    secrets."""
     import hashlib
     import hmac
-    v = json.load(open(path))
-    hx = bytes.fromhex
-    n = hx(v["network_key"])
-    sk_i = nacl.signing.SigningKey(hx(v["initiator_seed"]))
-    sk_r = nacl.signing.SigningKey(hx(v["responder_seed"]))
+    sk_i, sk_r = nacl.signing.SigningKey(seed_i), nacl.signing.SigningKey(seed_r)
     pk_i, pk_r = bytes(sk_i.verify_key), bytes(sk_r.verify_key)
-    a, b = hx(v["initiator_ephemeral_secret"]), hx(v["responder_ephemeral_secret"])
     a_pub, b_pub = nacl.bindings.crypto_scalarmult_base(a), nacl.bindings.crypto_scalarmult_base(b)
 
     def hello(pub):
@@ -427,19 +424,34 @@ def check_link(path):
 
     m3 = seal(key("agent_mesh initiator"), pk_i + sk_i.sign(n + h + b"agent_mesh initiator").signature)
     m4 = seal(key("agent_mesh responder"), pk_r + sk_r.sign(n + h + pk_i + b"agent_mesh responder").signature)
-    want = {"initiator_pk": pk_i, "responder_pk": pk_r, "initiator_ephemeral_public": a_pub,
+    return {"initiator_pk": pk_i, "responder_pk": pk_r, "initiator_ephemeral_public": a_pub,
             "responder_ephemeral_public": b_pub, "message1": hello(a_pub), "message2": hello(b_pub),
-            "message3": m3, "message4": m4}
-    for k, mine in want.items():
-        if hx(v[k]) != mine:
-            fail("link: %s differs from the rules (%s, vector %s)" % (k, mine.hex()[:32], v[k][:32]))
-    keys = {"i2r": key("agent_mesh i2r", pk_i, pk_r), "r2i": key("agent_mesh r2i", pk_i, pk_r)}
+            "message3": m3, "message4": m4,
+            "i2r": key("agent_mesh i2r", pk_i, pk_r), "r2i": key("agent_mesh r2i", pk_i, pk_r)}
+
+
+def seal_frame(k, counter, plain):
+    """A frame: u32 big-endian length of what follows, then the sealed
+    plaintext (nonce: the counter, 8 bytes little-endian, then 16 zeros;
+    the length as associated data)."""
+    length = (len(plain) + 16).to_bytes(4, "big")
+    nonce = counter.to_bytes(8, "little") + bytes(16)
+    return length + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(plain, length, nonce, k)
+
+
+def check_link(path):
+    """The link transcript, from section 12's rules and the vector's seeds."""
+    v = json.load(open(path))
+    hx = bytes.fromhex
+    r = link_rules(hx(v["network_key"]), hx(v["initiator_seed"]), hx(v["responder_seed"]),
+                   hx(v["initiator_ephemeral_secret"]), hx(v["responder_ephemeral_secret"]))
+    for k in ("initiator_pk", "responder_pk", "initiator_ephemeral_public", "responder_ephemeral_public",
+              "message1", "message2", "message3", "message4"):
+        if hx(v[k]) != r[k]:
+            fail("link: %s differs from the rules (%s, vector %s)" % (k, r[k].hex()[:32], v[k][:32]))
     for f in v["frames"]:
         plain = hx(f["plaintext"])
-        length = (len(plain) + 16).to_bytes(4, "big")
-        nonce = f["counter"].to_bytes(8, "little") + bytes(16)
-        mine = length + seal(keys[f["direction"]], plain, nonce, length)
-        if mine != hx(f["frame"]):
+        if seal_frame(r[f["direction"]], f["counter"], plain) != hx(f["frame"]):
             fail("link: frame %s #%d differs from the rules" % (f["direction"], f["counter"]))
         if plain[:1] == b"N":
             info = msgpack.unpackb(plain[1:], raw=False)
@@ -448,16 +460,83 @@ def check_link(path):
     print("link transcript: handshake and %d frames rebuilt from PROTOCOL.md section 12" % len(v["frames"]))
 
 
+def varint(x):
+    out = b""
+    while True:
+        b, x = x & 0x7F, x >> 7
+        out += bytes([b | (0x80 if x else 0)])
+        if not x:
+            return out
+
+
+def check_session(path):
+    """The session transcript: each side's whole byte stream rebuilt from
+    sections 1, 10 and 12 and the two stored envelopes alone."""
+    v = json.load(open(path))
+    hx = bytes.fromhex
+    r = link_rules(hx(v["network_key"]), hx(v["initiator_seed"]), hx(v["responder_seed"]),
+                   hx(v["initiator_ephemeral_secret"]), hx(v["responder_ephemeral_secret"]))
+    x, y = hx(v["initiator_holds"]), hx(v["responder_holds"])
+    for env in (x, y):
+        if env[-2] != 0xCC or env[-1] == 0:
+            fail("session: a stored envelope does not end in hops as 0xcc NN > 0")
+            return
+    id_x = decode(x)[0]
+
+    def pushed(env):  # one envelope in an 'E' frame, one hop spent (section 1)
+        out = env[:-1] + bytes([env[-1] - 1])
+        return b"E" + (1).to_bytes(4, "big") + len(out).to_bytes(4, "big") + out
+
+    def info(name, role):  # section 13's map as our encoder writes it is checked by decoding below
+        return name, role
+
+    # section 10: the initiator holds one item (<= 32): one range up to
+    # infinity (t = 0, then n = 0) as an IDLIST; the responder lacks it and
+    # answers NEEDS; the initiator then has nothing to ask: 'F'
+    recon_i = b"R" + bytes([1]) + varint(0) + bytes([0]) + bytes([2]) + varint(1) + id_x
+    recon_r = b"R" + bytes([1]) + varint(0) + bytes([0]) + bytes([3]) + varint(1) + id_x
+    want = {"i2r": (r["message1"] + r["message3"], [info("crane-1", "node"), recon_i, b"F", pushed(x), b"D", b"C"]),
+            "r2i": (r["message2"] + r["message4"], [info("site-gw", "gateway"), recon_r, pushed(y), b"D", b"C"])}
+    for d, (hs, frames) in want.items():
+        got = hx(v[d])
+        if got[:len(hs)] != hs:
+            fail("session: %s handshake messages differ from the rules" % d)
+            continue
+        mine = hs
+        for counter, plain in enumerate(frames):
+            if isinstance(plain, tuple):  # 'N': take the peer info the stream carries, check it, seal it
+                off = len(mine)
+                length = int.from_bytes(got[off:off + 4], "big")
+                nonce = counter.to_bytes(8, "little") + bytes(16)
+                try:
+                    opened = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                        got[off + 4:off + 4 + length], got[off:off + 4], nonce, r[d])
+                except Exception:
+                    fail("session: %s 'N' frame does not open with the %s key" % (d, d))
+                    break
+                pi = msgpack.unpackb(opened[1:], raw=False) if opened[:1] == b"N" else {}
+                if pi.get("name") != plain[0] or pi.get("role") != plain[1]:
+                    fail("session: %s 'N' frame says %r" % (d, pi))
+                plain = opened
+            mine += seal_frame(r[d], counter, plain)
+        if mine != got:
+            n = next((i for i in range(min(len(mine), len(got))) if mine[i] != got[i]), min(len(mine), len(got)))
+            fail("session: %s differs from the rules at byte %d of %d (rules: %d bytes)" % (d, n, len(got), len(mine)))
+    print("session transcript: handshake, N, R, F, E, D and C each way rebuilt from PROTOCOL.md sections 1, 10, 12")
+
+
 def main():
-    if len(sys.argv) not in (3, 4):
+    if len(sys.argv) not in (3, 4, 5):
         print(__doc__, file=sys.stderr)
         return 2
     v = check_vectors(sys.argv[1])
     check_spec_appendix(v)
     check_bundle(v)
     check_cli(sys.argv[2])
-    if len(sys.argv) == 4:
+    if len(sys.argv) >= 4:
         check_link(sys.argv[3])
+    if len(sys.argv) == 5:
+        check_session(sys.argv[4])
     print("python cross-check: %d failures" % failures)
     return 1 if failures else 0
 

@@ -86,6 +86,15 @@ int am_error_set(int code, const char *fmt, ...)
 #endif
     ;
 
+/* am_say: one log line (printf-style, a newline added) on standard output,
+ * written whole: lines from several threads never interleave inside a
+ * line; over 2 KiB it is cut. The daemons' log. */
+void am_say(const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
 /* am_core_init: initialise libsodium. Returns 0 or AM_ENOMEM. Idempotent,
  * thread-safe. */
 int am_core_init(void) AM_MUST_CHECK;

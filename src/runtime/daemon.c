@@ -143,7 +143,7 @@ take_provision(const char *prog, const char *dir, const char *identity, const am
 		return 1;
 	}
 	am_queue_close(q);
-	am_daemon_say("provisioned as \"%s\": key written to %s/identity.pem", p->name, dir);
+	am_say("provisioned as \"%s\": key written to %s/identity.pem", p->name, dir);
 	return 0;
 }
 
@@ -294,9 +294,9 @@ announce(struct node *n, const struct daemon_config *c)
 	uint64_t made = 0;
 
 	if (am_owed_recover(n->q, n->me, am_now_ms(), n->hub, &made) != 0)
-		am_daemon_say("receipts owed from before a crash: %s", am_error_detail());
+		am_say("receipts owed from before a crash: %s", am_error_detail());
 	else if (made > 0)
-		am_daemon_say("made %llu receipts owed from before a crash", (unsigned long long) made);
+		am_say("made %llu receipts owed from before a crash", (unsigned long long) made);
 	/* the guide's monitoring lines (curl .../health, /v1/mesh_scan,
 	 * /v1/metrics, /metrics) work as written in development: a daemon
 	 * with --dev-token whose API only this machine can reach. Elsewhere
@@ -304,7 +304,7 @@ announce(struct node *n, const struct daemon_config *c)
 	if (c->dev_token && loopback(c->host))
 		n->monitor_public = true;
 	if (n->monitor_public)
-		am_daemon_say("metrics and mesh_scan are readable without a token (%s)",
+		am_say("metrics and mesh_scan are readable without a token (%s)",
 		    c->dev_token && loopback(c->host) ? "development token on loopback" : "--metrics-public");
 	if (c->dev_token) {
 		uint8_t t[16];
@@ -317,7 +317,7 @@ announce(struct node *n, const struct daemon_config *c)
 		/* for local scripts: readable by this user only */
 		snprintf(tpath, sizeof(tpath), "%s/dev-token", c->dir);
 		if (am_file_write_atomic(tpath, n->api.token, strlen(n->api.token), 0600, true) != 0)
-			am_daemon_say("could not write %s: %s", tpath, am_error_detail());
+			am_say("could not write %s: %s", tpath, am_error_detail());
 		(void) am_audit_log(n->audit, "dev_token_enabled", "dev-token", NULL, NULL);
 	}
 	(void) am_audit_log(n->audit, "daemon_start", n->info.name[0] ? n->info.name : n->node_id, NULL,
@@ -341,7 +341,7 @@ start_services(struct node *n, const struct daemon_config *c)
 		return 1;
 	}
 	if (am_toolbox_count(n->tools) > 0)
-		am_daemon_say("%zu tools from %s/tools", am_toolbox_count(n->tools), c->dir);
+		am_say("%zu tools from %s/tools", am_toolbox_count(n->tools), c->dir);
 	/* links on the HTTP port (ws://HOST:PORT/PATH): the HTTP server
 	 * relays their upgrades to a loopback link listener */
 	if (n->listen != NULL && strncmp(n->listen, "ws://", 5) == 0) {
@@ -361,8 +361,8 @@ start_services(struct node *n, const struct daemon_config *c)
 		return 1;
 	}
 	if (n->mcp != NULL)
-		am_daemon_say("MCP server on http://%s:%d/mcp", c->host, n->mcp_port);
-	am_daemon_say("%s %s \"%s\": http://%s:%d/health (trust store %s)", c->prog, n->node_id, n->info.name, c->host,
+		am_say("MCP server on http://%s:%d/mcp", c->host, n->mcp_port);
+	am_say("%s %s \"%s\": http://%s:%d/health (trust store %s)", c->prog, n->node_id, n->info.name, c->host,
 	    c->port, am_trust_path(n->trust));
 	return 0;
 }
@@ -388,14 +388,14 @@ start_links(struct node *n, const struct daemon_config *c)
 	 * still runs on its static peers */
 	am_discovery *disc = NULL;
 	if (am_discovery_start(&disc, &d, am_daemon_discovered, n) != 0) {
-		am_daemon_say("discovery off: %s", am_error_detail());
+		am_say("discovery off: %s", am_error_detail());
 		return;
 	}
 	/* the metrics read it under n->mu, from the HTTP threads */
 	pthread_mutex_lock(&n->mu);
 	n->disc = disc;
 	pthread_mutex_unlock(&n->mu);
-	am_daemon_say("discovery on %s:%d%s", d.group_ip, c->multicast_port,
+	am_say("discovery on %s:%d%s", d.group_ip, c->multicast_port,
 	    d.link_port ? "" : " (listening only: no tcp --listen)");
 }
 
@@ -508,7 +508,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 		goto out;
 	start_links(n, c);
 	sigwait(&sigs, &sig);
-	am_daemon_say("stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	am_say("stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	stop_all(n);
 	rc = 0;
 out:

@@ -138,7 +138,6 @@ int am_daemon_configure(struct node *n, struct daemon_config *c, bool gateway, i
 int am_daemon_check_config(struct node *n, struct daemon_config *c);
 
 /* daemon_links.c */
-void am_daemon_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void *am_daemon_serve(void *node);   /* a thread: accept inbound links */
 int am_daemon_add_dialer(struct node *n, const char *url, const char *via, const uint8_t *pk);
 struct am_beacon;

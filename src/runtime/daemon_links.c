@@ -49,21 +49,6 @@ reason_of(am_link_cause cause, bool evicted)
 	return R_OTHER;
 }
 
-void
-am_daemon_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-void
-am_daemon_say(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
 /* ---- one session's callbacks ---- */
 
 struct sctx {
@@ -141,7 +126,7 @@ on_peer(void *ctx, const am_link_report *r)
 	if (pinned) {
 		char id[AM_NODE_ID_LEN + 1];
 		am_node_id_format(id, r->peer);
-		am_daemon_say("trust: %s \"%s\" with key %.16s… (first contact, %s)", n->pki ? "certificate accepted for" : "pinned",
+		am_say("trust: %s \"%s\" with key %.16s… (first contact, %s)", n->pki ? "certificate accepted for" : "pinned",
 		    r->info.name, id, c->where);
 		(void) am_audit_log(n->audit, "pairing", r->info.name, NULL,
 		    json_pack("{s:s, s:s, s:s}", "key", id, "address", c->where, "mode", n->pki ? "pki" : "tofu"));
@@ -183,7 +168,7 @@ on_synced(void *ctx, const am_link_report *r)
 	n->received += r->received;
 	pthread_mutex_unlock(&n->mu);
 	am_node_id_format(peer, r->peer);
-	am_daemon_say("link %s %s: peer %.16s… \"%s\" sent %llu, received %llu%s", c->how, c->where, peer, r->info.name,
+	am_say("link %s %s: peer %.16s… \"%s\" sent %llu, received %llu%s", c->how, c->where, peer, r->info.name,
 	    (unsigned long long) r->sent, (unsigned long long) r->received, n->hub ? "; live" : "");
 }
 
@@ -200,7 +185,7 @@ on_foreign_receipts(void *ctx, const am_link_report *r, uint64_t count)
 	n->receipts_foreign += count;
 	pthread_mutex_unlock(&n->mu);
 	am_node_id_format(id, r->peer);
-	am_daemon_say("link %s %s: %llu receipts signed by a key other than their envelope's destination: carried, not counted "
+	am_say("link %s %s: %llu receipts signed by a key other than their envelope's destination: carried, not counted "
 	    "as delivery", c->how, c->where, (unsigned long long) count);
 	(void) am_audit_log(n->audit, "receipt_refused", id, NULL,
 	    json_pack("{s:s, s:I, s:s}", "peer", r->info.name, "count", (json_int_t) count, "reason",
@@ -241,11 +226,11 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 		return;
 	if (!r->synced) {
 		if (why == R_HANDSHAKE_TIMEOUT || why == R_EVICTED)
-			am_daemon_say("link %s %s refused: %s (such refusals are logged once per 10 s; "
+			am_say("link %s %s refused: %s (such refusals are logged once per 10 s; "
 			    "am_link_refused_total{reason=\"%s\"} counts them: %llu so far)",
 			    c->how, c->where, r->problem, am_daemon_reasons[why], (unsigned long long) n->refused[why]);
 		else
-			am_daemon_say("link %s %s refused: %s", c->how, c->where, r->problem);
+			am_say("link %s %s refused: %s", c->how, c->where, r->problem);
 		/* refusals that are about who the peer is are security decisions */
 		if (r->cause == AM_LINK_NETWORK_KEY || r->cause == AM_LINK_BAD_PROOF || r->cause == AM_LINK_REFUSED_HERE ||
 		    r->cause == AM_LINK_KEY_CHANGED || r->cause == AM_LINK_REFUSED_THERE) {
@@ -265,7 +250,7 @@ session_ended(struct sctx *c, int rc, const am_link_report *r)
 		}
 	}
 	else
-		am_daemon_say("link %s %s closed after %llu sent, %llu received live%s%s", c->how, c->where,
+		am_say("link %s %s closed after %llu sent, %llu received live%s%s", c->how, c->where,
 		    (unsigned long long) r->live_sent, (unsigned long long) r->live_received, rc ? ": " : "",
 		    rc ? r->problem : "");
 }
@@ -411,9 +396,9 @@ am_daemon_serve(void *arg)
 	if (n->link_inner[0]) {
 		int port = am_link_server_port(sv);
 		am_http_relay_target(n->http, port);
-		am_daemon_say("listening for links on %s (through the HTTP server, relayed to 127.0.0.1:%d)", n->listen, port);
+		am_say("listening for links on %s (through the HTTP server, relayed to 127.0.0.1:%d)", n->listen, port);
 	} else
-		am_daemon_say("listening for links on %s", n->listen);
+		am_say("listening for links on %s", n->listen);
 	while (!n->stop) {
 		nng_stream *s = NULL;
 		struct inbound *in;
@@ -438,7 +423,7 @@ am_daemon_serve(void *arg)
 		/* say so now and then, not once per connection: a flood must not
 		 * become a flood of log lines */
 		if (n->evictions > n->evictions_said && am_now_ms() - n->evict_log_ms >= 10000) {
-			am_daemon_say("link port: %llu connections closed before finishing a handshake to make room for newer ones "
+			am_say("link port: %llu connections closed before finishing a handshake to make room for newer ones "
 			    "(at most %d waiting, %d from one address; latest from %s)",
 			    (unsigned long long) (n->evictions - n->evictions_said), n->preauth_max, n->preauth_per_addr, in->where);
 			n->evictions_said = n->evictions;
@@ -558,6 +543,6 @@ am_daemon_discovered(void *ctx, const am_beacon *b, const char *url)
 	size_t before = n->ndialers;
 
 	if (am_daemon_add_dialer(n, url, "discovery", b->pk) == 0 && n->ndialers > before)
-		am_daemon_say("discovery: \"%s\" at %s", b->name, url);
+		am_say("discovery: \"%s\" at %s", b->name, url);
 }
 

@@ -9,7 +9,6 @@
  */
 #define _GNU_SOURCE
 #include "http_private.h"
-#include "daemon.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -136,7 +135,7 @@ sweep(am_http_server *srv, uint64_t now)
 			used = sizeof(line) - 1;
 	}
 	if (used > 0) {
-		am_daemon_say("%s on %s: connections closed or refused in the last %d s:%s", srv->name, srv->where,
+		am_say("%s on %s: connections closed or refused in the last %d s:%s", srv->name, srv->where,
 		    LOG_EVERY_MS / 1000, line);
 		srv->logged_ms = now;
 	}
@@ -163,7 +162,7 @@ am_http_acceptor(void *arg)
 				/* out of fds: wait instead of spinning on a listen
 				 * socket that stays readable */
 				if (now - emfile_said > LOG_EVERY_MS) {
-					am_daemon_say("%s on %s: out of file descriptors (raise LimitNOFILE or lower "
+					am_say("%s on %s: out of file descriptors (raise LimitNOFILE or lower "
 					              "AM_HTTP_MAX_CONNECTIONS)", srv->name, srv->where);
 					emfile_said = now;
 				}

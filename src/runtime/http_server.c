@@ -20,7 +20,6 @@
  */
 #define _GNU_SOURCE
 #include "http_private.h"
-#include "daemon.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

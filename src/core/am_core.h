@@ -425,4 +425,25 @@ int am_file_write_atomic(const char *path, const void *data, size_t len,
 void am_parallel_for(size_t n, void (*fn)(void *ctx, size_t i0, size_t i1),
     void *ctx);
 
+/* ---------------------------------------------------------------- files --- */
+
+/* files.c (am_file_write_atomic is fileio.c's) */
+/* am_file_map / am_file_unmap: a read-only mapping of a whole file. */
+int am_file_map(const uint8_t **buf, size_t *len, const char *path) AM_MUST_CHECK;
+void am_file_unmap(const uint8_t *buf, size_t len);
+
+/* am_dir_list: sorted names in dir ending in suffix (no temporaries).
+ * Free with am_dir_list_free. Errors: AM_ENOTFOUND, AM_EIO. */
+int am_dir_list(char ***names, size_t *n, const char *dir, const char *suffix);
+void am_dir_list_free(char **names, size_t n);
+
+/* am_prune_dir: remove the files ending in suffix not changed for
+ * older_than_ms. Job files and call records are kept AM_KEEP_RECORDS_MS:
+ * a call older than that is refused by the store anyway (expired, or its
+ * tombstone), so its record is no longer needed for at-most-once. */
+#define AM_KEEP_RECORDS_MS (30ull * 24 * 3600 * 1000)
+void am_prune_dir(const char *dir, const char *suffix, uint64_t older_than_ms);
+/* am_file_release: drop mapped pages before upto from the resident set. */
+void am_file_release(const uint8_t *buf, size_t upto);
+
 #endif /* AM_CORE_H */

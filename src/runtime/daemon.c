@@ -19,7 +19,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "daemon.h"
-#include "owed.h"
+#include "am_net.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -6,7 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "daemon.h"
-#include "owed.h"
+#include "am_net.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -59,6 +59,8 @@ struct sctx {
 	int slot;        /* in n->peers once the peer said who it is */
 	int preauth;     /* inbound: its entry in n->preauth until the handshake is done, else -1 */
 	bool evicted;    /* closed by us for a newer connection */
+	am_peer_info mine; /* what this session says about us: a copy, so
+	                    * other sessions may update n->info meanwhile */
 };
 
 /* The handshake is done (or the session over): free its budget entry. */
@@ -266,18 +268,19 @@ session_options(struct node *n, struct sctx *c, am_link_options *o)
 	o->ctx = c;
 	o->hub = n->hub;
 	o->resync_ms = n->resync_ms;
-	o->info = &n->info;
+	o->info = &c->mine;
 	o->on_peer = on_peer;
 	o->on_synced = on_synced;
 	o->on_foreign_receipts = on_foreign_receipts;
 	/* the queue depth we announce is read once per session */
 	{
 		am_queue_stats st;
-		if (am_queue_get_counts(n->q, &st) == 0) {
-			pthread_mutex_lock(&n->mu);
+		bool counted = am_queue_get_counts(n->q, &st) == 0;
+		pthread_mutex_lock(&n->mu);
+		if (counted)
 			n->info.outbox = st.outbox;
-			pthread_mutex_unlock(&n->mu);
-		}
+		c->mine = n->info;
+		pthread_mutex_unlock(&n->mu);
 	}
 }
 

@@ -78,8 +78,8 @@ check "it says so at start" bash -c "! grep -q '^discovery on' '$T/n4.log'"
 ip netns exec "${NS}1" /usr/bin/python3 -c "
 import json,urllib.request
 r=urllib.request.Request('http://127.0.0.1:8000/v1/messages', method='POST', data=json.dumps({'to':'$N2','text':'found you'}).encode(), headers={'Authorization': 'Bearer $API_TOKEN'})
-urllib.request.urlopen(r, timeout=5)"
+urllib.request.urlopen(r, timeout=30)"
 arrived() { get 2 "http://127.0.0.1:8000/v1/inbox" | grep -q "found you"; }
-check "a message crosses the discovered link" until_ok 50 arrived
+check "a message crosses the discovered link" until_ok 300 arrived
 echo "discovery: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

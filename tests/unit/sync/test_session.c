@@ -518,7 +518,7 @@ test_refusals(void)
 }
 
 /* The 'E' batch codec: one parser, every malformation named. Bytes after
- * the last envelope were taken silently by both of runtime/link_io.c's
+ * the last envelope were taken silently by both of net/link_io.c (then runtime/)'s
  * parsers on bbf5e87 (this check had no function to call there). */
 static void
 test_ebatch(void)

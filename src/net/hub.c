@@ -10,7 +10,7 @@
  * link only pays one reconciliation instead of holding memory.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_net.h"
 
 #include <errno.h>
 #include <nng/nng.h>

@@ -8,7 +8,7 @@
  * should stop the daemon, not be skipped.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_api.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -15,7 +15,7 @@
  * bundle holds the network key (and maybe the node's key): mode 0600.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_trust.h"
 
 #include <jansson.h>
 #include <sodium.h>

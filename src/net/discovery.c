@@ -12,7 +12,7 @@
  * SO_REUSEPORT where the platform has it.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
 /*
- * files.h — private to src/runtime: buffered crash-safe output files.
+ * files.h — private to src/stick: buffered crash-safe output files.
  */
-#ifndef AM_RUNTIME_FILES_H
-#define AM_RUNTIME_FILES_H
+#ifndef AM_STICK_FILES_H
+#define AM_STICK_FILES_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,7 +27,5 @@ int am_out_write(void *ctx, const void *data, size_t len);
 int am_out_commit(struct am_out *f, const void *head, size_t head_len);
 /* am_out_close: close; unlinks the temporary if not committed. */
 void am_out_close(struct am_out *f);
-/* am_file_release: drop mapped pages before upto from the resident set. */
-void am_file_release(const uint8_t *buf, size_t upto);
 
 #endif

@@ -15,7 +15,7 @@
  * on disk: inode, size, mtime) at its next check and reads it again.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_trust.h"
 
 #include <errno.h>
 #include <jansson.h>

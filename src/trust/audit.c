@@ -17,7 +17,7 @@
  * AUDIT_SYSLOG=host:port).
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_trust.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

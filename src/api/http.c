@@ -3,7 +3,7 @@
  * MCP) give, their query parameters and JSON bodies.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_api.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -1,12 +1,12 @@
 /*
- * bundle_private.h — private to src/runtime's stick files: the importer
+ * bundle_private.h — private to src/stick: the importer
  * that bundle_import.c runs and bundle_io.c's stick sync drives.
  */
-#ifndef AM_RUNTIME_BUNDLE_PRIVATE_H
-#define AM_RUNTIME_BUNDLE_PRIVATE_H
+#ifndef AM_STICK_BUNDLE_PRIVATE_H
+#define AM_STICK_BUNDLE_PRIVATE_H
 
-#include "am_runtime.h"
-#include "owed.h"
+#include "am_stick.h"
+#include "am_net.h"
 
 #define BATCH        1024
 #define ARENA_LIMIT  (8u << 20)

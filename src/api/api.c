@@ -18,7 +18,7 @@
  * full. Bodies are parsed with jansson; base64 is libsodium's.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_api.h"
 
 #include <jansson.h>
 #include <sodium.h>

@@ -9,7 +9,7 @@
  * however it varies its input.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_trust.h"
 
 #include <jansson.h>
 #include <pthread.h>

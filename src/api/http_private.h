@@ -2,12 +2,12 @@
  * http_private.h — what the HTTP server's files share: one exchange (a
  * request and the answer to it), the connection slots the acceptor keeps,
  * and the server. Not for handlers: they see am_http_ex through the
- * functions in am_runtime.h.
+ * functions in am_api.h.
  */
 #ifndef AM_HTTP_PRIVATE_H
 #define AM_HTTP_PRIVATE_H
 
-#include "am_runtime.h"
+#include "am_api.h"
 
 #include <microhttpd.h>
 #include <pthread.h>

@@ -1,15 +1,15 @@
 /*
- * link_private.h — private to src/runtime's link files: the pump around
+ * link_private.h — private to src/net's link files: the pump around
  * one link session engine (src/sync's am_session), shared by link_io.c
  * (moving the bytes, the session as a whole), link_push.c (the threads
  * that push and store envelopes, the live phase) and link_stream.c (nng
  * streams: options, the server, cancelling, freeing late).
  */
-#ifndef AM_RUNTIME_LINK_PRIVATE_H
-#define AM_RUNTIME_LINK_PRIVATE_H
+#ifndef AM_NET_LINK_PRIVATE_H
+#define AM_NET_LINK_PRIVATE_H
 
-#include "am_runtime.h"
-#include "owed.h"
+#include "am_net.h"
+#include "am_net.h"
 
 #include <nng/nng.h>
 #include <pthread.h>

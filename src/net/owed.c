@@ -2,7 +2,7 @@
  * owed.c — storing receipts owed, and recovering those never made: see
  * owed.h.
  */
-#include "owed.h"
+#include "am_net.h"
 
 #include <stdlib.h>
 #include <string.h>

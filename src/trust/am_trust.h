@@ -1,0 +1,108 @@
+/*
+ * am_trust.h — the public contract of src/trust: who this node believes.
+ * The TOFU trust store (the first key a name proves is pinned), PKI
+ * provisioning bundles and certificates, and the hash-chained, signed
+ * audit log every decision lands in (with the limiter that keeps
+ * refusals anyone can cause at a bounded cost).
+ */
+#ifndef AM_TRUST_H
+#define AM_TRUST_H
+
+#include "am_core.h"
+#include "am_queue.h"
+#include "am_sync.h"
+
+struct json_t; /* jansson's, for the few calls that take JSON */
+
+/* ---------------------------------------------------------------- trust --- */
+
+/* TOFU trust store DATA/trust/trust_store.json (trust.c): the first key a
+ * name proves is pinned; a changed key, or a pinned key under another
+ * name, is refused with AM_EKEYCHANGED. Thread-safe. */
+typedef struct am_trust am_trust;
+/* Errors: AM_EIO, AM_EMALFORMED / AM_EFIELD (a damaged file is never
+ * overwritten), AM_ENOMEM. */
+int am_trust_open(am_trust **out, const char *data_dir) AM_MUST_CHECK;
+void am_trust_close(am_trust *t);
+const char *am_trust_path(const am_trust *t);
+/* am_trust_list: a copy of the pins, {"NAME": {"key", "first_seen_ms",
+ * "first_address"}} (the caller's to free) */
+struct json_t *am_trust_list(am_trust *t);
+/* am_trust_forget: remove the pin of a name, or of a key (64 hex), so the
+ * next device to prove that name is pinned; the name forgotten in
+ * forgotten. AM_ENOTFOUND when nothing matches. */
+int am_trust_forget(am_trust *t, const char *name_or_key, char *forgotten, size_t cap) AM_MUST_CHECK;
+int am_trust_check(am_trust *t, const char *name, const uint8_t pk[static AM_PK_BYTES],
+    const char *address, uint64_t now_ms, bool *pinned_now) AM_MUST_CHECK;
+
+/* ----------------------------------------------------------------- pki --- */
+
+/* Provisioning bundles and certificates (provision.c). */
+typedef struct am_provision {
+	char name[AM_TAG_MAX + 1];
+	uint8_t node_pk[AM_PK_BYTES];
+	char *node_key_pem;               /* NULL when the key was made on the device */
+	uint8_t gateway_pk[AM_PK_BYTES];
+	uint8_t netkey[32];
+	char cert[AM_PEER_CERT_MAX + 1];  /* presented on every link */
+	uint64_t expires_ms;
+} am_provision;
+/* am_provision_create: a signed bundle as JSON text (*out malloc'd). */
+int am_provision_create(char **out, const am_identity *gateway, const char *name,
+    const uint8_t node_pk[static AM_PK_BYTES], const char *node_key_pem, const uint8_t netkey[static 32],
+    const char *const *roles, size_t nroles, uint64_t now_ms, uint64_t valid_ms) AM_MUST_CHECK;
+/* am_provision_parse / _load: read and check a bundle (the gateway's
+ * signature, the certificate's issuer, subject and name). Errors:
+ * AM_EMALFORMED, AM_EVERSION, AM_EFIELD, AM_EBADSIG, token errors. */
+int am_provision_parse(am_provision *p, const char *text, size_t len) AM_MUST_CHECK;
+int am_provision_load(am_provision *p, const char *path) AM_MUST_CHECK;
+void am_provision_clear(am_provision *p);
+/* am_pki_check_peer: in PKI mode, may the peer that proved pk and calls
+ * itself name link with us? A trusted gateway key may; anyone else needs
+ * a certificate from a trusted gateway for that key and name, valid now,
+ * neither it nor the key revoked (q may be NULL). Errors: AM_EUNTRUSTED,
+ * AM_EEXPIRED, AM_EREVOKED, each naming the reason. */
+int am_pki_check_peer(const char *cert, const uint8_t pk[static AM_PK_BYTES], const char *name,
+    const uint8_t *trusted, size_t ntrusted, am_queue *q, uint64_t now_ms);
+
+/* --------------------------------------------------------------- audit --- */
+
+/* The hash-chained, signed audit log (audit.c, docs/OPERATIONS.md). */
+typedef struct am_audit am_audit;
+struct json_t;
+/* am_audit_open: append to path (made with its folder, mode 0600),
+ * continuing the chain from its last line. Errors: AM_EIO, AM_EMALFORMED
+ * (the last line is damaged: verify the log, then move it aside). */
+int am_audit_open(am_audit **out, const char *path, const am_identity *me) AM_MUST_CHECK;
+void am_audit_close(am_audit *a);
+const char *am_audit_path(const am_audit *a);
+/* am_audit_set_sync: false skips the fdatasync per line (bulk tests only;
+ * the daemons never do). */
+void am_audit_set_sync(am_audit *a, bool sync);
+/* am_audit_log: one record: event ("link_refused", "token_refused", ...),
+ * subject (who or what it is about), workflow_id (may be NULL) and the
+ * fields of details (a JSON object, consumed; may be NULL). a may be NULL
+ * (nothing is logged). Thread- and process-safe. */
+int am_audit_log(am_audit *a, const char *event, const char *subject, const char *workflow_id,
+    struct json_t *details);
+
+/* Refusals anyone can cause (a bad token, a wrong network key) at a
+ * bounded cost (audit_limit.c): the first of each kind a minute in full,
+ * the rest as one "<event>_repeated" record with their count. Takes
+ * details. l may be NULL (nothing is written). */
+typedef struct am_audit_limiter am_audit_limiter;
+int am_audit_limiter_new(am_audit_limiter **out, am_audit *a) AM_MUST_CHECK;
+void am_audit_limiter_free(am_audit_limiter *l); /* writes what it still counts */
+int am_audit_refusal(am_audit_limiter *l, const char *event, const char *reason, const char *subject,
+    struct json_t *details, uint64_t now_ms);
+
+typedef struct am_audit_report {
+	uint64_t lines;      /* lines that verified */
+	uint64_t bad_line;   /* the first bad line (1-based), 0 if none */
+} am_audit_report;
+/* am_audit_verify: check every line's chain link and signature (and, when
+ * want_node is not NULL, that this node wrote it). Errors: AM_EIO,
+ * AM_EBADSIG naming the first bad line and what is wrong with it. */
+int am_audit_verify(const char *path, const uint8_t *want_node, am_audit_report *r);
+
+#endif /* AM_TRUST_H */

@@ -123,6 +123,7 @@ start_node n1 "$P1" crane-1
 N1PID=$!
 # (up to 60 s: under ThreadSanitizer a restart and its first dial are slow)
 check "after a restart crane-1 gets what was sent while it was down" until_ok 600 grep -q "while you were away" <(req GET "$U1/v1/inbox" 2>/dev/null)
+[ "$fails" -eq 0 ] || echo "crane-1's inbox answered: $(req GET "$U1/v1/inbox" 2>&1 | cut -c1-600)" >&2
 
 kill -TERM "$GPID" "$N1PID" "$N2PID"
 for p in "$GPID" "$N1PID" "$N2PID"; do wait "$p"; rc=$?; [ "$rc" -eq 0 ] || bad "a daemon exited $rc on SIGTERM"; done

@@ -41,6 +41,16 @@ static int check_count;
 		}                                                                      \
 	} while (0)
 
+/* write text to path (a test's input file); stops the test if it cannot */
+static inline void
+check_write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	REQUIRE(f != NULL);
+	fputs(text, f);
+	fclose(f);
+}
+
 static inline int
 check_done(const char *name)
 {

@@ -17,21 +17,12 @@
 static char dir[] = "/tmp/am-test-envfile-XXXXXX";
 
 static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	REQUIRE(f != NULL);
-	fputs(text, f);
-	fclose(f);
-}
-
-static void
 env_file(void)
 {
 	char path[256];
 
 	snprintf(path, sizeof(path), "%s/.env", dir);
-	write_file(path, "# site config\n\nGATEWAY_PORT=8788\nexport AM_T_QUOTED=\"a b\"\nAM_T_SINGLE='c'\n"
+	check_write_file(path, "# site config\n\nGATEWAY_PORT=8788\nexport AM_T_QUOTED=\"a b\"\nAM_T_SINGLE='c'\n"
 	                 "AM_T_KEEP=from-file\n  AM_T_SPACED = x \n");
 	setenv("AM_T_KEEP", "from-env", 1);
 	unsetenv("GATEWAY_PORT");
@@ -43,7 +34,7 @@ env_file(void)
 	CHECK(getenv("AM_T_SPACED") && strcmp(getenv("AM_T_SPACED"), "x") == 0);
 	/* the seed's .env as it is written (refused on 47f2cf2: the comment
 	 * was part of the value) and dotenv's other forms */
-	write_file(path, "TRUST_MODE=pki  # or 'tofu'\nAM_T_HASH=a#b\nAM_T_DQ=\"x # y\"  # comment\n"
+	check_write_file(path, "TRUST_MODE=pki  # or 'tofu'\nAM_T_HASH=a#b\nAM_T_DQ=\"x # y\"  # comment\n"
 	                 "AM_T_ESC=\"l1\\nl2 \\\"q\\\"\"\nAM_T_SQ='no \\n here' # c\nAM_T_EMPTY=\nAM_T_ONLY=# all comment\n");
 	unsetenv("TRUST_MODE");
 	CHECK_RC(am_env_file_load(path, true), 0);
@@ -55,15 +46,15 @@ env_file(void)
 	CHECK(getenv("AM_T_EMPTY") && strcmp(getenv("AM_T_EMPTY"), "") == 0);
 	CHECK(getenv("AM_T_ONLY") && strcmp(getenv("AM_T_ONLY"), "") == 0);
 	unsetenv("TRUST_MODE");
-	write_file(path, "Q=\"closed\" trailing\n");
+	check_write_file(path, "Q=\"closed\" trailing\n");
 	CHECK_RC(am_env_file_load(path, true), AM_EFIELD);
 	CHECK(strstr(am_error_detail(), "after the closing quote") != NULL);
-	write_file(path, "A=1\nthis line is wrong\n");
+	check_write_file(path, "A=1\nthis line is wrong\n");
 	CHECK_RC(am_env_file_load(path, true), AM_EFIELD);
 	CHECK(strstr(am_error_detail(), "line 2") != NULL);
-	write_file(path, "1BAD=x\n");
+	check_write_file(path, "1BAD=x\n");
 	CHECK_RC(am_env_file_load(path, true), AM_EFIELD);
-	write_file(path, "Q=\"open\n");
+	check_write_file(path, "Q=\"open\n");
 	CHECK_RC(am_env_file_load(path, true), AM_EFIELD);
 	CHECK(strstr(am_error_detail(), "quote") != NULL);
 	snprintf(path, sizeof(path), "%s/missing.env", dir);

@@ -17,15 +17,6 @@
 static char dir[] = "/tmp/am-test-files-XXXXXX";
 
 static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	REQUIRE(f != NULL);
-	fputs(text, f);
-	fclose(f);
-}
-
-static void
 prune(void)
 {
 	char old[300], fresh[300], other[300];
@@ -34,9 +25,9 @@ prune(void)
 	snprintf(old, sizeof(old), "%s/old.json", dir);
 	snprintf(fresh, sizeof(fresh), "%s/fresh.json", dir);
 	snprintf(other, sizeof(other), "%s/old.txt", dir);
-	write_file(old, "{}");
-	write_file(fresh, "{}");
-	write_file(other, "x");
+	check_write_file(old, "{}");
+	check_write_file(fresh, "{}");
+	check_write_file(other, "x");
 	times[0].tv_sec = times[1].tv_sec = time(NULL) - 40 * 24 * 3600;
 	REQUIRE(utimensat(AT_FDCWD, old, times, 0) == 0 && utimensat(AT_FDCWD, other, times, 0) == 0);
 	am_prune_dir(dir, ".json", AM_KEEP_RECORDS_MS);

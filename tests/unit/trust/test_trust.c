@@ -18,15 +18,6 @@
 static char dir[] = "/tmp/am-test-trust-XXXXXX";
 
 static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	REQUIRE(f != NULL);
-	fputs(text, f);
-	fclose(f);
-}
-
-static void
 trust(void)
 {
 	am_trust *t = NULL;
@@ -52,7 +43,7 @@ trust(void)
 	am_trust_close(t);
 	/* a damaged file is refused and left as it is */
 	snprintf(path, sizeof(path), "%s/trust/trust_store.json", dir);
-	write_file(path, "{\"peers\": {\"x\": ");
+	check_write_file(path, "{\"peers\": {\"x\": ");
 	CHECK(am_trust_open(&t, dir) == AM_EMALFORMED);
 	CHECK(strstr(am_error_detail(), "trust_store.json") != NULL);
 	{
@@ -62,7 +53,7 @@ trust(void)
 		CHECK(strcmp(text, "{\"peers\": {\"x\": ") == 0);
 		free(text);
 	}
-	write_file(path, "{\"peers\": {\"x\": {\"key\": \"nothex\"}}}");
+	check_write_file(path, "{\"peers\": {\"x\": {\"key\": \"nothex\"}}}");
 	CHECK(am_trust_open(&t, dir) == AM_EFIELD);
 }
 

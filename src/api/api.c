@@ -641,7 +641,7 @@ on_inbox(am_http_ex *ex)
 		const char *type = json_string_value(json_object_get(e, "type"));
 		/* the daemon's own traffic (tool calls, results, catalogs) is
 		 * handled by its dispatcher, not by apps */
-		if (type != NULL && strncmp(type, "tool_", 5) == 0) {
+		if (type != NULL && am_api_daemon_type(type)) {
 			json_decref(e);
 			ents[i].seq = 0; /* not listed: not acked either */
 			continue;
@@ -696,7 +696,7 @@ on_ack(am_http_ex *ex)
 void
 am_api_pre_auth(am_http_ex *ex)
 {
-	am_api *api = am_http_data(ex);
+	am_api *api = am_http_server_data(ex);
 	struct auth au;
 	char msg[300], what[96];
 
@@ -706,6 +706,12 @@ am_api_pre_auth(am_http_ex *ex)
 		return;
 	}
 	auth_done(&au);
+}
+
+bool
+am_api_daemon_type(const char *type)
+{
+	return strncmp(type, "tool_", 5) == 0;
 }
 
 int
@@ -724,6 +730,7 @@ am_api_register(am_http_server *srv, am_api *api)
 	};
 	int rc;
 
+	am_http_server_set_data(srv, api);
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if ((rc = am_http_route(srv, routes[i].method, routes[i].path, routes[i].tree, routes[i].body_max, am_api_pre_auth,
 		         routes[i].fn, api)) != 0)

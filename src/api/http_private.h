@@ -82,6 +82,7 @@ struct am_http_server {
 	am_http_limits lim;
 	struct am_http_route routes[32];
 	size_t nroutes;
+	void *data;             /* the server's (am_http_server_set_data) */
 	pthread_mutex_t mu;
 	struct am_http_slot *slots;
 	size_t nslots;          /* lim.max_connections + slack for closing ones */

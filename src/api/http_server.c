@@ -146,6 +146,18 @@ am_http_data(const am_http_ex *ex)
 }
 
 void
+am_http_server_set_data(am_http_server *s, void *data)
+{
+	s->data = data;
+}
+
+void *
+am_http_server_data(const am_http_ex *ex)
+{
+	return ex->srv != NULL ? ex->srv->data : NULL;
+}
+
+void
 am_http_answer(am_http_ex *ex, unsigned status, const char *type, const char *body, size_t len, const char *session,
     const char *allow)
 {

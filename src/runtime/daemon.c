@@ -155,8 +155,8 @@ loopback(const char *host)
 	return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0;
 }
 
-/* The key, the store, the trust store, the hub, the audit log, the tools
- * and the jobs; 0, or the exit status with the error printed. */
+/* The key, the store, the trust store, the hub and the audit log; 0, or
+ * the exit status with the error printed. */
 static int
 open_state(struct node *n, struct daemon_config *c)
 {
@@ -198,18 +198,6 @@ open_state(struct node *n, struct daemon_config *c)
 		fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s/tools", c->dir);
-	if (am_toolbox_load(&n->tools, path) != 0) {
-		fprintf(stderr, "%s: tools: %s\n", c->prog, am_error_detail());
-		return 2;
-	}
-	snprintf(path, sizeof(path), "%s/jobs", c->dir);
-	if (am_jobs_open(&n->jobs, path) != 0) {
-		fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
-		return 1;
-	}
-	n->api.tools = n->tools;
-	n->api.jobs = n->jobs;
 	n->api.data_dir = c->dir;
 	/* a non-loopback API must be able to check tokens */
 	if (!c->dev_token && n->api.ntrusted == 0 && !loopback(c->host)) {
@@ -327,21 +315,34 @@ announce(struct node *n, const struct daemon_config *c)
 
 /* ---- run ---- */
 
-/* The tool runner, the HTTP API (with the links on its port when
- * --listen names it), MCP; 0, or 1 with the error printed. */
+/* The role's features, each given the daemon's view, opened in order
+ * (routes added to the HTTP server before it serves); 0, or the exit
+ * status with the error printed. */
+static int
+open_features(struct node *n, const struct daemon_config *c)
+{
+	n->view = (am_daemon_view){c->prog, c->dir, c->host, n->mcp_port, n->q, n->me, &n->info, n->hub, n->audit,
+	    &n->api, n->http, n->pki, &n->results_refused};
+	for (size_t i = 0; i < n->role->nfeatures && i < MAX_FEATURES; i++, n->fopened++) {
+		const am_feature *f = n->role->features[i];
+		int rc = f->open != NULL ? f->open(&n->fstate[i], &n->view) : 0;
+		if (rc != 0) {
+			fprintf(stderr, "%s: %s: %s\n", c->prog, f->name, am_error_detail());
+			return rc == AM_EFIELD || rc == AM_EMALFORMED ? 2 : 1;
+		}
+	}
+	return 0;
+}
+
+/* The HTTP API (with the links on its port when --listen names it), the
+ * role's features, the dispatcher; 0, or the exit status with the error
+ * printed. */
 static int
 start_services(struct node *n, const struct daemon_config *c)
 {
-	am_runner_config rcfg = {n->q, n->me, n->hub, n->audit, n->tools, n->jobs, n->api.trusted, n->api.ntrusted,
-	    n->info.name, c->dir, n->pki, n->info.cert};
 	const char *path = NULL;
+	int rc;
 
-	if (am_runner_start(&n->runner, &rcfg) != 0) {
-		fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
-		return 1;
-	}
-	if (am_toolbox_count(n->tools) > 0)
-		am_say("%zu tools from %s/tools", am_toolbox_count(n->tools), c->dir);
 	/* links on the HTTP port (ws://HOST:PORT/PATH): the HTTP server
 	 * relays their upgrades to a loopback link listener */
 	if (n->listen != NULL && strncmp(n->listen, "ws://", 5) == 0) {
@@ -354,14 +355,14 @@ start_services(struct node *n, const struct daemon_config *c)
 			snprintf(n->link_inner, sizeof(n->link_inner), "ws://127.0.0.1:0%s", path);
 		}
 	}
-	if (am_daemon_http_start(n, c->host, c->port, path) != 0)
+	if (am_daemon_http_open(n, c->host, c->port, path) != 0)
 		return 1;
-	if (n->mcp_port > 0 && am_mcp_start(&n->mcp, &n->api, c->host, n->mcp_port) != 0) {
-		fprintf(stderr, "%s: MCP on port %d: %s\n", c->prog, n->mcp_port, am_error_detail());
+	if ((rc = open_features(n, c)) != 0)
+		return rc;
+	if (am_daemon_dispatch_start(n) != 0 || am_http_server_start(n->http) != 0) {
+		fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
 		return 1;
 	}
-	if (n->mcp != NULL)
-		am_say("MCP server on http://%s:%d/mcp", c->host, n->mcp_port);
 	am_say("%s %s \"%s\": http://%s:%d/health (trust store %s)", c->prog, n->node_id, n->info.name, c->host,
 	    c->port, am_trust_path(n->trust));
 	return 0;
@@ -399,19 +400,24 @@ start_links(struct node *n, const struct daemon_config *c)
 	    d.link_port ? "" : " (listening only: no tcp --listen)");
 }
 
-/* The runner and discovery stopped and freed, let go under n->mu first:
- * the metrics, on HTTP threads still serving, read them under it. */
+/* The features asked to stop (their threads ended, what waits
+ * answered), the dispatcher joined, discovery stopped and freed: let go
+ * under n->mu first, as the metrics, on HTTP threads still serving, read
+ * it under it. */
 static void
-stop_runner_and_discovery(struct node *n)
+stop_features_and_discovery(struct node *n)
 {
-	am_runner *runner;
 	am_discovery *disc;
 
+	for (size_t i = n->fopened; i-- > 0 && !n->features_stopped;)
+		if (n->role->features[i]->stop != NULL)
+			n->role->features[i]->stop(n->fstate[i]);
+	n->features_stopped = true;
+	am_daemon_dispatch_stop(n);
 	pthread_mutex_lock(&n->mu);
-	runner = n->runner, disc = n->disc;
-	n->runner = NULL, n->disc = NULL;
+	disc = n->disc;
+	n->disc = NULL;
 	pthread_mutex_unlock(&n->mu);
-	am_runner_stop(runner); /* a tool running now is reported interrupted at the next start */
 	am_discovery_stop(disc);
 }
 
@@ -423,7 +429,7 @@ stop_all(struct node *n)
 	struct timespec dl;
 
 	n->stop = 1;
-	stop_runner_and_discovery(n);
+	stop_features_and_discovery(n);
 	am_hub_stop(n->hub); /* closes every open link */
 	if (n->serving)
 		pthread_join(n->serve_th, NULL);
@@ -450,11 +456,13 @@ stop_all(struct node *n)
 static void
 close_all(struct node *n)
 {
-	stop_runner_and_discovery(n);
-	/* waiting requests are answered before their servers stop */
-	am_jobs_close(n->jobs);
-	am_mcp_stop(n->mcp);
+	stop_features_and_discovery(n);
+	/* waiting requests were answered (the features' stop) before the
+	 * server stops; no route is called once it is freed */
 	am_http_server_free(n->http);
+	for (size_t i = n->fopened; i-- > 0;)
+		if (n->role->features[i]->close != NULL)
+			n->role->features[i]->close(n->fstate[i]);
 	/* a session that did not end in time still uses these: the process
 	 * exits anyway */
 	if (n->sessions == 0) {
@@ -463,7 +471,6 @@ close_all(struct node *n)
 		am_trust_close(n->trust);
 		am_audit_limiter_free(n->api.refusals);
 		am_audit_close(n->audit);
-		am_toolbox_free(n->tools);
 		am_identity_free(n->me);
 	}
 }
@@ -471,8 +478,9 @@ close_all(struct node *n)
 /* configure → open → run → close. The node (about 2 MB: its peer and
  * pre-handshake tables) lives on the heap, not on main's stack. */
 int
-am_daemon_main(bool gateway, int argc, char **argv)
+am_daemon_main(const am_role *role, int argc, char **argv)
 {
+	bool gateway = role->gateway;
 	struct daemon_config *c = calloc(1, sizeof(*c));
 	struct node *n = calloc(1, sizeof(*n));
 	sigset_t sigs;
@@ -486,7 +494,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	}
 	pthread_mutex_init(&n->mu, NULL);
 	pthread_cond_init(&n->idle, NULL);
-	if ((rc = am_daemon_configure(n, c, gateway, argc, argv)) != DAEMON_GO)
+	if ((rc = am_daemon_configure(n, c, role, argc, argv)) != DAEMON_GO)
 		goto done;
 	if (c->check_config) {
 		rc = am_daemon_check_config(n, c);
@@ -503,8 +511,7 @@ am_daemon_main(bool gateway, int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	rc = 1;
-	if (start_services(n, c) != 0)
+	if ((rc = start_services(n, c)) != 0)
 		goto out;
 	start_links(n, c);
 	sigwait(&sigs, &sig);

@@ -65,8 +65,15 @@ struct dialer {
 	pthread_t th;
 };
 
+#define MAX_FEATURES 8
+
 struct node {
 	bool gateway;
+	const am_role *role;
+	void *fstate[MAX_FEATURES]; /* each feature's, from its open */
+	am_daemon_view view;        /* what they were given */
+	size_t fopened;             /* features opened (stopped and closed in reverse) */
+	bool features_stopped;
 	bool pki;                 /* trust mode pki: certificates, not TOFU */
 	const char *prog;
 	am_queue *q;
@@ -76,23 +83,21 @@ struct node {
 	am_trust *trust;
 	am_discovery *disc;
 	am_audit *audit;
-	am_toolbox *tools;
-	am_jobs *jobs;
-	am_runner *runner;
 	int mcp_port;
 	const char *listen;
 	char link_inner[160];      /* when links share the HTTP port: the loopback listener they are relayed to */
 	bool monitor_public;       /* /metrics, /v1/metrics, /v1/mesh_scan without a token */
 	am_http_server *http;
-	am_mcp *mcp;
 	uint16_t link_port;       /* the tcp port of --listen, for beacons */
 	int beacon_ms;
 	uint64_t resync_ms;
 	int link_timeout_ms;      /* silence that ends a link; also the retry cap */
 	atomic_int stop;          /* set by the main thread (after sigwait) or a failed listener; read by all */
 	am_api api;
-	pthread_t serve_th, watch_th;
-	bool serving, watching;   /* those threads were started */
+	pthread_t serve_th, watch_th, dispatch_th;
+	bool serving, watching, dispatching; /* those threads were started */
+	uint64_t dispatched;      /* inbox entries up to here were looked at (the dispatcher's) */
+	_Atomic uint64_t results_refused; /* the features' count of answers refused */
 	am_peer_info info;        /* what this node says about itself */
 	char node_id[AM_NODE_ID_LEN + 1];
 
@@ -133,7 +138,7 @@ struct daemon_config {
  * DAEMON_GO to start, else the exit status (after --help, --version, or
  * with the error printed). */
 #define DAEMON_GO (-1)
-int am_daemon_configure(struct node *n, struct daemon_config *c, bool gateway, int argc, char **argv);
+int am_daemon_configure(struct node *n, struct daemon_config *c, const am_role *role, int argc, char **argv);
 /* --check-config: the key and the tool files read and reported; the exit status */
 int am_daemon_check_config(struct node *n, struct daemon_config *c);
 
@@ -144,7 +149,11 @@ struct am_beacon;
 void am_daemon_discovered(void *node, const struct am_beacon *b, const char *url);
 void am_daemon_nap(struct node *n, uint64_t ms);
 
+/* dispatch.c: the dispatcher thread (the features' inbox types, their ticks) */
+int am_daemon_dispatch_start(struct node *n);
+void am_daemon_dispatch_stop(struct node *n); /* sets n->stop */
+
 /* status.c */
-int am_daemon_http_start(struct node *n, const char *host, int port, const char *link_path);
+int am_daemon_http_open(struct node *n, const char *host, int port, const char *link_path);
 
 #endif

@@ -30,7 +30,7 @@ usage(FILE *f, bool gateway)
 	    "  --metrics-public      /metrics, /v1/metrics and /v1/mesh_scan need no token (METRICS_PUBLIC=true)\n"
 	    "  --trust-mode tofu|pki pin each peer name's first key, or require a gateway's certificate (TRUST_MODE)\n"
 	    "  --provision FILE      a provisioning bundle (agent-mesh provision): key, certificate, gateway, network key\n"
-	    "  --mcp-port 8790       serve the Model Context Protocol (streamable HTTP) on this port (MCP_PORT)\n"
+	    "%s"
 	    "  --trust-key KEY       a gateway whose capability tokens count (repeatable; a gateway trusts itself)\n"
 	    "  --identity PEM        the key (default DIR/identity.pem)\n"
 	    "  --sync-every 5m       reconcile on every link at least this often\n"
@@ -41,7 +41,8 @@ usage(FILE *f, bool gateway)
 	    "  --version             print the version and exit\n"
 	    "  --check-config        check flags, .env, the key and tool files, then exit (0: OK)\n",
 	    gateway ? "agent-mesh-gateway" : "agent-mesh-node", gateway ? "" : "\n  --gateway URL         the same, for the gateway",
-	    gateway ? "gateway" : "node", gateway ? "GATEWAY_HOST/GATEWAY_PORT" : "NODE_PORT", gateway ? "8787" : "8000");
+	    gateway ? "gateway" : "node", gateway ? "GATEWAY_HOST/GATEWAY_PORT" : "NODE_PORT", gateway ? "8787" : "8000",
+	    gateway ? "  --mcp-port 8790       serve the Model Context Protocol (streamable HTTP) on this port (MCP_PORT)\n" : "");
 }
 
 static int
@@ -174,6 +175,12 @@ parse_flags(struct node *n, struct daemon_config *c, int argc, char **argv)
 		case 'E': c->env_file = optarg; break;
 		case 'V': c->provision = optarg; break;
 		case 'M':
+			if (!c->gateway) {
+				/* the node runs tools; calls, jobs and MCP are the gateway's */
+				fprintf(stderr, "%s: --mcp-port: MCP is served by the gateway (agent-mesh-gateway --mcp-port %s)\n",
+				    prog, optarg);
+				return 2;
+			}
 			if (parse_port(prog, "--mcp-port", optarg, &n->mcp_port) != 0)
 				return 2;
 			break;
@@ -286,7 +293,8 @@ apply_environment(struct node *n, struct daemon_config *c)
 	n->pki = strcmp(c->trust_mode, "pki") == 0;
 	if (c->key == NULL)
 		c->key = getenv("MESH_NETWORK_KEY");
-	if (n->mcp_port == 0 && getenv("MCP_PORT") != NULL && parse_port(prog, "MCP_PORT", getenv("MCP_PORT"), &n->mcp_port) != 0)
+	/* a node leaves MCP_PORT to the gateway (one .env may serve both) */
+	if (c->gateway && n->mcp_port == 0 && getenv("MCP_PORT") != NULL && parse_port(prog, "MCP_PORT", getenv("MCP_PORT"), &n->mcp_port) != 0)
 		return 2;
 	if (n->listen == NULL)
 		n->listen = getenv("MESH_LISTEN");
@@ -305,10 +313,12 @@ apply_environment(struct node *n, struct daemon_config *c)
 }
 
 int
-am_daemon_configure(struct node *n, struct daemon_config *c, bool gateway, int argc, char **argv)
+am_daemon_configure(struct node *n, struct daemon_config *c, const am_role *role, int argc, char **argv)
 {
+	bool gateway = role->gateway;
 	int rc;
 
+	n->role = role;
 	c->gateway = n->gateway = gateway;
 	c->prog = n->prog = gateway ? "agent-mesh-gateway" : "agent-mesh-node";
 	n->resync_ms = 5 * 60 * 1000;
@@ -339,8 +349,7 @@ int
 am_daemon_check_config(struct node *n, struct daemon_config *c)
 {
 	am_identity *id = NULL;
-	am_toolbox *tb = NULL;
-	char path[4096];
+	char path[4096], said[256] = "";
 	int bad = 0;
 
 	snprintf(path, sizeof(path), "%s/identity.pem", c->dir);
@@ -349,15 +358,22 @@ am_daemon_check_config(struct node *n, struct daemon_config *c)
 		    c->dir);
 		bad = 1;
 	}
-	snprintf(path, sizeof(path), "%s/tools", c->dir);
-	if (am_toolbox_load(&tb, path) != 0) {
-		fprintf(stderr, "%s: tools: %s\n", c->prog, am_error_detail());
-		bad = 1;
+	/* each feature checks what it will read (the node: its tool files) */
+	for (size_t i = 0; i < n->role->nfeatures; i++) {
+		const am_feature *f = n->role->features[i];
+		char one[128] = "";
+		size_t used = strlen(said);
+		if (f->check == NULL)
+			continue;
+		if (f->check(c->dir, one, sizeof(one)) != 0) {
+			fprintf(stderr, "%s: %s: %s\n", c->prog, f->name, am_error_detail());
+			bad = 1;
+		} else if (one[0] && used < sizeof(said))
+			snprintf(said + used, sizeof(said) - used, ", %s", one);
 	}
 	if (!bad)
-		printf("%s: configuration OK: data %s, HTTP %s:%d, trust %s, %zu tools%s%s\n", c->prog, c->dir, c->host,
-		    c->port, c->trust_mode, am_toolbox_count(tb), n->listen ? ", links on " : "", n->listen ? n->listen : "");
-	am_toolbox_free(tb);
+		printf("%s: configuration OK: data %s, HTTP %s:%d, trust %s%s%s%s\n", c->prog, c->dir, c->host, c->port,
+		    c->trust_mode, said, n->listen ? ", links on " : "", n->listen ? n->listen : "");
 	am_identity_free(id);
 	return bad ? 2 : 0;
 }

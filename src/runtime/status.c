@@ -37,14 +37,21 @@ on_health(am_http_ex *ex)
 }
 
 /* The HTTP doors' own counts: connections open, and those closed or
- * turned away before a handler ran, per server ("api", "mcp"). */
+ * turned away before a handler ran, per server ("api", and the
+ * features' own: "mcp"). */
+#define SERVERS 4
 static size_t
 http_metrics(char *out, size_t cap, struct node *n)
 {
-	am_http_server *servers[2] = {n->http, n->mcp != NULL ? am_mcp_http(n->mcp) : NULL};
-	const char *names[2] = {"api", "mcp"};
-	size_t len = 0;
+	am_http_server *servers[SERVERS] = {n->http};
+	const char *names[SERVERS] = {"api"};
+	size_t len = 0, ns = 1;
 	int w;
+
+	for (size_t i = 0; i < n->role->nfeatures && ns < SERVERS; i++)
+		if (n->role->features[i]->server != NULL &&
+		    (servers[ns] = n->role->features[i]->server(n->fstate[i], &names[ns])) != NULL)
+			ns++;
 
 	if (cap == 0)
 		return 0;
@@ -55,19 +62,17 @@ http_metrics(char *out, size_t cap, struct node *n)
 			return len; \
 		len += (size_t) w; \
 	} while (0)
-	uint64_t refused[2][AM_HTTP_REFUSED_KINDS];
-	size_t open[2] = {0, 0};
-	for (int i = 0; i < 2; i++)
-		if (servers[i] != NULL)
-			am_http_server_counts(servers[i], refused[i], &open[i]);
+	uint64_t refused[SERVERS][AM_HTTP_REFUSED_KINDS];
+	size_t open[SERVERS] = {0};
+	for (size_t i = 0; i < ns; i++)
+		am_http_server_counts(servers[i], refused[i], &open[i]);
 	PUT("# HELP am_http_connections_open HTTP connections open now.\n# TYPE am_http_connections_open gauge\n");
-	for (int i = 0; i < 2; i++)
-		if (servers[i] != NULL)
-			PUT("am_http_connections_open{server=\"%s\"} %zu\n", names[i], open[i]);
+	for (size_t i = 0; i < ns; i++)
+		PUT("am_http_connections_open{server=\"%s\"} %zu\n", names[i], open[i]);
 	PUT("# HELP am_http_refused_total HTTP connections closed or refused before a handler ran, by reason.\n"
 	    "# TYPE am_http_refused_total counter\n");
-	for (int i = 0; i < 2; i++)
-		for (int k = 0; servers[i] != NULL && k < AM_HTTP_REFUSED_KINDS; k++)
+	for (size_t i = 0; i < ns; i++)
+		for (int k = 0; k < AM_HTTP_REFUSED_KINDS; k++)
 			PUT("am_http_refused_total{server=\"%s\",reason=\"%s\"} %llu\n", names[i], am_http_refused_name(k),
 			    (unsigned long long) refused[i][k]);
 #undef PUT
@@ -86,7 +91,7 @@ on_metrics(am_http_ex *ex)
 	if (!n->monitor_public && am_api_check(&n->api, ex, "metrics") != 0)
 		return;
 	(void) am_queue_get_counts(n->q, &st);
-	/* n->mu: the runner and discovery are let go under it (stop_all) */
+	/* n->mu: discovery is let go under it (stop_all) */
 	pthread_mutex_lock(&n->mu);
 	am_discovery_counts(n->disc, &bsent, &bok, &bbad);
 	len = (size_t) snprintf(body, sizeof(body),
@@ -123,7 +128,7 @@ on_metrics(am_http_ex *ex)
 		    "# HELP am_answers_refused_total Tool results and receipts signed by a key that may not give them.\n"
 		    "# TYPE am_answers_refused_total counter\n"
 		    "am_answers_refused_total{kind=\"tool_result\"} %llu\nam_answers_refused_total{kind=\"receipt\"} %llu\n",
-		    (unsigned long long) am_runner_results_refused(n->runner), (unsigned long long) n->receipts_foreign);
+		    (unsigned long long) atomic_load(&n->results_refused), (unsigned long long) n->receipts_foreign);
 	pthread_mutex_unlock(&n->mu);
 	len += http_metrics(body + len, len < sizeof(body) ? sizeof(body) - len : 0, n);
 	am_http_reply(ex, 200, "text/plain; version=0.0.4", body, NULL);
@@ -153,21 +158,7 @@ info_json(const am_peer_info *pi)
 struct scan {
 	struct node *n;
 	json_t *peers;
-	json_t *catalogs; /* node id -> its tool catalog */
 };
-
-/* the names of a node's tools, from its catalog */
-static json_t *
-tool_names(json_t *catalogs, const char *id)
-{
-	json_t *names = json_array(), *t;
-	size_t i;
-
-	json_array_foreach(json_object_get(json_object_get(catalogs, id), "tools"), i, t)
-		if (json_is_string(json_object_get(t, "name")))
-			json_array_append(names, json_object_get(t, "name"));
-	return names;
-}
 
 static int
 scan_peer(void *ctx, const am_queue_peer *p)
@@ -197,7 +188,7 @@ scan_peer(void *ctx, const am_queue_peer *p)
 	} else {
 		json_object_set_new(j, "position", json_null());
 	}
-	json_object_set_new(j, "tools", tool_names(sc->catalogs, id));
+	json_object_set_new(j, "tools", json_array()); /* the features say (the gateway: from the catalogs) */
 	json_array_append_new(sc->peers, j);
 	return 0;
 }
@@ -206,13 +197,12 @@ static void
 on_scan(am_http_ex *ex)
 {
 	struct node *n = am_http_data(ex);
-	struct scan sc = {n, json_array(), am_catalogs_load(n->api.data_dir)};
+	struct scan sc = {n, json_array()};
 	am_queue_stats st = {0};
 	json_t *self;
 
 	if (!n->monitor_public && am_api_check(&n->api, ex, "scan") != 0) {
 		json_decref(sc.peers);
-		json_decref(sc.catalogs);
 		return;
 	}
 	(void) am_queue_get_counts(n->q, &st);
@@ -223,20 +213,20 @@ on_scan(am_http_ex *ex)
 	json_object_set_new(self, "id", json_string(n->node_id));
 	json_object_set_new(self, "name", json_string(n->info.name));
 	json_object_set_new(self, "queue_depth", json_integer((json_int_t) st.outbox));
-	json_object_set_new(self, "tools", tool_names(sc.catalogs, n->node_id));
-	json_decref(sc.catalogs);
+	json_object_set_new(self, "tools", json_array());
+	for (size_t i = 0; i < n->role->nfeatures; i++)
+		if (n->role->features[i]->scan != NULL)
+			n->role->features[i]->scan(n->fstate[i], self, sc.peers);
 	am_http_reply_json(ex, 200,
 	    json_pack("{s:s, s:s, s:o, s:o}", "node_id", n->node_id, "role", n->gateway ? "gateway" : "node", "self", self,
 	        "peers", sc.peers));
 }
 
-/* Every path and method no route takes: JSON, not nng's HTML page. A
- * known path with another method is a 405 naming the ones it takes. */
-/* The daemon's HTTP server on host:port: status, messages and tools
- * routes, and the link path when links share the port (--listen
- * ws://HOST:PORT/PATH). */
+/* The daemon's HTTP server on host:port, not serving yet (the features
+ * add their routes first): status and messages routes, and the link path
+ * when links share the port (--listen ws://HOST:PORT/PATH). */
 int
-am_daemon_http_start(struct node *n, const char *host, int port, const char *link_path)
+am_daemon_http_open(struct node *n, const char *host, int port, const char *link_path)
 {
 	static const struct {
 		const char *path;
@@ -254,10 +244,8 @@ am_daemon_http_start(struct node *n, const char *host, int port, const char *lin
 	n->api.q = n->q;
 	n->api.me = n->me;
 	n->api.hub = n->hub;
-	if ((rc = am_api_register(n->http, &n->api)) != 0 || (rc = am_toolapi_register(n->http, &n->api)) != 0 ||
-	    (link_path != NULL && (rc = am_http_relay(n->http, link_path)) != 0))
+	if ((rc = am_api_register(n->http, &n->api)) != 0 || (link_path != NULL && (rc = am_http_relay(n->http, link_path)) != 0))
 		goto out;
-	rc = am_http_server_start(n->http);
 out:
 	if (rc != 0)
 		fprintf(stderr, "%s: HTTP on %s:%d: %s\n", n->prog, host, port, am_error_detail());

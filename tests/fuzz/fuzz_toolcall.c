@@ -4,7 +4,7 @@
  * schema: what decodes is checked against a schema using every keyword
  * the checker knows.
  */
-#include "am_runtime.h"
+#include "am_node.h"
 
 #include <jansson.h>
 #include <stdlib.h>

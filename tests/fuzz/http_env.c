@@ -5,7 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "http_env.h"
-#include "am_runtime.h"
+#include "am_gateway.h"
 
 #include <ftw.h>
 #include <jansson.h>
@@ -24,8 +24,8 @@ static struct {
 	am_queue *q;
 	am_identity *me;
 	am_jobs *jobs;
-	am_toolbox *tools;
 	am_api api;
+	am_calls calls;
 	am_http_server *http;
 	am_mcp *mcp;
 	unsigned used;
@@ -46,7 +46,6 @@ env_down(void)
 	am_mcp_stop(E.mcp);
 	am_http_server_free(E.http);
 	am_jobs_close(E.jobs);
-	am_toolbox_free(E.tools);
 	am_queue_close(E.q);
 	am_identity_free(E.me);
 	if (E.dir[0])
@@ -67,22 +66,18 @@ env_up(void)
 	if (am_identity_generate(&E.me) != 0 || am_queue_open(&E.q, E.dir, &o) != 0 ||
 	    am_queue_set_self(E.q, am_identity_pk(E.me)) != 0 || am_jobs_open(&E.jobs, sub) != 0)
 		abort();
-	snprintf(sub, sizeof(sub), "%s/tools", E.dir);
-	if (mkdir(sub, 0700) != 0 || am_toolbox_load(&E.tools, sub) != 0)
-		abort();
 	E.api.q = E.q;
 	E.api.me = E.me;
 	snprintf(E.api.token, sizeof(E.api.token), "%s", DEV_TOKEN);
 	memcpy(E.api.trusted, am_identity_pk(E.me), AM_PK_BYTES);
 	E.api.ntrusted = 1;
-	E.api.jobs = E.jobs;
-	E.api.tools = E.tools;
 	E.api.data_dir = E.dir;
 	E.api.name = "fuzz";
+	E.calls = (am_calls){&E.api, E.jobs};
 	am_http_limits lim;
 	if (am_http_limits_from_env(&lim) != 0 || am_http_server_new(&E.http, "HTTP", "127.0.0.1", 0, &lim) != 0 ||
-	    am_api_register(E.http, &E.api) != 0 || am_toolapi_register(E.http, &E.api) != 0 ||
-	    am_mcp_open(&E.mcp, &E.api, "127.0.0.1", 0) != 0)
+	    am_api_register(E.http, &E.api) != 0 || am_toolapi_register(E.http, &E.calls) != 0 ||
+	    am_mcp_open(&E.mcp, &E.calls, "127.0.0.1", 0) != 0)
 		abort();
 }
 

@@ -200,9 +200,15 @@ check "--check-config on a good folder: OK, rc 0 ($cc_out)" bash -c "[ $cc_rc -e
 check "--check-config bound nothing (the port is still free)" bash -c "! curl -s -m 1 http://127.0.0.1:18999/health >/dev/null"
 mkdir -p "$T/b/tools"
 echo '{"name": "t", "command": ["/bin/true"], "input_schema": {"properties": {"y": {"pattern": "(("}}}}' >"$T/b/tools/t.json"
-cc_out=$("$GW" --data "$T/b" --network-key "@$T/net.key" --check-config 2>&1); cc_rc=$?
+cc_out=$("$NODE" --data "$T/b" --network-key "@$T/net.key" --check-config 2>&1); cc_rc=$?
 check "--check-config: a bad tool file, rc 2, named with its field" \
     bash -c "[ $cc_rc -eq 2 ] && grep -q 'tools/t.json: input_schema.properties.y.pattern' <<<'$cc_out'"
+# tools are the node's (a gateway reads no tool files); MCP is the gateway's (a node refuses --mcp-port)
+cc_out=$("$GW" --data "$T/b" --network-key "@$T/net.key" --check-config 2>&1); cc_rc=$?
+check "--check-config: a gateway reads no tool files" bash -c "[ $cc_rc -eq 0 ] && grep -q 'configuration OK' <<<'$cc_out'"
+cc_out=$("$NODE" --data "$T/b" --network-key "@$T/net.key" --mcp-port 18998 --check-config 2>&1); cc_rc=$?
+check "a node refuses --mcp-port, naming the gateway's flag" \
+    bash -c "[ $cc_rc -eq 2 ] && grep -q 'agent-mesh-gateway --mcp-port' <<<'$cc_out'"
 rm -f "$T/b/tools/t.json"
 printf 'GATEWAY_PORT=8787\nthis is not a line\n' >"$T/bad.env"
 cc_out=$("$GW" --data "$T/b" --network-key "@$T/net.key" --env-file "$T/bad.env" --check-config 2>&1); cc_rc=$?

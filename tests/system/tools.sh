@@ -104,6 +104,12 @@ check "node audit: a refusal and a timeout among them" test \
 check "per-workflow counts with jq" bash -c "jq -r '.workflow_id // empty' '$CA' | sort | uniq -c | grep -q ' wf-tools'"
 check "the gateway's jobs by workflow" test "$(req GET "$GU/v1/jobs?workflow_id=wf-tools" "" "$ADMIN" | field "len(d['jobs'])")" -ge 5
 check "GET /v1/tools on the node lists its four" test "$(req GET "http://127.0.0.1:$CP/v1/tools" "" "$ADMIN" | field "len(d['tools'])")" = 4
+# the roles split (issue 14): the gateway runs no tools; its /v1/tools is
+# every node's, from their catalogs, and a node's mesh_scan shows its own
+check "GET /v1/tools on the gateway lists crane-1's four, by node" test \
+    "$(req GET "$GU/v1/tools" "" "$ADMIN" | field "sorted(t['name'] for t in d['tools'] if t['node_name'] == 'crane-1' and t['node'] == '$C1')")" = "['big', 'echo', 'long', 'slow']"
+check "crane-1's own mesh_scan shows its tools" test \
+    "$(req GET "http://127.0.0.1:$CP/v1/mesh_scan" "" "$ADMIN" | field "sorted(d['self']['tools'])")" = "['big', 'echo', 'long', 'slow']"
 
 # a long run does not hold the other calls (each call has its own worker)
 out=$(call '{"node":"crane-1","tool":"long","args":{"secs":3},"wait_ms":0}')

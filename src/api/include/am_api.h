@@ -16,9 +16,6 @@
 #include <stdatomic.h>
 
 struct json_t; /* jansson's */
-/* what the API hands to the role features above it, opaque here */
-typedef struct am_jobs am_jobs;
-typedef struct am_toolbox am_toolbox;
 
 /* ----------------------------------------------------------------- api --- */
 
@@ -33,8 +30,6 @@ typedef struct am_api {
 	size_t ntrusted;
 	am_audit *audit;            /* token decisions (may be NULL) */
 	am_audit_limiter *refusals; /* unauthenticated refusals, aggregated (may be NULL) */
-	am_jobs *jobs;              /* tool calls made from here */
-	am_toolbox *tools;          /* this node's own tools */
 	const char *data_dir;
 	const char *name;
 } am_api;
@@ -106,6 +101,10 @@ const char *am_http_uri(const am_http_ex *ex); /* path?query, as sent */
 const char *am_http_header(const am_http_ex *ex, const char *name);
 const void *am_http_body(const am_http_ex *ex, size_t *len);
 void *am_http_data(const am_http_ex *ex); /* the route's data */
+/* the server's own data, one per server (am_api_register sets it to the
+ * am_api, so any route's token checks find it, whoever added the route) */
+void am_http_server_set_data(am_http_server *s, void *data);
+void *am_http_server_data(const am_http_ex *ex);
 /* the answer (the first one counts). body NULL: no body; session: an
  * Mcp-Session-Id header; allow: an Allow header. */
 void am_http_answer(am_http_ex *ex, unsigned status, const char *type, const char *body, size_t len,
@@ -121,10 +120,15 @@ struct json_t *am_json_text(const char *msg);
 bool am_http_query(const char *uri, const char *name, char *out, size_t cap);
 struct json_t *am_http_json_body(am_http_ex *ex, char *err, size_t cap);
 /* a pre hook for routes that need a token: answers 401 on the head
- * unless the Authorization header carries one that verifies (the data of
- * the route is the am_api) */
+ * unless the Authorization header carries one that verifies (against the
+ * am_api the server was registered with: am_api_register first) */
 void am_api_pre_auth(am_http_ex *ex);
 int am_api_register(am_http_server *srv, am_api *api) AM_MUST_CHECK;
+/* am_api_daemon_type: an envelope type that is the daemons' own traffic
+ * (tool_call, tool_result, tool_catalog: "tool_..."): never listed by
+ * /v1/inbox; the daemon's dispatcher acknowledges those its role has no
+ * use for. */
+bool am_api_daemon_type(const char *type);
 /* am_api_check: the request on aio carries the development token or a
  * valid, unrevoked capability token from a trusted gateway that allows
  * action; otherwise it has been answered 401 (no or bad token) or 403

@@ -1,6 +1,8 @@
 /*
- * runner.c — the dispatcher thread of a daemon (see am_runtime.h): tool
- * calls in, results out, results to the jobs, catalogs to DATA/catalogs.
+ * runner.c — the node's feature am_node_tools (see am_node.h): tool calls
+ * in from the daemon's dispatcher, each on a worker thread, results out
+ * as signed, sealed tool_result envelopes; the catalog out when the
+ * tools changed; GET /v1/tools.
  *
  * A call runs at most once per node: DATA/calls/<call id>.json is written
  * (and fsynced) with state "running" before the program starts, and with
@@ -9,7 +11,7 @@
  * inbox entry is acknowledged only after the result is stored.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_node.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -23,17 +25,28 @@
 #define TOOL_WORKERS 4 /* calls running at once on one node */
 #define RESULT_MAX (AM_MAX_PAYLOAD - 16384) /* result JSON, room for the seal and the body */
 
-struct am_runner {
-	am_runner_config c;
-	pthread_t th;
+/* what the daemon gave (am_daemon_view), as this file reads it */
+struct runner_config {
+	am_queue *q;
+	const am_identity *me;
+	am_hub *hub;
+	am_audit *audit;
+	am_api *api;
+	const uint8_t *trusted;   /* gateway keys whose tokens allow calls */
+	size_t ntrusted;
+	const char *name;         /* this node's name (tokens may name it) */
+	const char *cert;         /* ours (PKI), shown with each result; "" none */
+};
+
+typedef struct am_runner {
+	struct runner_config c;
+	am_toolbox *tools;        /* may be empty */
 	atomic_int stop;
 	char calls[4096], catalogs[4096];
-	uint64_t after; /* inbox entries up to here were looked at */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int running;    /* calls on worker threads */
-	_Atomic uint64_t results_refused; /* answers from keys that may not give them */
-};
+} am_runner;
 
 /* one call on its own thread, so a long tool does not hold the others */
 struct work {
@@ -252,7 +265,7 @@ handle_call(am_runner *r, const am_envelope *env)
 		/* why is set */
 	} else if (call.deadline_ms != 0 && call.deadline_ms <= am_now_ms()) {
 		snprintf(why, sizeof(why), "the call's deadline passed before it could run");
-	} else if ((tool = am_toolbox_find(r->c.tools, call.tool)) == NULL) {
+	} else if ((tool = am_toolbox_find(r->tools, call.tool)) == NULL) {
 		snprintf(why, sizeof(why), "unknown tool \"%s\" on %s", call.tool, r->c.name);
 	} else if (am_schema_check(am_tool_schema(tool), call.args, why + 11, sizeof(why) - 11) != 0) {
 		memcpy(why, "arguments: ", 11);
@@ -355,122 +368,6 @@ recover(am_runner *r)
 	am_dir_list_free(names, n);
 }
 
-/* A result counts only from a key that may give it: for a call to one
- * node, that node; for a group, a node whose own signed result says it
- * answers as a member; for an area, any node for itself. In PKI mode the
- * signer must also show a valid certificate from a trusted gateway.
- * Anything else is refused, counted and audited. */
-static int
-result_allowed(am_runner *r, const am_envelope *env, const json_t *job, const json_t *res, char *why, size_t cap)
-{
-	const char *target = json_string_value(json_object_get(job, "target"));
-	const char *node = json_string_value(json_object_get(job, "target_node"));
-	char src[AM_NODE_ID_LEN + 1];
-
-	am_node_id_format(src, env->body.src);
-	if (node != NULL) {
-		if (strcmp(node, src) != 0) {
-			snprintf(why, cap, "signed by %.16s…, but the call went to %.16s…", src, node);
-			return AM_EDENIED;
-		}
-	} else if (target != NULL && strncmp(target, "group:", 6) == 0) {
-		const char *g = json_string_value(json_object_get(res, "group"));
-		if (g == NULL || strcmp(g, target + 6) != 0) {
-			snprintf(why, cap, "%.16s… does not answer as a member of %s", src, target);
-			return AM_EDENIED;
-		}
-	} else if (json_is_true(json_object_get(job, "fan_out")) == 0) {
-		snprintf(why, cap, "the job names no node it was sent to");
-		return AM_EDENIED;
-	}
-	if (r->c.pki) {
-		const char *cert = json_string_value(json_object_get(res, "certificate"));
-		const char *name = json_string_value(json_object_get(res, "node_name"));
-		if (am_pki_check_peer(cert, env->body.src, name ? name : "?", r->c.trusted, r->c.ntrusted, r->c.q,
-		        am_now_ms()) != 0) {
-			snprintf(why, cap, "%s", am_error_detail());
-			return AM_EUNTRUSTED;
-		}
-	}
-	return 0;
-}
-
-static void
-handle_result(am_runner *r, const am_envelope *env)
-{
-	char job[AM_ID_HEX_LEN + 1], node[AM_NODE_ID_LEN + 1], why[300];
-	json_t *res, *j;
-
-	if (r->c.jobs == NULL || !env->body.has_ref)
-		return;
-	am_id_format(job, env->body.ref);
-	if ((j = am_jobs_get(r->c.jobs, job)) == NULL)
-		return; /* not a call of ours: carried, nothing to do */
-	uint8_t *pl = NULL;
-	size_t plen = 0;
-	res = payload_of(r, env, &pl, &plen) == 0 ? json_loadb((const char *) pl, plen, 0, NULL) : NULL;
-	free(pl);
-	am_node_id_format(node, env->body.src);
-	if (res == NULL || !json_is_object(res)) {
-		snprintf(why, sizeof(why), "the result is not a JSON object (or not sealed to us)");
-		goto refuse;
-	}
-	if (result_allowed(r, env, j, res, why, sizeof(why)) != 0)
-		goto refuse;
-	/* the node is who signed it, not what it says */
-	json_object_set_new(res, "node", json_string(node));
-	json_object_del(res, "certificate");
-	json_decref(j);
-	(void) am_jobs_result(r->c.jobs, job, res, am_now_ms());
-	return;
-refuse:
-	atomic_fetch_add(&r->results_refused, 1);
-	(void) am_audit_log(r->c.audit, "tool_result_refused", node, env->body.workflow_id,
-	    json_pack("{s:s, s:s, s:s}", "job_id", job, "signer", node, "reason", why));
-	json_decref(res);
-	json_decref(j);
-}
-
-uint64_t
-am_runner_results_refused(am_runner *r)
-{
-	return r != NULL ? atomic_load(&r->results_refused) : 0;
-}
-
-static void
-handle_catalog(am_runner *r, const am_envelope *env)
-{
-	char node[AM_NODE_ID_LEN + 1], path[4200];
-	uint8_t *pl = NULL;
-	size_t plen = 0;
-	json_t *cat = NULL, *old;
-
-	if (payload_of(r, env, &pl, &plen) == 0)
-		cat = json_loadb((const char *) pl, plen, 0, NULL);
-	free(pl);
-
-	if (!json_is_object(cat) || !json_is_array(json_object_get(cat, "tools"))) {
-		json_decref(cat);
-		return;
-	}
-	am_node_id_format(node, env->body.src);
-	snprintf(path, sizeof(path), "%s/%s.json", r->catalogs, node);
-	/* only a newer catalog replaces the one we have */
-	if ((old = json_load_file(path, 0, NULL)) != NULL &&
-	    (uint64_t) json_integer_value(json_object_get(old, "created_ms")) >= env->body.created_ms) {
-		json_decref(old);
-		json_decref(cat);
-		return;
-	}
-	json_decref(old);
-	json_object_set_new(cat, "created_ms", json_integer((json_int_t) env->body.created_ms));
-	char *text = json_dumps(cat, JSON_COMPACT);
-	if (text != NULL)
-		write_or_say(path, text, 0644);
-	free(text);
-	json_decref(cat);
-}
-
 static void *
 work_run(void *arg)
 {
@@ -527,78 +424,12 @@ start_call(am_runner *r, uint8_t *raw, size_t len, const uint8_t id[AM_ID_BYTES]
 	pthread_detach(th);
 }
 
-static void
-dispatch(am_runner *r)
-{
-	am_queue_inbox_entry ents[64];
-	size_t n = 0;
-
-	do {
-		if (am_queue_inbox_list(r->c.q, r->after, ents, 64, &n) != 0)
-			return;
-		for (size_t i = 0; i < n && !r->stop; i++) {
-			uint8_t *raw = NULL;
-			size_t len = 0;
-			am_envelope env;
-			bool mine = false;
-			r->after = ents[i].seq;
-			if (am_queue_get(r->c.q, ents[i].id, &raw, &len, NULL) != 0)
-				continue;
-			if (am_envelope_decode_view(&env, raw, len, ents[i].id) == 0) {
-				if (strcmp(env.body.type, "tool_call") == 0) {
-					char path[4200], hex[AM_ID_HEX_LEN + 1];
-					struct stat st;
-					am_id_format(hex, ents[i].id);
-					call_path(path, sizeof(path), r, hex);
-					if (stat(path, &st) != 0) {
-						/* new: to a worker, which acknowledges it */
-						start_call(r, raw, len, ents[i].id);
-						continue;
-					}
-					mine = true; /* handled before: only the ack is left */
-				} else if (strcmp(env.body.type, "tool_result") == 0) {
-					handle_result(r, &env);
-					mine = true;
-				} else if (strcmp(env.body.type, "tool_catalog") == 0) {
-					handle_catalog(r, &env);
-					mine = true;
-				}
-			}
-			free(raw);
-			if (mine)
-				(void) am_queue_inbox_ack(r->c.q, ents[i].id, am_now_ms());
-		}
-	} while (n == 64 && !r->stop);
-}
-
-static void *
-run(void *arg)
-{
-	am_runner *r = arg;
-	uint64_t seen = am_hub_inbox_seq(r->c.hub);
-
-	recover(r);
-	/* after recover: a call left running is reported first */
-	am_prune_dir(r->calls, ".json", AM_KEEP_RECORDS_MS);
-	dispatch(r);
-	while (!r->stop) {
-		bool moved = am_hub_wait_inbox(r->c.hub, seen, 200);
-		seen = am_hub_inbox_seq(r->c.hub);
-		/* the store may also have been written by another process */
-		(void) moved;
-		dispatch(r);
-		if (r->c.jobs != NULL)
-			am_jobs_tick(r->c.jobs, am_now_ms());
-	}
-	return NULL;
-}
-
 /* A new catalog envelope when the tools changed since the last one sent
  * (its hash is kept in DATA/catalogs/.published). */
 static void
 publish_catalog(am_runner *r)
 {
-	json_t *cat = json_pack("{s:s, s:o}", "node_name", r->c.name, "tools", am_toolbox_catalog(r->c.tools));
+	json_t *cat = json_pack("{s:s, s:o}", "node_name", r->c.name, "tools", am_toolbox_catalog(r->tools));
 	char *text = cat ? json_dumps(cat, JSON_COMPACT | JSON_SORT_KEYS) : NULL, path[4200], hex[65], *old = NULL;
 	uint8_t h[32];
 	size_t olen = 0;
@@ -631,89 +462,148 @@ publish_catalog(am_runner *r)
 	    res.rc == 0) {
 		am_hub_note(r->c.hub, env.id, 1, 0, 0);
 		write_or_say(path, hex, 0644);
-		/* and our own entry, for our own mesh_scan and MCP */
-		char node[AM_NODE_ID_LEN + 1], mine[4200];
-		am_node_id_format(node, am_identity_pk(r->c.me));
-		snprintf(mine, sizeof(mine), "%s/%s.json", r->catalogs, node);
-		json_t *c2 = json_loads(text, 0, NULL);
-		if (c2 != NULL) {
-			json_object_set_new(c2, "created_ms", json_integer((json_int_t) now));
-			char *t2 = json_dumps(c2, JSON_COMPACT);
-			if (t2 != NULL)
-				write_or_say(mine, t2, 0644);
-			free(t2);
-			json_decref(c2);
-		}
 	}
 	am_envelope_clear(&env);
 	free(text);
 }
 
-int
-am_runner_start(am_runner **out, const am_runner_config *c)
-{
-	am_runner *r = calloc(1, sizeof(*r));
 
-	*out = NULL;
-	if (r == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory");
-	r->c = *c;
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
-	snprintf(r->calls, sizeof(r->calls), "%s/calls", c->data_dir);
-	snprintf(r->catalogs, sizeof(r->catalogs), "%s/catalogs", c->data_dir);
-	mkdir(r->calls, 0700);
-	mkdir(r->catalogs, 0755);
-	if (am_toolbox_count(c->tools) > 0)
-		publish_catalog(r);
-	if (pthread_create(&r->th, NULL, run, r) != 0) {
-		free(r);
-		return am_error_set(AM_ENOMEM, "cannot start the dispatcher");
-	}
-	*out = r;
+/* ---- the feature ---- */
+
+static am_feature_take
+on_envelope(void *state, const am_envelope *env, const uint8_t id[AM_ID_BYTES], uint8_t **raw, size_t len)
+{
+	am_runner *r = state;
+	char path[4200], hex[AM_ID_HEX_LEN + 1];
+	struct stat st;
+
+	am_id_format(hex, id);
+	call_path(path, sizeof(path), r, hex);
+	if (stat(path, &st) == 0)
+		return AM_FEATURE_DONE; /* handled before: only the ack is left */
+	(void) env;
+	/* new: to a worker, which acknowledges it */
+	start_call(r, *raw, len, id);
+	*raw = NULL;
+	return AM_FEATURE_TAKEN;
+}
+
+/* GET /v1/tools: this node's tools (name, description, schema) */
+static void
+on_tools(am_http_ex *ex)
+{
+	am_runner *r = am_http_data(ex);
+
+	if (am_api_check(r->c.api, ex, "scan") != 0)
+		return;
+	am_http_reply_json(ex, 200, json_pack("{s:s, s:o}", "node", r->c.name, "tools", am_toolbox_catalog(r->tools)));
+}
+
+static int
+tools_check(const char *data_dir, char *summary, size_t cap)
+{
+	am_toolbox *tb = NULL;
+	char path[4096];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/tools", data_dir);
+	if ((rc = am_toolbox_load(&tb, path)) != 0)
+		return rc;
+	snprintf(summary, cap, "%zu tools", am_toolbox_count(tb));
+	am_toolbox_free(tb);
 	return 0;
 }
 
-void
-am_runner_stop(am_runner *r)
+static int
+tools_open(void **state, const am_daemon_view *d)
 {
+	am_runner *r = calloc(1, sizeof(*r));
+	char path[4096];
+	int rc;
+
+	*state = NULL;
 	if (r == NULL)
-		return;
-	r->stop = 1;
-	am_hub_kick(r->c.hub);
-	pthread_join(r->th, NULL);
-	/* running tools are stopped (r->stop) and left "running" for the
-	 * next start to report */
+		return am_error_set(AM_ENOMEM, "out of memory");
+	r->c = (struct runner_config){d->q, d->me, d->hub, d->audit, d->api, d->api->trusted, d->api->ntrusted,
+	    d->self->name, d->self->cert};
+	snprintf(path, sizeof(path), "%s/tools", d->data_dir);
+	if ((rc = am_toolbox_load(&r->tools, path)) != 0) {
+		free(r);
+		return rc;
+	}
+	if ((rc = am_http_route(d->http, "GET", "/v1/tools", false, 0, am_api_pre_auth, on_tools, r)) != 0) {
+		am_toolbox_free(r->tools);
+		free(r);
+		return rc;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	snprintf(r->calls, sizeof(r->calls), "%s/calls", d->data_dir);
+	snprintf(r->catalogs, sizeof(r->catalogs), "%s/catalogs", d->data_dir);
+	mkdir(r->calls, 0700);
+	mkdir(r->catalogs, 0755);
+	if (am_toolbox_count(r->tools) > 0) {
+		am_say("%zu tools from %s", am_toolbox_count(r->tools), path);
+		publish_catalog(r);
+	}
+	/* before the dispatcher hands over a call: one left running is
+	 * reported first */
+	recover(r);
+	am_prune_dir(r->calls, ".json", AM_KEEP_RECORDS_MS);
+	*state = r;
+	return 0;
+}
+
+/* mesh_scan: our own tools, from the toolbox */
+static void
+tools_scan(void *state, struct json_t *self, struct json_t *peers)
+{
+	am_runner *r = state;
+	json_t *names = json_array(), *cat = am_toolbox_catalog(r->tools), *t;
+	size_t i;
+
+	(void) peers;
+	json_array_foreach(cat, i, t)
+		json_array_append(names, json_object_get(t, "name"));
+	json_decref(cat);
+	json_object_set_new(self, "tools", names);
+}
+
+/* running tools are stopped (r->stop) and left "running" for the next
+ * start to report; a call waiting for a worker is left in the inbox */
+static void
+tools_stop(void *state)
+{
+	am_runner *r = state;
+
 	pthread_mutex_lock(&r->mu);
+	r->stop = 1;
 	pthread_cond_broadcast(&r->cv);
 	while (r->running > 0)
 		pthread_cond_wait(&r->cv, &r->mu);
 	pthread_mutex_unlock(&r->mu);
+}
+
+static void
+tools_close(void *state)
+{
+	am_runner *r = state;
+
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
+	am_toolbox_free(r->tools);
 	free(r);
 }
 
-json_t *
-am_catalogs_load(const char *data_dir)
-{
-	char dir[4200], **names = NULL;
-	size_t n = 0;
-	json_t *all = json_object();
+static const char *const tool_types[] = {"tool_call", NULL};
 
-	snprintf(dir, sizeof(dir), "%s/catalogs", data_dir);
-	if (am_dir_list(&names, &n, dir, ".json") != 0)
-		return all;
-	for (size_t i = 0; i < n; i++) {
-		char path[8400], id[AM_NODE_ID_LEN + 1];
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		snprintf(id, sizeof(id), "%.*s", AM_NODE_ID_LEN, names[i]);
-		json_t *c = json_load_file(path, 0, NULL);
-		if (json_is_object(c))
-			json_object_set_new(all, id, c);
-		else
-			json_decref(c);
-	}
-	am_dir_list_free(names, n);
-	return all;
-}
+const am_feature am_node_tools = {
+    .name = "tools",
+    .check = tools_check,
+    .open = tools_open,
+    .types = tool_types,
+    .on_envelope = on_envelope,
+    .scan = tools_scan,
+    .stop = tools_stop,
+    .close = tools_close,
+};

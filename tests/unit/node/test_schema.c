@@ -7,7 +7,7 @@
  * The pattern checks failed on 944d5ec (POSIX ERE: "^\\d{4}$" refused
  * "2024" and took "dddd"; a bad pattern was ignored).
  */
-#include "am_runtime.h"
+#include "am_node.h"
 #include "../../check.h"
 
 #include <jansson.h>

@@ -13,7 +13,7 @@
  * is reported with its JSON path ("$.sensor: must be one of ...").
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_node.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <jansson.h>

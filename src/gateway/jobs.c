@@ -9,10 +9,9 @@
  * second result for the same job is ignored, so each result counts once.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_gateway.h"
 
 #include <jansson.h>
-#include <nng/nng.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +33,7 @@ struct am_jobs {
 	json_t *jobs; /* id -> job object */
 	struct waiter w[MAX_WAITERS];
 	size_t nw;
+	bool stopping; /* am_jobs_stop: no request waits any more */
 };
 
 static void
@@ -110,13 +110,22 @@ wake(am_jobs *j, const char *id, json_t *job, uint64_t now, bool all)
 }
 
 void
-am_jobs_close(am_jobs *j)
+am_jobs_stop(am_jobs *j)
 {
 	if (j == NULL)
 		return;
 	pthread_mutex_lock(&j->mu);
+	j->stopping = true;
 	wake(j, NULL, NULL, 0, true);
 	pthread_mutex_unlock(&j->mu);
+}
+
+void
+am_jobs_close(am_jobs *j)
+{
+	if (j == NULL)
+		return;
+	am_jobs_stop(j);
 	json_decref(j->jobs);
 	pthread_mutex_destroy(&j->mu);
 	free(j);
@@ -250,6 +259,8 @@ am_jobs_wait(am_jobs *j, const char *id, uint64_t deadline_ms, am_job_reply_fn f
 	job = find(j, id);
 	if (job != NULL && finished(job)) {
 		fn(ctx, job, false);
+	} else if (j->stopping) {
+		fn(ctx, job, true);
 	} else if (j->nw == MAX_WAITERS) {
 		rc = am_error_set(AM_ELIMIT, "too many requests waiting for results");
 	} else {

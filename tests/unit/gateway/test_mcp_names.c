@@ -7,7 +7,7 @@
  * reaches the right node. On 944d5ec names were "<node>/<tool>".
  */
 #define _GNU_SOURCE
-#include "am_runtime.h"
+#include "am_gateway.h"
 #include "../../check.h"
 
 #include <jansson.h>
@@ -35,6 +35,7 @@ catalog(const char *node_id, const char *node_name, const char *tool)
 }
 
 static am_jobs *jobs;
+static am_calls calls;
 
 /* a deferred call: its deadline passes now */
 static void
@@ -95,9 +96,9 @@ main(void)
 	api.q = q;
 	api.me = me;
 	snprintf(api.token, sizeof(api.token), "%s", TOKEN);
-	api.jobs = jobs;
 	api.data_dir = dir;
-	REQUIRE(am_mcp_open(&m, &api, "127.0.0.1", 0) == 0);
+	calls = (am_calls){&api, jobs};
+	REQUIRE(am_mcp_open(&m, &calls, "127.0.0.1", 0) == 0);
 	REQUIRE(regcomp(&ok, "^[a-zA-Z0-9_-]{1,64}$", REG_EXTENDED | REG_NOSUB) == 0);
 
 	json_t *r = rpc(m, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}"), *t;

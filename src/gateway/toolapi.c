@@ -1,6 +1,9 @@
 /*
- * toolapi.c — tools over HTTP (both daemons):
- *   GET  /v1/tools               this node's tools (name, description, schema)
+ * toolapi.c — tool calls over HTTP (the gateway's; a node serves its
+ * own GET /v1/tools):
+ *   GET  /v1/tools               every tool of every node whose catalog is
+ *                                known here: {"tools": [{node, node_name,
+ *                                name, description, input_schema}]}
  *   POST /v1/tools/call          {"node": ID|NAME | "group": G | "geo": SPEC |
  *                                 "broadcast": true, "tool": T, "args": {...},
  *                                 "wait_ms": N (<= 60000), "workflow_id": W,
@@ -19,7 +22,7 @@
  * that one call. A call to one node is sealed to it.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "am_runtime.h"
+#include "am_gateway.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -77,8 +80,9 @@ resolve_node(am_api *api, const char *who, uint8_t pk[AM_PK_BYTES], char *name, 
 }
 
 int
-am_tools_call(am_api *api, am_api_auth *a, const json_t *req, char job_id[65], int *status)
+am_tools_call(const am_calls *calls, am_api_auth *a, const json_t *req, char job_id[65], int *status)
 {
+	am_api *api = calls->api;
 	am_envelope_spec s = {0};
 	am_envelope env = {0};
 	am_queue_result res;
@@ -194,7 +198,7 @@ am_tools_call(am_api *api, am_api_auth *a, const json_t *req, char job_id[65], i
 		return rc;
 	}
 	am_id_format(job_id, env.id);
-	rc = am_jobs_create(api->jobs, job_id, tool, target, wf, one ? s.dest_node : NULL, now, now + ttl);
+	rc = am_jobs_create(calls->jobs, job_id, tool, target, wf, one ? s.dest_node : NULL, now, now + ttl);
 	/* the job exists before the call can travel: its result finds it */
 	am_hub_note(api->hub, env.id, 1, 0, res.inboxed);
 	free(payload);
@@ -223,7 +227,8 @@ waited(void *ctx, json_t *job, bool stopping)
 static void
 on_call(am_http_ex *ex)
 {
-	am_api *api = am_http_data(ex);
+	const am_calls *calls = am_http_data(ex);
+	am_api *api = calls->api;
 	am_api_auth *a = NULL;
 	json_t *j = NULL, *v;
 	char job[65];
@@ -248,12 +253,12 @@ on_call(am_http_ex *ex)
 		}
 		wait_ms = (long) json_integer_value(v);
 	}
-	if ((rc = am_tools_call(api, a, j, job, &status)) != 0) {
+	if ((rc = am_tools_call(calls, a, j, job, &status)) != 0) {
 		am_http_reply_error(ex, (uint16_t) status, am_error_detail());
 		goto out;
 	}
 	/* answered when the result comes, or at wait_ms: no thread waits */
-	if (wait_ms == 0 || am_jobs_wait(api->jobs, job, am_now_ms() + (uint64_t) wait_ms, waited, ex) != 0)
+	if (wait_ms == 0 || am_jobs_wait(calls->jobs, job, am_now_ms() + (uint64_t) wait_ms, waited, ex) != 0)
 		am_http_reply_json(ex, 202, json_pack("{s:s, s:s}", "job_id", job, "status", "pending"));
 out:
 	json_decref(j);
@@ -263,7 +268,8 @@ out:
 static void
 on_job(am_http_ex *ex)
 {
-	am_api *api = am_http_data(ex);
+	const am_calls *calls = am_http_data(ex);
+	am_api *api = calls->api;
 	const char *uri = am_http_uri(ex), *q = strchr(uri, '?'), *last = strrchr(uri, '/');
 	json_t *job;
 
@@ -272,7 +278,7 @@ on_job(am_http_ex *ex)
 	if (last != NULL && strncmp(last, "/jobs", 5) != 0 && (q == NULL || q < last)) {
 		char id[AM_ID_HEX_LEN + 1];
 		snprintf(id, sizeof(id), "%.*s", AM_ID_HEX_LEN, last + 1);
-		if ((job = am_jobs_get(api->jobs, id)) == NULL) {
+		if ((job = am_jobs_get(calls->jobs, id)) == NULL) {
 			am_http_reply_error(ex, 404, "no such job here");
 			return;
 		}
@@ -291,7 +297,7 @@ on_job(am_http_ex *ex)
 			return;
 		}
 	}
-	json_t *page = am_jobs_list(api->jobs, has_wf ? wf : NULL, has_after ? after : NULL, (size_t) limit, next);
+	json_t *page = am_jobs_list(calls->jobs, has_wf ? wf : NULL, has_after ? after : NULL, (size_t) limit, next);
 	json_t *body = json_pack("{s:o}", "jobs", page);
 	if (next[0])
 		json_object_set_new(body, "next", json_string(next));
@@ -302,15 +308,32 @@ on_job(am_http_ex *ex)
 static void
 on_tools(am_http_ex *ex)
 {
-	am_api *api = am_http_data(ex);
+	const am_calls *calls = am_http_data(ex);
+	am_api *api = calls->api;
+	json_t *cats, *c, *all, *t;
+	const char *id;
+	size_t i;
 
 	if (am_api_check(api, ex, "scan") != 0)
 		return;
-	am_http_reply_json(ex, 200, json_pack("{s:s, s:o}", "node", api->name ? api->name : "", "tools", am_toolbox_catalog(api->tools)));
+	cats = am_catalogs_load(api->data_dir);
+	all = json_array();
+	json_object_foreach(cats, id, c) {
+		json_array_foreach(json_object_get(c, "tools"), i, t) {
+			if (!json_is_object(t))
+				continue;
+			json_t *one = json_deep_copy(t);
+			json_object_set_new(one, "node", json_string(id));
+			json_object_set(one, "node_name", json_object_get(c, "node_name"));
+			json_array_append_new(all, one);
+		}
+	}
+	json_decref(cats);
+	am_http_reply_json(ex, 200, json_pack("{s:s, s:o}", "node", api->name ? api->name : "", "tools", all));
 }
 
 int
-am_toolapi_register(am_http_server *srv, am_api *api)
+am_toolapi_register(am_http_server *srv, am_calls *calls)
 {
 	static const struct {
 		const char *path, *method;
@@ -326,7 +349,7 @@ am_toolapi_register(am_http_server *srv, am_api *api)
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if ((rc = am_http_route(srv, routes[i].method, routes[i].path, routes[i].tree, routes[i].body_max, am_api_pre_auth,
-		         routes[i].fn, api)) != 0)
+		         routes[i].fn, calls)) != 0)
 			return rc;
 	return 0;
 }

@@ -17,7 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define AM_MCP_NAME_MAX 64 /* what MCP clients accept: ^[a-zA-Z0-9_-]{1,64}$ */
-#include "am_runtime.h"
+#include "am_gateway.h"
 
 #include <ctype.h>
 
@@ -47,6 +47,7 @@ version_known(const char *v)
 struct am_mcp {
 	am_http_server *srv;
 	am_api *api;
+	am_calls *calls;          /* api and the jobs */
 	pthread_mutex_t mu;
 	struct {
 		char id[33];
@@ -384,7 +385,7 @@ builtin_job_status(am_mcp *m, am_api_auth *a, json_t *id, json_t *args)
 		return rpc_error(id, -32602, "arguments.job_id is required");
 	if (am_api_auth_allow(m->api, a, "read:jobs", NULL) != 0)
 		return rpc_result(id, text_content(am_error_detail(), true, NULL));
-	if ((jobj = am_jobs_get(m->api->jobs, jid)) == NULL)
+	if ((jobj = am_jobs_get(m->calls->jobs, jid)) == NULL)
 		return rpc_result(id, text_content("no such job here", true, NULL));
 	job_content(jobj, &content);
 	json_decref(jobj);
@@ -506,7 +507,7 @@ node_tool(am_mcp *m, am_api_auth *a, json_t *id, const char *name, json_t *args,
 	json_t *req = json_pack("{s:s, s:s, s:o}", "node", node, "tool", tool, "args", args ? json_incref(args) : json_object());
 	if (wf != NULL)
 		json_object_set_new(req, "workflow_id", json_string(wf));
-	int rc = am_tools_call(m->api, a, req, job, &status);
+	int rc = am_tools_call(m->calls, a, req, job, &status);
 	json_decref(req);
 	if (rc != 0)
 		return rpc_result(id, text_content(am_error_detail(), true, NULL));
@@ -518,7 +519,7 @@ node_tool(am_mcp *m, am_api_auth *a, json_t *id, const char *name, json_t *args,
 		return rpc_error(id, -32603, "out of memory");
 	p->ex = ex;
 	p->id = json_incref(id);
-	if (am_jobs_wait(m->api->jobs, job, am_now_ms() + wait, call_done, p) != 0) {
+	if (am_jobs_wait(m->calls->jobs, job, am_now_ms() + wait, call_done, p) != 0) {
 		json_decref(p->id);
 		free(p);
 		snprintf(msg, sizeof(msg), "job %s is pending; poll mesh_job_status with this job_id", job);
@@ -718,11 +719,11 @@ out:
 }
 
 int
-am_mcp_start(am_mcp **out, am_api *api, const char *host, int port)
+am_mcp_start(am_mcp **out, am_calls *calls, const char *host, int port)
 {
 	int rc;
 
-	if ((rc = am_mcp_open(out, api, host, port)) != 0)
+	if ((rc = am_mcp_open(out, calls, host, port)) != 0)
 		return rc;
 	if ((rc = am_http_server_start((*out)->srv)) != 0) {
 		am_mcp_stop(*out);
@@ -732,7 +733,7 @@ am_mcp_start(am_mcp **out, am_api *api, const char *host, int port)
 }
 
 int
-am_mcp_open(am_mcp **out, am_api *api, const char *host, int port)
+am_mcp_open(am_mcp **out, am_calls *calls, const char *host, int port)
 {
 	am_mcp *m = calloc(1, sizeof(*m));
 	am_http_limits lim;
@@ -742,7 +743,8 @@ am_mcp_open(am_mcp **out, am_api *api, const char *host, int port)
 	*out = NULL;
 	if (m == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
-	m->api = api;
+	m->api = calls->api;
+	m->calls = calls;
 	pthread_mutex_init(&m->mu, NULL);
 	if ((rc = am_http_limits_from_env(&lim)) != 0 || (rc = am_http_server_new(&m->srv, "MCP", host, port, &lim)) != 0)
 		goto fail;

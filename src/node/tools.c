@@ -19,7 +19,7 @@
  * past max_output bytes on stdout or stderr it gets SIGKILL at once.
  */
 #define _GNU_SOURCE /* clone flags (Linux; a plain fork elsewhere) */
-#include "am_runtime.h"
+#include "am_node.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,0 +1,144 @@
+/*
+ * gateway.c — the gateway's feature am_gateway_calls (see am_gateway.h):
+ * its hooks into the role-agnostic daemon. Opens the jobs and registers
+ * the tool routes on the daemon's HTTP server, starts MCP when asked,
+ * hands tool results and catalogs on, ticks the jobs past their
+ * deadlines, and fills mesh_scan's "tools" from the catalogs.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "gateway_private.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int
+calls_open(void **state, const am_daemon_view *d)
+{
+	struct gateway *g = calloc(1, sizeof(*g));
+	char path[4096];
+	int rc;
+
+	*state = NULL;
+	if (g == NULL)
+		return am_error_set(AM_ENOMEM, "out of memory");
+	g->d = d;
+	snprintf(path, sizeof(path), "%s/jobs", d->data_dir);
+	snprintf(g->catalogs, sizeof(g->catalogs), "%s/catalogs", d->data_dir);
+	mkdir(g->catalogs, 0755);
+	if ((rc = am_jobs_open(&g->jobs, path)) != 0)
+		goto fail;
+	g->calls = (am_calls){d->api, g->jobs};
+	if ((rc = am_toolapi_register(d->http, &g->calls)) != 0)
+		goto fail;
+	if (d->mcp_port > 0) {
+		if ((rc = am_mcp_start(&g->mcp, &g->calls, d->host, d->mcp_port)) != 0) {
+			rc = am_error_set(rc, "MCP on port %d: %s", d->mcp_port, am_error_detail());
+			goto fail;
+		}
+		am_say("MCP server on http://%s:%d/mcp", d->host, d->mcp_port);
+	}
+	*state = g;
+	return 0;
+fail:
+	am_jobs_close(g->jobs);
+	free(g);
+	return rc;
+}
+
+static am_feature_take
+on_envelope(void *state, const am_envelope *env, const uint8_t id[AM_ID_BYTES], uint8_t **raw, size_t len)
+{
+	struct gateway *g = state;
+
+	(void) id, (void) raw, (void) len;
+	if (strcmp(env->body.type, "tool_result") == 0)
+		am_gateway_take_result(g, env);
+	else
+		am_gateway_take_catalog(g, env);
+	return AM_FEATURE_DONE;
+}
+
+static void
+calls_tick(void *state, uint64_t now_ms)
+{
+	struct gateway *g = state;
+
+	am_jobs_tick(g->jobs, now_ms);
+}
+
+/* the names of a node's tools, from its catalog */
+static json_t *
+tool_names(json_t *catalogs, const char *id)
+{
+	json_t *names = json_array(), *t;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(catalogs, id), "tools"), i, t)
+		if (json_is_string(json_object_get(t, "name")))
+			json_array_append(names, json_object_get(t, "name"));
+	return names;
+}
+
+static void
+calls_scan(void *state, json_t *self, json_t *peers)
+{
+	struct gateway *g = state;
+	json_t *cats = am_catalogs_load(g->d->data_dir), *p;
+	size_t i;
+
+	json_array_foreach(peers, i, p) {
+		const char *id = json_string_value(json_object_get(p, "id"));
+		if (id != NULL)
+			json_object_set_new(p, "tools", tool_names(cats, id));
+	}
+	(void) self; /* a gateway runs no tools */
+	json_decref(cats);
+}
+
+static am_http_server *
+calls_server(void *state, const char **name)
+{
+	struct gateway *g = state;
+
+	*name = "mcp";
+	return am_mcp_http(g->mcp);
+}
+
+/* what waits is answered ("stopping") while the servers still run, and
+ * what asks from now on at once */
+static void
+calls_stop(void *state)
+{
+	struct gateway *g = state;
+
+	am_jobs_stop(g->jobs);
+}
+
+/* the daemon's HTTP server is gone (no metrics read g->mcp now): MCP
+ * stops, then the jobs its routes used go */
+static void
+calls_close(void *state)
+{
+	struct gateway *g = state;
+
+	am_mcp_stop(g->mcp);
+	am_jobs_close(g->jobs);
+	free(g);
+}
+
+static const char *const answer_types[] = {"tool_result", "tool_catalog", NULL};
+
+const am_feature am_gateway_calls = {
+    .name = "calls",
+    .open = calls_open,
+    .types = answer_types,
+    .on_envelope = on_envelope,
+    .tick = calls_tick,
+    .scan = calls_scan,
+    .server = calls_server,
+    .stop = calls_stop,
+    .close = calls_close,
+};

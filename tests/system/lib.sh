@@ -58,4 +58,10 @@ except Exception as e:
 PY
 }
 # field EXPR: a Python expression over d, the JSON after "STATUS " on stdin
+# answers PATTERN METHOD URL [BODY] [TOKEN]: one request (as req) whose
+# answer has PATTERN (grep). For until_ok, which then repeats the request:
+# `until_ok N grep -q P <(req ...)` reads one answer only, as the process
+# substitution runs once (mesh-live's restart check failed under TSan that
+# way, its node slower to sync than the one request was to come)
+answers() { local pat=$1; shift; req "$@" 2>/dev/null | grep -q "$pat"; }
 field() { /usr/bin/python3 -c "import json,sys; s=sys.stdin.read(); d=json.loads(s.split(' ',1)[1]); print($1)" 2>/dev/null; }

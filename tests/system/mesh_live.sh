@@ -62,11 +62,11 @@ check "gateway dropped its copy after the receipt" bash -c "! '$AM' store get --
 out=$(req POST "$U1/v1/messages" "{\"to\":\"$N2\",\"text\":\"crane-1 to office-1\"}")
 check "crane-1 -> office-1 through the gateway" grep -q "crane-1 to office-1" <<<"$(req GET "$U2/v1/inbox?wait_ms=5000")"
 out=$(req POST "$U2/v1/messages" "{\"to\":\"$G\",\"text\":\"office-1 to the gateway\"}")
-check "office-1 -> gateway" until_ok 50 grep -q "office-1 to the gateway" <(req GET "$GU/v1/inbox")
+check "office-1 -> gateway" until_ok 50 answers "office-1 to the gateway" GET "$GU/v1/inbox"
 # group: only members' inboxes
 out=$(req POST "$GU/v1/messages" '{"group":"cranes","text":"to every crane"}')
 GRP=$(echo "$out" | js "d['id']")
-check "group cranes: crane-1 gets it" until_ok 50 grep -q "to every crane" <(req GET "$U1/v1/inbox")
+check "group cranes: crane-1 gets it" until_ok 50 answers "to every crane" GET "$U1/v1/inbox"
 # not a fixed wait: once office-1 holds the envelope (it carries it on)
 # it has decided about its inbox
 held_grp() { req GET "$U2/v1/messages/$GRP" | grep -q '"held":true'; }
@@ -74,12 +74,12 @@ check "group cranes: office-1 carries it" until_ok 50 held_grp
 check "group cranes: office-1's inbox does not get it" bash -c "! grep -q 'to every crane' <<<'$(req GET "$U2/v1/inbox")'"
 # broadcast: everyone
 req POST "$GU/v1/messages" '{"broadcast":true,"text":"site closes at 18:00"}' >/dev/null
-check "broadcast: crane-1" until_ok 50 grep -q "site closes" <(req GET "$U1/v1/inbox")
-check "broadcast: office-1" until_ok 50 grep -q "site closes" <(req GET "$U2/v1/inbox")
+check "broadcast: crane-1" until_ok 50 answers "site closes" GET "$U1/v1/inbox"
+check "broadcast: office-1" until_ok 50 answers "site closes" GET "$U2/v1/inbox"
 # geo: a 5 km circle around crane-1 (Berlin); office-1 (Paris) carries it but its inbox does not get it
 out=$(req POST "$GU/v1/messages" '{"broadcast":true,"geo":"circle:52.52,13.405,5000","text":"storm warning north yard"}')
 GEO=$(echo "$out" | js "d['id']")
-check "geo: crane-1 inside the circle gets it" until_ok 50 grep -q "storm warning" <(req GET "$U1/v1/inbox")
+check "geo: crane-1 inside the circle gets it" until_ok 50 answers "storm warning" GET "$U1/v1/inbox"
 held2() { req GET "$U2/v1/messages/$GEO" | grep -q '"held":true'; }
 check "geo: office-1 outside still carries it" until_ok 50 held2
 fwd_both() { [ "$(req GET "$GU/v1/messages/$GEO" | js "sorted(f['name'] for f in d['forwarded_to'])")" = "['crane-1', 'office-1']" ]; }
@@ -114,15 +114,17 @@ check "oversize: refused naming the limit" grep -q "refused: link: peer sent a f
 grep "refused: " "$T/g.log" | sed "s/^/  gateway log: /" | tail -6
 check "the links to both nodes stayed up through it" test "$(metric "$GU/v1" am_links_open)" = 2
 out=$(req POST "$GU/v1/messages" "{\"to\":\"$N2\",\"text\":\"still serving\"}")
-check "and the gateway still delivers" until_ok 50 grep -q "still serving" <(req GET "$U2/v1/inbox")
+check "and the gateway still delivers" until_ok 50 answers "still serving" GET "$U2/v1/inbox"
 
 # a node restarts: it relinks by itself and what was sent meanwhile arrives
 kill -TERM "$N1PID"; wait "$N1PID" 2>/dev/null
 req POST "$GU/v1/messages" "{\"to\":\"$N1\",\"text\":\"while you were away\"}" >/dev/null
 start_node n1 "$P1" crane-1
 N1PID=$!
-# (up to 60 s: under ThreadSanitizer a restart and its first dial are slow)
-check "after a restart crane-1 gets what was sent while it was down" until_ok 600 grep -q "while you were away" <(req GET "$U1/v1/inbox" 2>/dev/null)
+# (up to 60 s: under ThreadSanitizer a restart and its first dial are
+# slow; on 5c4e9c5 this check asked once, through <(req ...), and failed
+# in two of four TSan CI runs: the node synced after that one answer)
+check "after a restart crane-1 gets what was sent while it was down" until_ok 600 answers "while you were away" GET "$U1/v1/inbox"
 [ "$fails" -eq 0 ] || echo "crane-1's inbox answered: $(req GET "$U1/v1/inbox" 2>&1 | cut -c1-600)" >&2
 
 kill -TERM "$GPID" "$N1PID" "$N2PID"

@@ -389,6 +389,16 @@ slot_of(struct MHD_Connection *c)
 	return ci != NULL ? ci->socket_context : NULL;
 }
 
+bool
+am_http_from_loopback(const am_http_ex *ex)
+{
+	const struct am_http_slot *s = ex->conn != NULL ? slot_of(ex->conn) : NULL;
+
+	/* the address is set at accept and never changes */
+	return s != NULL && (strncmp(s->addr, "127.", 4) == 0 || strcmp(s->addr, "::1") == 0 ||
+	                        strncmp(s->addr, "::ffff:127.", 11) == 0);
+}
+
 void
 am_http_slot_phase(am_http_server *srv, struct MHD_Connection *c, enum am_http_phase ph)
 {

@@ -163,6 +163,8 @@ open_state(struct node *n, struct daemon_config *c)
 	char path[4096];
 	int rc;
 
+	if ((rc = am_daemon_first_start(n, c)) != 0)
+		return rc;
 	snprintf(path, sizeof(path), "%s/identity.pem", c->dir);
 	if (c->provision != NULL && (rc = take_provision(c->prog, c->dir, c->identity, &c->prov)) != 0)
 		return rc;
@@ -287,13 +289,15 @@ announce(struct node *n, const struct daemon_config *c)
 		am_say("made %llu receipts owed from before a crash", (unsigned long long) made);
 	/* the guide's monitoring lines (curl .../health, /v1/mesh_scan,
 	 * /v1/metrics, /metrics) work as written in development: a daemon
-	 * with --dev-token whose API only this machine can reach. Elsewhere
+	 * with --dev-token, or a node joined to a development gateway, whose
+	 * API only this machine can reach. Elsewhere
 	 * they need a token, unless --metrics-public says otherwise. */
-	if (c->dev_token && loopback(c->host))
+	bool dev = (c->dev_token || c->dev_joined) && loopback(c->host);
+	if (dev)
 		n->monitor_public = true;
 	if (n->monitor_public)
 		am_say("metrics and mesh_scan are readable without a token (%s)",
-		    c->dev_token && loopback(c->host) ? "development token on loopback" : "--metrics-public");
+		    !dev ? "--metrics-public" : c->dev_token ? "development token on loopback" : "development join on loopback");
 	if (c->dev_token) {
 		uint8_t t[16];
 		char tpath[4096];
@@ -357,6 +361,10 @@ start_services(struct node *n, const struct daemon_config *c)
 	}
 	if (am_daemon_http_open(n, c->host, c->port, path) != 0)
 		return 1;
+	if (am_daemon_join_register(n, c) != 0) {
+		fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
+		return 1;
+	}
 	if ((rc = open_features(n, c)) != 0)
 		return rc;
 	if (am_daemon_dispatch_start(n) != 0 || am_http_server_start(n->http) != 0) {

@@ -130,6 +130,9 @@ struct daemon_config {
 	const char *peers[MAX_DIALERS], *zones[AM_GEO_MAX_TAGS], *groups[AM_QUEUE_MAX_GROUPS];
 	size_t npeers, nzones, ngroups, ntrust;
 	bool dev_token, no_discovery, check_config;
+	bool auto_dir;
+	bool dev_joined;          /* DIR/join.json: joined a development gateway on this machine */            /* the default folder (not --data): made, with its keys, at the first start */
+	char dir_buf[4096], key_buf[4200], listen_buf[200], join_link[128];
 	int port, multicast_port;
 	am_provision prov;        /* --provision's bundle (cleared by the caller) */
 };
@@ -141,6 +144,15 @@ struct daemon_config {
 int am_daemon_configure(struct node *n, struct daemon_config *c, const am_role *role, int argc, char **argv);
 /* --check-config: the key and the tool files read and reported; the exit status */
 int am_daemon_check_config(struct node *n, struct daemon_config *c);
+
+/* daemon_first.c: the default data folder; at the first start in it the
+ * key, the store and the network key made (a gateway) or joined from a
+ * development gateway on this machine (a node); 0, or the exit status
+ * with the error printed */
+void am_daemon_default_dir(struct daemon_config *c);
+int am_daemon_first_start(struct node *n, struct daemon_config *c);
+/* GET /v1/join on a development gateway (--dev-token on loopback) */
+int am_daemon_join_register(struct node *n, const struct daemon_config *c);
 
 /* daemon_links.c */
 void *am_daemon_serve(void *node);   /* a thread: accept inbound links */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- configuration ---- */
 
@@ -19,8 +20,12 @@ static void
 usage(FILE *f, bool gateway)
 {
 	fprintf(f,
-	    "usage: %s --data DIR --network-key HEX|@FILE [options]\n"
-	    "  --listen URL          accept links (tcp://0.0.0.0:7400, ws://..., ipc://...)\n"
+	    "usage: %s [--data DIR] [--network-key HEX|@FILE] [options]\n"
+	    "  --data DIR            the data folder (MESH_DATA_DIR; default $STATE_DIRECTORY, else\n"
+	    "                        ./agent-mesh-data/ROLE, made with its keys at the first start)\n"
+	    "  --network-key K       the deployment's network key (MESH_NETWORK_KEY; default DIR/network.key)\n"
+	    "  --listen URL          accept links (MESH_LISTEN; default ws://HOST:PORT/mesh on the HTTP port;\n"
+	    "                        tcp://0.0.0.0:7400, ipc://..., or off)\n"
 	    "  --peer URL            keep a link to this peer (repeatable)%s\n"
 	    "  --name NAME           how peers know this node (NODE_NAME; default %s-<key prefix>)\n"
 	    "  --position LAT,LON    this node's position; --zone TAG, --group NAME (repeatable)\n"
@@ -293,11 +298,21 @@ apply_environment(struct node *n, struct daemon_config *c)
 	n->pki = strcmp(c->trust_mode, "pki") == 0;
 	if (c->key == NULL)
 		c->key = getenv("MESH_NETWORK_KEY");
+	if (c->dir == NULL && getenv("MESH_DATA_DIR") != NULL && getenv("MESH_DATA_DIR")[0])
+		c->dir = getenv("MESH_DATA_DIR");
 	/* a node leaves MCP_PORT to the gateway (one .env may serve both) */
 	if (c->gateway && n->mcp_port == 0 && getenv("MCP_PORT") != NULL && parse_port(prog, "MCP_PORT", getenv("MCP_PORT"), &n->mcp_port) != 0)
 		return 2;
 	if (n->listen == NULL)
 		n->listen = getenv("MESH_LISTEN");
+	/* links on the daemon's own HTTP port unless told otherwise, so the
+	 * guide's firewall rules (8787, 8000-8010) are complete; "off": none */
+	if (n->listen == NULL || n->listen[0] == '\0') {
+		snprintf(c->listen_buf, sizeof(c->listen_buf), "ws://%s:%d/mesh", c->host, c->port);
+		n->listen = c->listen_buf;
+	} else if (strcmp(n->listen, "off") == 0) {
+		n->listen = NULL;
+	}
 	n->link_port = listen_port(n->listen);
 	if (c->name == NULL)
 		c->name = getenv("NODE_NAME");
@@ -326,12 +341,8 @@ am_daemon_configure(struct node *n, struct daemon_config *c, const am_role *role
 	n->beacon_ms = 5000;
 	if ((rc = parse_flags(n, c, argc, argv)) != DAEMON_GO || (rc = apply_environment(n, c)) != DAEMON_GO)
 		return rc;
-	if (c->dir == NULL || (c->key == NULL && c->provision == NULL)) {
-		fprintf(stderr, "%s: --data DIR and --network-key (or MESH_NETWORK_KEY, or --provision) are required\n",
-		    c->prog);
-		usage(stderr, gateway);
-		return 2;
-	}
+	if (c->dir == NULL)
+		am_daemon_default_dir(c);
 	if (c->name != NULL && am_tag_check("--name", c->name, strlen(c->name)) != 0) {
 		fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
 		return 2;
@@ -353,7 +364,11 @@ am_daemon_check_config(struct node *n, struct daemon_config *c)
 	int bad = 0;
 
 	snprintf(path, sizeof(path), "%s/identity.pem", c->dir);
-	if (c->provision == NULL && am_identity_load_pem(&id, c->identity ? c->identity : path) != 0) {
+	struct stat st;
+	bool first = c->auto_dir && c->identity == NULL && c->provision == NULL && stat(path, &st) != 0;
+	if (first) {
+		snprintf(said, sizeof(said), ", first start (the key%s made then)", c->key == NULL ? " and the network key" : "");
+	} else if (c->provision == NULL && am_identity_load_pem(&id, c->identity ? c->identity : path) != 0) {
 		fprintf(stderr, "%s: %s (make the folder with: agent-mesh init --store %s)\n", c->prog, am_error_detail(),
 		    c->dir);
 		bad = 1;

@@ -100,6 +100,8 @@ const char *am_http_method(const am_http_ex *ex);
 const char *am_http_uri(const am_http_ex *ex); /* path?query, as sent */
 const char *am_http_header(const am_http_ex *ex, const char *name);
 const void *am_http_body(const am_http_ex *ex, size_t *len);
+/* the client connected from a loopback address (false for am_http_local) */
+bool am_http_from_loopback(const am_http_ex *ex);
 void *am_http_data(const am_http_ex *ex); /* the route's data */
 /* the server's own data, one per server (am_api_register sets it to the
  * am_api, so any route's token checks find it, whoever added the route) */

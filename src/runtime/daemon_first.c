@@ -1,0 +1,375 @@
+/*
+ * daemon_first.c — a daemon's first start with no flags (issue 12): the
+ * default data folder, the key, the store and the deployment's network
+ * key made there, and the development join.
+ *
+ * The default folder is $STATE_DIRECTORY (systemd's StateDirectory=),
+ * else ./agent-mesh-data/gateway or ./agent-mesh-data/node, so both
+ * roles can run from one folder. Only a default folder is made: a --data
+ * that holds no key is an error (a typo must not become a new identity).
+ *
+ * The network key is DIR/network.key (0600) unless given. A gateway makes
+ * one at its first start and prints its fingerprint. A node on the same
+ * machine as a development gateway (--dev-token, API on loopback) asks it
+ * for one at GET /v1/join on 127.0.0.1 and keeps the answer: the network
+ * key, the gateway's key (its tokens then count, as --trust-key) and the
+ * link to dial (DIR/join.json). Only a development gateway answers, and
+ * only to loopback clients; a production node is given the key.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "daemon.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define JOIN_TRIES 10 /* one a second: a gateway started a moment before is waited for */
+
+void
+am_daemon_default_dir(struct daemon_config *c)
+{
+	const char *sd = getenv("STATE_DIRECTORY");
+
+	if (sd != NULL && sd[0] != '\0')
+		snprintf(c->dir_buf, sizeof(c->dir_buf), "%.*s", (int) strcspn(sd, ":"), sd);
+	else
+		snprintf(c->dir_buf, sizeof(c->dir_buf), "agent-mesh-data/%s", c->gateway ? "gateway" : "node");
+	c->dir = c->dir_buf;
+	c->auto_dir = true;
+}
+
+static bool
+exists(const char *dir, const char *name)
+{
+	char path[4200];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) == 0;
+}
+
+/* the folder and its parents, 0700 */
+static int
+make_dir(const char *dir)
+{
+	char p[4096];
+
+	snprintf(p, sizeof(p), "%s", dir);
+	for (char *s = p + 1; *s; s++)
+		if (*s == '/') {
+			*s = '\0';
+			if (mkdir(p, 0700) != 0 && errno != EEXIST)
+				return am_error_set(AM_EIO, "%s: %s", p, strerror(errno));
+			*s = '/';
+		}
+	if (mkdir(p, 0700) != 0 && errno != EEXIST)
+		return am_error_set(AM_EIO, "%s: %s", p, strerror(errno));
+	return 0;
+}
+
+/* a new key and an empty store owned by it, as agent-mesh init makes */
+static int
+make_identity(const struct daemon_config *c)
+{
+	am_identity *id = NULL;
+	am_queue *q = NULL;
+	am_queue_options qo = {.create = true};
+	char path[4200], nid[AM_NODE_ID_LEN + 1];
+	int rc;
+
+	if ((rc = make_dir(c->dir)) != 0 || (rc = am_identity_generate(&id)) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/identity.pem", c->dir);
+	if ((rc = am_identity_save_pem(id, path, false)) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/store", c->dir);
+	if ((rc = am_queue_open(&q, path, &qo)) != 0 || (rc = am_queue_set_self(q, am_identity_pk(id))) != 0)
+		goto out;
+	am_node_id_format(nid, am_identity_pk(id));
+	am_say("first start: made %s with a new key (node id %s) and an empty store", c->dir, nid);
+out:
+	am_queue_close(q);
+	am_identity_free(id);
+	return rc;
+}
+
+/* the first 16 hex digits of BLAKE2b-256 of the key: what two people
+ * compare to know they hold the same one */
+static void
+fingerprint(char out[17], const uint8_t key[32])
+{
+	uint8_t h[32];
+
+	crypto_generichash(h, sizeof(h), key, 32, NULL, 0);
+	sodium_bin2hex(out, 17, h, 8);
+}
+
+static int
+save_key(const char *dir, const uint8_t key[32])
+{
+	char path[4200], hex[66];
+	int rc;
+
+	sodium_bin2hex(hex, 65, key, 32);
+	hex[64] = '\n';
+	hex[65] = '\0';
+	snprintf(path, sizeof(path), "%s/network.key", dir);
+	rc = am_file_write_atomic(path, hex, 65, 0600, false);
+	sodium_memzero(hex, sizeof(hex));
+	return rc;
+}
+
+/* GET url, the JSON answer (new reference) or NULL with the reason set */
+static json_t *
+http_get_json(const char *url, bool *refused)
+{
+	nng_url *u = NULL;
+	nng_http_client *cl = NULL;
+	nng_http_req *req = NULL;
+	nng_http_res *res = NULL;
+	nng_aio *aio = NULL;
+	json_t *j = NULL;
+	void *body;
+	size_t len;
+	int rv;
+
+	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_client_alloc(&cl, u)) != 0 ||
+	    (rv = nng_http_req_alloc(&req, u)) != 0 || (rv = nng_http_res_alloc(&res)) != 0 ||
+	    (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+		am_error_set(AM_EIO, "%s", nng_strerror(rv));
+		goto out;
+	}
+	nng_aio_set_timeout(aio, 3000);
+	nng_http_client_transact(cl, req, res, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		am_error_set(AM_EIO, "%s", nng_strerror(rv));
+		goto out;
+	}
+	nng_http_res_get_data(res, &body, &len);
+	if (nng_http_res_get_status(res) != 200) {
+		*refused = true;
+		am_error_set(AM_EDENIED, "HTTP %u: %.*s", (unsigned) nng_http_res_get_status(res), (int) (len > 200 ? 200 : len),
+		    (const char *) body);
+		goto out;
+	}
+	if ((j = json_loadb(body, len, 0, NULL)) == NULL || !json_is_object(j)) {
+		json_decref(j);
+		j = NULL;
+		am_error_set(AM_EMALFORMED, "the answer is not a JSON object");
+	}
+out:
+	nng_aio_free(aio);
+	nng_http_res_free(res);
+	nng_http_req_free(req);
+	nng_http_client_free(cl);
+	nng_url_free(u);
+	return j;
+}
+
+/* a node's development join: the network key, the gateway and its link */
+static int
+join(struct daemon_config *c, uint8_t key[32])
+{
+	const char *gp = getenv("GATEWAY_PORT");
+	char url[96], path[4200], *text;
+	json_t *j = NULL;
+	uint8_t pk[AM_PK_BYTES];
+	size_t klen = 0;
+	int rc;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%s/v1/join", gp && gp[0] ? gp : "8787");
+	for (int i = 0; i < JOIN_TRIES && j == NULL; i++) {
+		if (i == 1)
+			am_say("no network key yet: waiting for a development gateway at %s", url);
+		if (i > 0)
+			sleep(1);
+		bool refused = false;
+		j = http_get_json(url, &refused);
+		if (refused)
+			break; /* it answered: no */
+	}
+	if (j == NULL)
+		return am_error_set(AM_ENOTFOUND, "no development gateway answered at %s (%s)", url, am_error_detail());
+	const char *hk = json_string_value(json_object_get(j, "network_key"));
+	const char *gk = json_string_value(json_object_get(j, "gateway_key"));
+	const char *link = json_string_value(json_object_get(j, "link"));
+	if (hk == NULL || sodium_hex2bin(key, 32, hk, strlen(hk), NULL, &klen, NULL) != 0 || klen != 32 || gk == NULL ||
+	    am_node_id_parse(pk, gk) != 0 || link == NULL || strlen(link) >= 128) {
+		json_decref(j);
+		return am_error_set(AM_EMALFORMED, "%s: the join answer lacks network_key, gateway_key or link", url);
+	}
+	json_object_del(j, "network_key"); /* kept in network.key only */
+	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	snprintf(path, sizeof(path), "%s/join.json", c->dir);
+	rc = text != NULL ? am_file_write_atomic(path, text, strlen(text), 0600, true) : am_error_set(AM_ENOMEM, "out of memory");
+	free(text);
+	json_decref(j);
+	return rc;
+}
+
+/* DIR/join.json: the gateway's key trusted for tokens, its link dialed */
+static int
+apply_join(struct node *n, struct daemon_config *c)
+{
+	char path[4200];
+	json_t *j;
+	const char *gk, *link;
+	uint8_t pk[AM_PK_BYTES];
+
+	snprintf(path, sizeof(path), "%s/join.json", c->dir);
+	if ((j = json_load_file(path, 0, NULL)) == NULL)
+		return 0;
+	gk = json_string_value(json_object_get(j, "gateway_key"));
+	link = json_string_value(json_object_get(j, "link"));
+	if (gk == NULL || am_node_id_parse(pk, gk) != 0 || link == NULL || strlen(link) >= 128) {
+		json_decref(j);
+		return am_error_set(AM_EMALFORMED, "%s: want gateway_key and link", path);
+	}
+	c->dev_joined = true;
+	if (c->ntrust < 7) {
+		memcpy(n->api.trusted + (1 + c->ntrust) * AM_PK_BYTES, pk, AM_PK_BYTES);
+		c->ntrust++;
+	}
+	if (c->npeers < MAX_DIALERS) {
+		snprintf(c->join_link, sizeof(c->join_link), "%s", link);
+		c->peers[c->npeers++] = c->join_link;
+	}
+	json_decref(j);
+	return 0;
+}
+
+/* The network key: given, else DIR/network.key, else made (a gateway) or
+ * joined (a node) in a default folder. */
+static int
+network_key(struct node *n, struct daemon_config *c)
+{
+	char fp[17];
+	int rc;
+
+	if (c->key != NULL || c->provision != NULL)
+		return 0;
+	if (exists(c->dir, "network.key")) {
+		snprintf(c->key_buf, sizeof(c->key_buf), "@%s/network.key", c->dir);
+		if (am_netkey_parse(n->netkey, c->key_buf) != 0) {
+			fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
+			return 2;
+		}
+		c->key = c->key_buf;
+		return 0;
+	}
+	if (!c->auto_dir) {
+		fprintf(stderr, "%s: no network key: give --network-key @FILE (or MESH_NETWORK_KEY), or put it in %s/network.key\n",
+		    c->prog, c->dir);
+		return 2;
+	}
+	if (c->gateway) {
+		randombytes_buf(n->netkey, sizeof(n->netkey));
+		if ((rc = save_key(c->dir, n->netkey)) != 0) {
+			fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
+			return 1;
+		}
+		fingerprint(fp, n->netkey);
+		am_say("made the network key %s/network.key (fingerprint %s): every node of this site needs it "
+		       "(agent-mesh-node --network-key @FILE); a node on this machine joins a --dev-token gateway by itself",
+		    c->dir, fp);
+	} else {
+		if (join(c, n->netkey) != 0 || save_key(c->dir, n->netkey) != 0) {
+			fprintf(stderr, "%s: no network key: %s; give it with --network-key @FILE (the gateway's "
+			                "DATA/network.key), or start agent-mesh-gateway --dev-token on this machine first\n",
+			    c->prog, am_error_detail());
+			return 2;
+		}
+		fingerprint(fp, n->netkey);
+		am_say("joined the development gateway on this machine: network key %s/network.key (fingerprint %s)", c->dir,
+		    fp);
+	}
+	snprintf(c->key_buf, sizeof(c->key_buf), "@%s/network.key", c->dir);
+	c->key = c->key_buf;
+	return 0;
+}
+
+int
+am_daemon_first_start(struct node *n, struct daemon_config *c)
+{
+	int rc;
+
+	if (c->auto_dir && c->identity == NULL && c->provision == NULL && !exists(c->dir, "identity.pem") &&
+	    make_identity(c) != 0) {
+		fprintf(stderr, "%s: first start in %s: %s\n", c->prog, c->dir, am_error_detail());
+		return 1;
+	}
+	/* a folder given that holds no key: the start says how to make one */
+	if (!c->auto_dir && c->identity == NULL && c->provision == NULL && !exists(c->dir, "identity.pem"))
+		return 0;
+	if ((rc = network_key(n, c)) != 0)
+		return rc;
+	if (!c->gateway && apply_join(n, c) != 0) {
+		fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
+		return 2;
+	}
+	return 0;
+}
+
+/* ---- the development gateway's side ---- */
+
+/* where a client on this machine dials our links: the listen URL with
+ * 127.0.0.1 for its host */
+static bool
+local_link(char *out, size_t cap, const char *listen)
+{
+	const char *sep = listen != NULL ? strstr(listen, "://") : NULL, *path, *colon;
+
+	if (sep == NULL)
+		return false;
+	path = strchr(sep + 3, '/');
+	colon = path != NULL ? path : sep + 3 + strlen(sep + 3);
+	while (colon > sep + 3 && *colon != ':')
+		colon--;
+	if (*colon != ':')
+		return false;
+	snprintf(out, cap, "%.*s://127.0.0.1%s", (int) (sep - listen), listen, colon);
+	return true;
+}
+
+static void
+on_join(am_http_ex *ex)
+{
+	struct node *n = am_http_data(ex);
+	char hex[65], pk[AM_NODE_ID_LEN + 1], link[160];
+
+	if (!am_http_from_loopback(ex)) {
+		am_http_reply_error(ex, 403, "the development join answers this machine only");
+		return;
+	}
+	if (!local_link(link, sizeof(link), n->listen)) {
+		am_http_reply_error(ex, 409, "this gateway accepts no links (--listen off)");
+		return;
+	}
+	sodium_bin2hex(hex, sizeof(hex), n->netkey, sizeof(n->netkey));
+	am_node_id_format(pk, am_identity_pk(n->me));
+	(void) am_audit_log(n->audit, "dev_join", "loopback", NULL, json_pack("{s:s}", "link", link));
+	am_http_reply_json(ex, 200,
+	    json_pack("{s:s, s:s, s:s, s:s}", "network_key", hex, "gateway_key", pk, "name", n->info.name, "link", link));
+	sodium_memzero(hex, sizeof(hex));
+}
+
+int
+am_daemon_join_register(struct node *n, const struct daemon_config *c)
+{
+	const char *h = c->host;
+
+	/* development only: a --dev-token gateway whose API only this machine
+	 * can reach; a production gateway has no such route */
+	if (!c->gateway || !c->dev_token ||
+	    !(strcmp(h, "127.0.0.1") == 0 || strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0))
+		return 0;
+	return am_http_route(n->http, "GET", "/v1/join", false, 0, NULL, on_join, n);
+}

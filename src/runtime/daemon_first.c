@@ -126,16 +126,17 @@ save_key(const char *dir, const uint8_t key[32])
 	return rc;
 }
 
-/* GET url, the JSON answer (new reference) or NULL with the reason set */
-static json_t *
-http_get_json(const char *url, bool *refused)
+/* GET url: the answer's body (malloc'd) when it is a 200; else NULL with
+ * the reason set and *refused when the server answered at all */
+static char *
+http_get(const char *url, bool *refused, size_t *blen)
 {
 	nng_url *u = NULL;
 	nng_http_client *cl = NULL;
 	nng_http_req *req = NULL;
 	nng_http_res *res = NULL;
 	nng_aio *aio = NULL;
-	json_t *j = NULL;
+	char *out = NULL;
 	void *body;
 	size_t len;
 	int rv;
@@ -160,18 +161,47 @@ http_get_json(const char *url, bool *refused)
 		    (const char *) body);
 		goto out;
 	}
-	if ((j = json_loadb(body, len, 0, NULL)) == NULL || !json_is_object(j)) {
-		json_decref(j);
-		j = NULL;
-		am_error_set(AM_EMALFORMED, "the answer is not a JSON object");
+	if ((out = malloc(len + 1)) == NULL) {
+		am_error_set(AM_ENOMEM, "out of memory");
+		goto out;
 	}
+	memcpy(out, body, len);
+	out[len] = '\0';
+	*blen = len;
 out:
 	nng_aio_free(aio);
 	nng_http_res_free(res);
 	nng_http_req_free(req);
 	nng_http_client_free(cl);
 	nng_url_free(u);
-	return j;
+	return out;
+}
+
+int
+am_join_answer_parse(const char *text, size_t len, uint8_t key[32], uint8_t gateway_pk[AM_PK_BYTES], char link[128])
+{
+	json_t *j = json_loadb(text, len, 0, NULL);
+	const char *hk = json_string_value(json_object_get(j, "network_key"));
+	const char *gk = json_string_value(json_object_get(j, "gateway_key"));
+	const char *ln = json_string_value(json_object_get(j, "link"));
+	size_t klen = 0;
+	int rc = 0;
+
+	if (!json_is_object(j))
+		rc = am_error_set(AM_EMALFORMED, "the join answer is not a JSON object");
+	else if (hk == NULL || strlen(hk) != 64 || sodium_hex2bin(key, 32, hk, 64, NULL, &klen, NULL) != 0 || klen != 32)
+		rc = am_error_set(AM_EFIELD, "the join answer's network_key is not 64 hex digits");
+	else if (gk == NULL || am_node_id_parse(gateway_pk, gk) != 0)
+		rc = am_error_set(AM_EFIELD, "the join answer's gateway_key is not a node id");
+	else if (ln == NULL || strlen(ln) >= 128 ||
+	         (strncmp(ln, "ws://", 5) != 0 && strncmp(ln, "tcp://", 6) != 0 && strncmp(ln, "ipc://", 6) != 0))
+		rc = am_error_set(AM_EFIELD, "the join answer's link is not a ws://, tcp:// or ipc:// URL under 128 bytes");
+	else
+		snprintf(link, 128, "%s", ln);
+	if (rc != 0)
+		sodium_memzero(key, 32);
+	json_decref(j);
+	return rc;
 }
 
 /* a node's development join: the network key, the gateway and its link */
@@ -179,39 +209,36 @@ static int
 join(struct daemon_config *c, uint8_t key[32])
 {
 	const char *gp = getenv("GATEWAY_PORT");
-	char url[96], path[4200], *text;
-	json_t *j = NULL;
+	char url[96], path[4200], link[128], hex[AM_NODE_ID_LEN + 1], *body = NULL, *text;
 	uint8_t pk[AM_PK_BYTES];
-	size_t klen = 0;
+	size_t len = 0;
 	int rc;
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%s/v1/join", gp && gp[0] ? gp : "8787");
-	for (int i = 0; i < JOIN_TRIES && j == NULL; i++) {
+	for (int i = 0; i < JOIN_TRIES && body == NULL; i++) {
+		bool refused = false;
 		if (i == 1)
 			am_say("no network key yet: waiting for a development gateway at %s", url);
 		if (i > 0)
 			sleep(1);
-		bool refused = false;
-		j = http_get_json(url, &refused);
-		if (refused)
+		if ((body = http_get(url, &refused, &len)) == NULL && refused)
 			break; /* it answered: no */
 	}
-	if (j == NULL)
+	if (body == NULL)
 		return am_error_set(AM_ENOTFOUND, "no development gateway answered at %s (%s)", url, am_error_detail());
-	const char *hk = json_string_value(json_object_get(j, "network_key"));
-	const char *gk = json_string_value(json_object_get(j, "gateway_key"));
-	const char *link = json_string_value(json_object_get(j, "link"));
-	if (hk == NULL || sodium_hex2bin(key, 32, hk, strlen(hk), NULL, &klen, NULL) != 0 || klen != 32 || gk == NULL ||
-	    am_node_id_parse(pk, gk) != 0 || link == NULL || strlen(link) >= 128) {
-		json_decref(j);
-		return am_error_set(AM_EMALFORMED, "%s: the join answer lacks network_key, gateway_key or link", url);
-	}
-	json_object_del(j, "network_key"); /* kept in network.key only */
-	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	rc = am_join_answer_parse(body, len, key, pk, link);
+	sodium_memzero(body, len);
+	free(body);
+	if (rc != 0)
+		return am_error_set(rc, "%s: %s", url, am_error_detail());
+	/* the network key is kept in network.key only */
+	am_node_id_format(hex, pk);
+	json_t *j = json_pack("{s:s, s:s}", "gateway_key", hex, "link", link);
+	text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(j);
 	snprintf(path, sizeof(path), "%s/join.json", c->dir);
 	rc = text != NULL ? am_file_write_atomic(path, text, strlen(text), 0600, true) : am_error_set(AM_ENOMEM, "out of memory");
 	free(text);
-	json_decref(j);
 	return rc;
 }
 

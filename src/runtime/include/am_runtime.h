@@ -39,6 +39,14 @@ void am_tool_call_clear(am_tool_call *c);
 char *am_tool_call_encode(const char *tool, const struct json_t *args, const char *grant, const char *workflow_id,
     uint64_t deadline_ms);
 
+/* am_join_answer_parse: a development gateway's answer to GET /v1/join
+ * (daemon_first.c; OPERATIONS "Development"): {"network_key": 64 hex,
+ * "gateway_key": node id, "link": ws:// tcp:// or ipc:// URL, "name"}.
+ * Errors: AM_EMALFORMED (not a JSON object), AM_EFIELD (named); key is
+ * zeroed on error. */
+int am_join_answer_parse(const char *text, size_t len, uint8_t key[32], uint8_t gateway_pk[AM_PK_BYTES], char link[128])
+    AM_MUST_CHECK;
+
 /* ------------------------------------------------------------- daemon --- */
 
 /* What a feature is given of its daemon, at open; valid until its close. */

@@ -308,7 +308,9 @@ apply_environment(struct node *n, struct daemon_config *c)
 	/* links on the daemon's own HTTP port unless told otherwise, so the
 	 * guide's firewall rules (8787, 8000-8010) are complete; "off": none */
 	if (n->listen == NULL || n->listen[0] == '\0') {
-		snprintf(c->listen_buf, sizeof(c->listen_buf), "ws://%s:%d/mesh", c->host, c->port);
+		bool v6 = strchr(c->host, ':') != NULL; /* ::1 is [::1] in a URL */
+		snprintf(c->listen_buf, sizeof(c->listen_buf), "ws://%s%s%s:%d/mesh", v6 ? "[" : "", c->host, v6 ? "]" : "",
+		    c->port);
 		n->listen = c->listen_buf;
 	} else if (strcmp(n->listen, "off") == 0) {
 		n->listen = NULL;

@@ -3,6 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "am_net.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -37,14 +38,9 @@ cmd_keygen(int argc, char **argv)
 	if (network) {
 		/* the deployment's 32-byte network key, as hex, mode 0600 */
 		uint8_t key[32];
-		char hex[66];
 		randombytes_buf(key, sizeof(key));
-		sodium_bin2hex(hex, 65, key, sizeof(key));
-		hex[64] = '\n';
-		hex[65] = '\0';
-		rc = am_file_write_atomic(output, hex, 65, 0600, force);
+		rc = am_netkey_save(output, key, force);
 		sodium_memzero(key, sizeof(key));
-		sodium_memzero(hex, sizeof(hex));
 		if (rc != 0)
 			return cli_fail(rc, "writing the network key");
 		fprintf(stderr, "wrote network key %s (mode 0600); give it to every node of this deployment\n", output);

@@ -158,6 +158,20 @@ am_netkey_parse(uint8_t key[static 32], const char *arg)
 	return rc;
 }
 
+int
+am_netkey_save(const char *path, const uint8_t key[static 32], bool force)
+{
+	char hex[66];
+	int rc;
+
+	sodium_bin2hex(hex, 65, key, 32);
+	hex[64] = '\n';
+	hex[65] = '\0';
+	rc = am_file_write_atomic(path, hex, 65, 0600, force);
+	sodium_memzero(hex, sizeof(hex));
+	return rc;
+}
+
 struct am_link_server {
 	nng_stream_listener *l;
 	nng_aio *aio;

@@ -149,8 +149,8 @@ take_provision(const char *prog, const char *dir, const char *identity, const am
 
 /* ---- open ---- */
 
-static bool
-loopback(const char *host)
+bool
+am_daemon_loopback(const char *host)
 {
 	return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0;
 }
@@ -202,7 +202,7 @@ open_state(struct node *n, struct daemon_config *c)
 	}
 	n->api.data_dir = c->dir;
 	/* a non-loopback API must be able to check tokens */
-	if (!c->dev_token && n->api.ntrusted == 0 && !loopback(c->host)) {
+	if (!c->dev_token && n->api.ntrusted == 0 && !am_daemon_loopback(c->host)) {
 		fprintf(stderr, "%s: --host %s is not loopback: the API then needs --trust-key (capability tokens) or "
 		                "--dev-token\n", c->prog, c->host);
 		return 2;
@@ -292,7 +292,7 @@ announce(struct node *n, const struct daemon_config *c)
 	 * with --dev-token, or a node joined to a development gateway, whose
 	 * API only this machine can reach. Elsewhere
 	 * they need a token, unless --metrics-public says otherwise. */
-	bool dev = (c->dev_token || c->dev_joined) && loopback(c->host);
+	bool dev = (c->dev_token || c->dev_joined) && am_daemon_loopback(c->host);
 	if (dev)
 		n->monitor_public = true;
 	if (n->monitor_public)

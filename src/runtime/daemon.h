@@ -145,6 +145,9 @@ int am_daemon_configure(struct node *n, struct daemon_config *c, const am_role *
 /* --check-config: the key and the tool files read and reported; the exit status */
 int am_daemon_check_config(struct node *n, struct daemon_config *c);
 
+/* daemon.c: an API host only this machine can reach */
+bool am_daemon_loopback(const char *host);
+
 /* daemon_first.c: the default data folder; at the first start in it the
  * key, the store and the network key made (a gateway) or joined from a
  * development gateway on this machine (a node); 0, or the exit status

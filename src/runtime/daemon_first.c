@@ -111,21 +111,6 @@ fingerprint(char out[17], const uint8_t key[32])
 	sodium_bin2hex(out, 17, h, 8);
 }
 
-static int
-save_key(const char *dir, const uint8_t key[32])
-{
-	char path[4200], hex[66];
-	int rc;
-
-	sodium_bin2hex(hex, 65, key, 32);
-	hex[64] = '\n';
-	hex[65] = '\0';
-	snprintf(path, sizeof(path), "%s/network.key", dir);
-	rc = am_file_write_atomic(path, hex, 65, 0600, false);
-	sodium_memzero(hex, sizeof(hex));
-	return rc;
-}
-
 /* GET url: the answer's body (malloc'd) when it is a 200; else NULL with
  * the reason set and *refused when the server answered at all */
 static char *
@@ -202,6 +187,15 @@ am_join_answer_parse(const char *text, size_t len, uint8_t key[32], uint8_t gate
 		sodium_memzero(key, 32);
 	json_decref(j);
 	return rc;
+}
+
+static int
+save_key(const struct daemon_config *c, const uint8_t key[32])
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/network.key", c->dir);
+	return am_netkey_save(path, key, false);
 }
 
 /* a node's development join: the network key, the gateway and its link */
@@ -299,7 +293,7 @@ network_key(struct node *n, struct daemon_config *c)
 	}
 	if (c->gateway) {
 		randombytes_buf(n->netkey, sizeof(n->netkey));
-		if ((rc = save_key(c->dir, n->netkey)) != 0) {
+		if ((rc = save_key(c, n->netkey)) != 0) {
 			fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
 			return 1;
 		}
@@ -308,7 +302,7 @@ network_key(struct node *n, struct daemon_config *c)
 		       "(agent-mesh-node --network-key @FILE); a node on this machine joins a --dev-token gateway by itself",
 		    c->dir, fp);
 	} else {
-		if (join(c, n->netkey) != 0 || save_key(c->dir, n->netkey) != 0) {
+		if (join(c, n->netkey) != 0 || save_key(c, n->netkey) != 0) {
 			fprintf(stderr, "%s: no network key: %s; give it with --network-key @FILE (the gateway's "
 			                "DATA/network.key), or start agent-mesh-gateway --dev-token on this machine first\n",
 			    c->prog, am_error_detail());
@@ -382,7 +376,10 @@ on_join(am_http_ex *ex)
 	}
 	sodium_bin2hex(hex, sizeof(hex), n->netkey, sizeof(n->netkey));
 	am_node_id_format(pk, am_identity_pk(n->me));
-	(void) am_audit_log(n->audit, "dev_join", "loopback", NULL, json_pack("{s:s}", "link", link));
+	/* anyone on this machine may ask: the first join a minute in full,
+	 * the rest counted in one record (the refusals' bounded cost) */
+	(void) am_audit_refusal(n->api.refusals, "dev_join", "development join", "loopback",
+	    json_pack("{s:s}", "link", link), am_now_ms());
 	am_http_reply_json(ex, 200,
 	    json_pack("{s:s, s:s, s:s, s:s}", "network_key", hex, "gateway_key", pk, "name", n->info.name, "link", link));
 	sodium_memzero(hex, sizeof(hex));
@@ -391,12 +388,9 @@ on_join(am_http_ex *ex)
 int
 am_daemon_join_register(struct node *n, const struct daemon_config *c)
 {
-	const char *h = c->host;
-
 	/* development only: a --dev-token gateway whose API only this machine
 	 * can reach; a production gateway has no such route */
-	if (!c->gateway || !c->dev_token ||
-	    !(strcmp(h, "127.0.0.1") == 0 || strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0))
+	if (!c->gateway || !c->dev_token || !am_daemon_loopback(c->host))
 		return 0;
 	return am_http_route(n->http, "GET", "/v1/join", false, 0, NULL, on_join, n);
 }

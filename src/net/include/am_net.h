@@ -137,6 +137,10 @@ int am_link_sync_listen(am_queue *q, const am_identity *me, const char *url,
 /* am_netkey_parse: a network key given as 64 hex characters, or @FILE
  * holding them. Errors: AM_EFIELD, AM_EIO. */
 int am_netkey_parse(uint8_t key[static 32], const char *arg) AM_MUST_CHECK;
+/* am_netkey_save: the key as am_netkey_parse's @FILE reads it (64 hex and
+ * a newline), written whole, mode 0600; force replaces a file that is
+ * there (else AM_EEXIST). */
+int am_netkey_save(const char *path, const uint8_t key[static 32], bool force) AM_MUST_CHECK;
 
 /* A listening link endpoint (the daemons'): accept waits up to wait_ms
  * (<= 0: forever) for a connection (AM_ENOTFOUND when nobody came);

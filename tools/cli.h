@@ -69,6 +69,7 @@ int cmd_token_inspect(int argc, char **argv);
 int cmd_token_revoke(int argc, char **argv);
 int cmd_audit_verify(int argc, char **argv);
 int cmd_provision(int argc, char **argv);
+int cmd_pair(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_trust_list(int argc, char **argv);

@@ -54,6 +54,9 @@ static const cli_cmd commands[] = {
     {"provision", cmd_provision, "make a node's PKI provisioning bundle (certificate, keys, network key) with the gateway key",
         "agent-mesh provision --gateway-key PEM --node-id NAME --network-key HEX|@FILE --output bundle.json\n"
         "                [--roles R1,R2] [--valid 365d] [--node-pubkey HEX] [--force]"},
+    {"pair", cmd_pair, "on the gateway's machine: a single-use code a node on another machine joins with",
+        "agent-mesh pair [--data GATEWAY_DIR] [--gateway http://127.0.0.1:8787] [--name NODE_NAME] [--valid 15m]\n"
+        "                [--roles R1,R2] [--json]"},
     {"backup", cmd_backup, "archive what the mesh cannot give back: identity key, trust store, audit log, config",
         "agent-mesh backup --data DIR --output FILE.tar.gz [--include FILE]..."},
     {"restore", cmd_restore, "restore a backup into a node folder (keys kept 0600)",

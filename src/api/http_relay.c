@@ -44,6 +44,7 @@ struct head {
 	char buf[HEAD_MAX];
 	size_t len;
 	bool over;
+	int port; /* the link listener's: its Host */
 };
 
 static enum MHD_Result
@@ -53,7 +54,13 @@ add_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
 	int n;
 
 	(void) kind;
-	n = snprintf(h->buf + h->len, sizeof(h->buf) - h->len, "%s: %s\r\n", key, value ? value : "");
+	/* nng's listener answers only the host it listens on (127.0.0.1):
+	 * a client that dialed us by another name or address would get its
+	 * 404 (on da7c989 every link from another machine failed so) */
+	if (strcasecmp(key, "Host") == 0)
+		n = snprintf(h->buf + h->len, sizeof(h->buf) - h->len, "Host: 127.0.0.1:%d\r\n", h->port);
+	else
+		n = snprintf(h->buf + h->len, sizeof(h->buf) - h->len, "%s: %s\r\n", key, value ? value : "");
 	if (n < 0 || (size_t) n >= sizeof(h->buf) - h->len) {
 		h->over = true;
 		return MHD_NO;
@@ -204,6 +211,7 @@ am_http_relay_answer(am_http_ex *ex)
 		goto fail;
 	rl->srv = srv;
 	rl->inner = -1;
+	out->port = port;
 	out->len = (size_t) snprintf(out->buf, sizeof(out->buf), "GET %s HTTP/1.1\r\n", am_http_uri(ex));
 	MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, add_header, out);
 	if (out->over || out->len + 2 >= sizeof(out->buf))

@@ -399,6 +399,14 @@ am_http_from_loopback(const am_http_ex *ex)
 	                        strncmp(s->addr, "::ffff:127.", 11) == 0);
 }
 
+const char *
+am_http_peer_address(const am_http_ex *ex)
+{
+	const struct am_http_slot *s = ex->conn != NULL ? slot_of(ex->conn) : NULL;
+
+	return s != NULL ? s->addr : "local";
+}
+
 void
 am_http_slot_phase(am_http_server *srv, struct MHD_Connection *c, enum am_http_phase ph)
 {

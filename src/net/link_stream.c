@@ -172,6 +172,15 @@ am_netkey_save(const char *path, const uint8_t key[static 32], bool force)
 	return rc;
 }
 
+void
+am_key_fingerprint(char out[static 17], const uint8_t key[static 32])
+{
+	uint8_t h[32];
+
+	crypto_generichash(h, sizeof(h), key, 32, NULL, 0);
+	sodium_bin2hex(out, 17, h, 8);
+}
+
 struct am_link_server {
 	nng_stream_listener *l;
 	nng_aio *aio;

@@ -361,7 +361,7 @@ start_services(struct node *n, const struct daemon_config *c)
 	}
 	if (am_daemon_http_open(n, c->host, c->port, path) != 0)
 		return 1;
-	if (am_daemon_join_register(n, c) != 0) {
+	if (am_daemon_join_register(n, c) != 0 || am_daemon_pair_register(n, c) != 0) {
 		fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
 		return 1;
 	}

@@ -67,6 +67,19 @@ struct dialer {
 
 #define MAX_FEATURES 8
 
+/* A pairing code the gateway printed (pair_gateway.c): its keys, never
+ * the code itself. */
+#define PAIR_CODES 16
+#define PAIR_ROLES 4
+struct pair_code {
+	bool live;
+	am_pair_keys k;
+	uint64_t expires_ms;
+	char name[AM_TAG_MAX + 1]; /* "": the name the node gives */
+	char roles[PAIR_ROLES][AM_TAG_MAX + 1];
+	size_t nroles;
+};
+
 struct node {
 	bool gateway;
 	const am_role *role;
@@ -117,6 +130,8 @@ struct node {
 	uint64_t links_ok, links_failed, sent, received, live_sent, live_received;
 	uint64_t receipts_foreign; /* receipts refused as proof (signed by another key) */
 	uint64_t refused[N_REASONS];
+	struct pair_code pair[PAIR_CODES];
+	char pair_addr[120];      /* where a node on another machine reaches our API */
 };
 
 extern const char *const am_daemon_reasons[N_REASONS];
@@ -126,13 +141,16 @@ extern const char *const am_daemon_reasons[N_REASONS];
 struct daemon_config {
 	bool gateway;
 	const char *prog;
+	const char *join;         /* --join GATEWAY:PORT/CODE */
+	bool trust_mode_default;  /* no --trust-mode or TRUST_MODE: a pairing bundle may make it pki */
 	const char *identity, *dir, *key, *host, *name, *trust_mode, *provision, *env_file, *position;
 	const char *peers[MAX_DIALERS], *zones[AM_GEO_MAX_TAGS], *groups[AM_QUEUE_MAX_GROUPS];
 	size_t npeers, nzones, ngroups, ntrust;
 	bool dev_token, no_discovery, check_config;
-	bool auto_dir;
-	bool dev_joined;          /* DIR/join.json: joined a development gateway on this machine */            /* the default folder (not --data): made, with its keys, at the first start */
-	char dir_buf[4096], key_buf[4200], listen_buf[200], join_link[128];
+	bool auto_dir;            /* the default folder (not --data): made, with its keys, at the first start */
+	bool dev_joined;          /* DIR/join.json: joined a development gateway on this machine */
+	char dir_buf[4096], key_buf[4200], listen_buf[200], join_link[128], name_buf[AM_TAG_MAX + 1];
+	char provision_buf[4200];
 	int port, multicast_port;
 	am_provision prov;        /* --provision's bundle (cleared by the caller) */
 };
@@ -142,6 +160,9 @@ struct daemon_config {
  * with the error printed). */
 #define DAEMON_GO (-1)
 int am_daemon_configure(struct node *n, struct daemon_config *c, const am_role *role, int argc, char **argv);
+/* a provisioning bundle's network key, name, gateway and certificate
+ * (c->provision, loaded into c->prov); DAEMON_GO or the exit status */
+int am_daemon_apply_provision(struct node *n, struct daemon_config *c);
 /* --check-config: the key and the tool files read and reported; the exit status */
 int am_daemon_check_config(struct node *n, struct daemon_config *c);
 
@@ -154,8 +175,27 @@ bool am_daemon_loopback(const char *host);
  * with the error printed */
 void am_daemon_default_dir(struct daemon_config *c);
 int am_daemon_first_start(struct node *n, struct daemon_config *c);
+/* the folder holds name */
+bool am_daemon_has(const char *dir, const char *name);
+/* a new key and an empty store owned by it in c->dir (as agent-mesh init) */
+int am_daemon_make_identity(const struct daemon_config *c);
+/* c->dir/network.key (0600) */
+int am_daemon_save_netkey(const struct daemon_config *c, const uint8_t key[32]);
+/* c->dir/join.json: the gateway whose tokens count, its link, how we
+ * joined ("dev", "pair"), the name the gateway gave us (may be NULL) */
+int am_daemon_save_join(const struct daemon_config *c, const uint8_t gateway_pk[AM_PK_BYTES], const char *link,
+    const char *how, const char *node_name);
+/* pair_node.c: --join GATEWAY:PORT/CODE at the first start (a folder
+ * joined before is left as it is); 0 or the exit status, printed */
+int am_daemon_pair_join(struct node *n, struct daemon_config *c);
+
 /* GET /v1/join on a development gateway (--dev-token on loopback) */
 int am_daemon_join_register(struct node *n, const struct daemon_config *c);
+/* where a client on this machine dials our links: listen with 127.0.0.1 */
+bool am_daemon_local_link(char *out, size_t cap, const char *listen);
+
+/* pair_gateway.c: POST /v1/pair and /v1/pair/claim on a gateway */
+int am_daemon_pair_register(struct node *n, const struct daemon_config *c);
 
 /* daemon_links.c */
 void *am_daemon_serve(void *node);   /* a thread: accept inbound links */

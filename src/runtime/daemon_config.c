@@ -9,6 +9,7 @@
 #include "daemon.h"
 
 #include <getopt.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,8 @@ usage(FILE *f, bool gateway)
 	    "  --check-config        check flags, .env, the key and tool files, then exit (0: OK)\n",
 	    gateway ? "agent-mesh-gateway" : "agent-mesh-node", gateway ? "" : "\n  --gateway URL         the same, for the gateway",
 	    gateway ? "gateway" : "node", gateway ? "GATEWAY_HOST/GATEWAY_PORT" : "NODE_PORT", gateway ? "8787" : "8000",
-	    gateway ? "  --mcp-port 8790       serve the Model Context Protocol (streamable HTTP) on this port (MCP_PORT)\n" : "");
+	    gateway ? "  --mcp-port 8790       serve the Model Context Protocol (streamable HTTP) on this port (MCP_PORT)\n"
+	            : "  --join GW:PORT/CODE   join a gateway on another machine with the code agent-mesh pair printed\n");
 }
 
 static int
@@ -130,7 +132,8 @@ parse_flags(struct node *n, struct daemon_config *c, int argc, char **argv)
 	    {"no-discovery", no_argument, NULL, 'D'}, {"beacon-every", required_argument, NULL, 'b'},
 	    {"env-file", required_argument, NULL, 'E'}, {"link-timeout", required_argument, NULL, 'L'},
 	    {"trust-key", required_argument, NULL, 'K'}, {"provision", required_argument, NULL, 'V'},
-	    {"mcp-port", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
+	    {"mcp-port", required_argument, NULL, 'M'}, {"join", required_argument, NULL, 'J'},
+	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'v'}, {"check-config", no_argument, NULL, 'C'}, {0, 0, 0, 0}};
 	const char *prog = c->prog;
 	uint64_t ms = 0;
@@ -179,6 +182,23 @@ parse_flags(struct node *n, struct daemon_config *c, int argc, char **argv)
 			break;
 		case 'E': c->env_file = optarg; break;
 		case 'V': c->provision = optarg; break;
+		case 'J':
+			if (c->gateway) {
+				fprintf(stderr, "%s: --join: a node joins a gateway (agent-mesh-node --join %s)\n", prog, optarg);
+				return 2;
+			}
+			{
+				/* a typo is told before anything is made */
+				char url[160], host[96];
+				uint8_t code[AM_PAIR_CODE_BYTES];
+				if (am_pair_join_parse(optarg, url, host, code) != 0) {
+					fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+					return 2;
+				}
+				sodium_memzero(code, sizeof(code));
+			}
+			c->join = optarg;
+			break;
 		case 'M':
 			if (!c->gateway) {
 				/* the node runs tools; calls, jobs and MCP are the gateway's */
@@ -223,8 +243,8 @@ parse_flags(struct node *n, struct daemon_config *c, int argc, char **argv)
 
 /* What the provisioning bundle gives (the network key, the name, the
  * gateway to trust, the certificate); flags still win. */
-static int
-apply_provision(struct node *n, struct daemon_config *c)
+int
+am_daemon_apply_provision(struct node *n, struct daemon_config *c)
 {
 	if (am_provision_load(&c->prov, c->provision) != 0) {
 		fprintf(stderr, "%s: --provision %s\n", c->prog, am_error_detail());
@@ -287,10 +307,14 @@ apply_environment(struct node *n, struct daemon_config *c)
 		fprintf(stderr, "%s: libsodium did not initialise\n", prog);
 		return 1;
 	}
-	if (c->provision != NULL && (rc = apply_provision(n, c)) != DAEMON_GO)
+	if (c->provision != NULL && (rc = am_daemon_apply_provision(n, c)) != DAEMON_GO)
 		return rc;
-	if (c->trust_mode == NULL)
-		c->trust_mode = getenv("TRUST_MODE") ? getenv("TRUST_MODE") : c->provision ? "pki" : "tofu";
+	if (c->trust_mode == NULL && getenv("TRUST_MODE") != NULL)
+		c->trust_mode = getenv("TRUST_MODE");
+	if (c->trust_mode == NULL) {
+		c->trust_mode = c->provision ? "pki" : "tofu";
+		c->trust_mode_default = true;
+	}
 	if (strcmp(c->trust_mode, "tofu") != 0 && strcmp(c->trust_mode, "pki") != 0) {
 		fprintf(stderr, "%s: trust mode \"%s\": tofu or pki\n", prog, c->trust_mode);
 		return 2;

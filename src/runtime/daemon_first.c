@@ -21,8 +21,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +43,8 @@ am_daemon_default_dir(struct daemon_config *c)
 	c->auto_dir = true;
 }
 
-static bool
-exists(const char *dir, const char *name)
+bool
+am_daemon_has(const char *dir, const char *name)
 {
 	char path[4200];
 	struct stat st;
@@ -75,8 +73,8 @@ make_dir(const char *dir)
 }
 
 /* a new key and an empty store owned by it, as agent-mesh init makes */
-static int
-make_identity(const struct daemon_config *c)
+int
+am_daemon_make_identity(const struct daemon_config *c)
 {
 	am_identity *id = NULL;
 	am_queue *q = NULL;
@@ -100,66 +98,23 @@ out:
 	return rc;
 }
 
-/* the first 16 hex digits of BLAKE2b-256 of the key: what two people
- * compare to know they hold the same one */
-static void
-fingerprint(char out[17], const uint8_t key[32])
-{
-	uint8_t h[32];
-
-	crypto_generichash(h, sizeof(h), key, 32, NULL, 0);
-	sodium_bin2hex(out, 17, h, 8);
-}
-
 /* GET url: the answer's body (malloc'd) when it is a 200; else NULL with
  * the reason set and *refused when the server answered at all */
 static char *
 http_get(const char *url, bool *refused, size_t *blen)
 {
-	nng_url *u = NULL;
-	nng_http_client *cl = NULL;
-	nng_http_req *req = NULL;
-	nng_http_res *res = NULL;
-	nng_aio *aio = NULL;
-	char *out = NULL;
-	void *body;
-	size_t len;
-	int rv;
+	unsigned status = 0;
+	char *body = NULL;
 
-	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_client_alloc(&cl, u)) != 0 ||
-	    (rv = nng_http_req_alloc(&req, u)) != 0 || (rv = nng_http_res_alloc(&res)) != 0 ||
-	    (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
-		am_error_set(AM_EIO, "%s", nng_strerror(rv));
-		goto out;
-	}
-	nng_aio_set_timeout(aio, 3000);
-	nng_http_client_transact(cl, req, res, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) != 0) {
-		am_error_set(AM_EIO, "%s", nng_strerror(rv));
-		goto out;
-	}
-	nng_http_res_get_data(res, &body, &len);
-	if (nng_http_res_get_status(res) != 200) {
+	if (am_http_fetch("GET", url, NULL, NULL, 0, NULL, 64u << 10, 3000, &status, &body, blen) != 0)
+		return NULL;
+	if (status != 200) {
 		*refused = true;
-		am_error_set(AM_EDENIED, "HTTP %u: %.*s", (unsigned) nng_http_res_get_status(res), (int) (len > 200 ? 200 : len),
-		    (const char *) body);
-		goto out;
+		am_error_set(AM_EDENIED, "HTTP %u: %.200s", status, body);
+		free(body);
+		return NULL;
 	}
-	if ((out = malloc(len + 1)) == NULL) {
-		am_error_set(AM_ENOMEM, "out of memory");
-		goto out;
-	}
-	memcpy(out, body, len);
-	out[len] = '\0';
-	*blen = len;
-out:
-	nng_aio_free(aio);
-	nng_http_res_free(res);
-	nng_http_req_free(req);
-	nng_http_client_free(cl);
-	nng_url_free(u);
-	return out;
+	return body;
 }
 
 int
@@ -189,8 +144,8 @@ am_join_answer_parse(const char *text, size_t len, uint8_t key[32], uint8_t gate
 	return rc;
 }
 
-static int
-save_key(const struct daemon_config *c, const uint8_t key[32])
+int
+am_daemon_save_netkey(const struct daemon_config *c, const uint8_t key[32])
 {
 	char path[4200];
 
@@ -203,7 +158,7 @@ static int
 join(struct daemon_config *c, uint8_t key[32])
 {
 	const char *gp = getenv("GATEWAY_PORT");
-	char url[96], path[4200], link[128], hex[AM_NODE_ID_LEN + 1], *body = NULL, *text;
+	char url[96], link[128], *body = NULL;
 	uint8_t pk[AM_PK_BYTES];
 	size_t len = 0;
 	int rc;
@@ -225,9 +180,21 @@ join(struct daemon_config *c, uint8_t key[32])
 	free(body);
 	if (rc != 0)
 		return am_error_set(rc, "%s: %s", url, am_error_detail());
+	return am_daemon_save_join(c, pk, link, "dev", NULL);
+}
+
+int
+am_daemon_save_join(const struct daemon_config *c, const uint8_t gateway_pk[AM_PK_BYTES], const char *link,
+    const char *how, const char *node_name)
+{
+	char hex[AM_NODE_ID_LEN + 1], path[4200], *text;
+	int rc;
+
 	/* the network key is kept in network.key only */
-	am_node_id_format(hex, pk);
-	json_t *j = json_pack("{s:s, s:s}", "gateway_key", hex, "link", link);
+	am_node_id_format(hex, gateway_pk);
+	json_t *j = json_pack("{s:s, s:s, s:s}", "gateway_key", hex, "link", link, "how", how);
+	if (j != NULL && node_name != NULL)
+		json_object_set_new(j, "name", json_string(node_name));
 	text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(j);
 	snprintf(path, sizeof(path), "%s/join.json", c->dir);
@@ -242,7 +209,7 @@ apply_join(struct node *n, struct daemon_config *c)
 {
 	char path[4200];
 	json_t *j;
-	const char *gk, *link;
+	const char *gk, *link, *how, *name;
 	uint8_t pk[AM_PK_BYTES];
 
 	snprintf(path, sizeof(path), "%s/join.json", c->dir);
@@ -250,11 +217,19 @@ apply_join(struct node *n, struct daemon_config *c)
 		return 0;
 	gk = json_string_value(json_object_get(j, "gateway_key"));
 	link = json_string_value(json_object_get(j, "link"));
+	how = json_string_value(json_object_get(j, "how"));
+	name = json_string_value(json_object_get(j, "name"));
 	if (gk == NULL || am_node_id_parse(pk, gk) != 0 || link == NULL || strlen(link) >= 128) {
 		json_decref(j);
 		return am_error_set(AM_EMALFORMED, "%s: want gateway_key and link", path);
 	}
-	c->dev_joined = true;
+	/* a development join opens the monitoring lines on loopback; a
+	 * pairing (another machine) does not */
+	c->dev_joined = how == NULL || strcmp(how, "dev") == 0;
+	if (c->name == NULL && name != NULL && am_tag_check("join.json name", name, strlen(name)) == 0) {
+		snprintf(c->name_buf, sizeof(c->name_buf), "%s", name);
+		c->name = c->name_buf;
+	}
 	if (c->ntrust < 7) {
 		memcpy(n->api.trusted + (1 + c->ntrust) * AM_PK_BYTES, pk, AM_PK_BYTES);
 		c->ntrust++;
@@ -277,7 +252,7 @@ network_key(struct node *n, struct daemon_config *c)
 
 	if (c->key != NULL || c->provision != NULL)
 		return 0;
-	if (exists(c->dir, "network.key")) {
+	if (am_daemon_has(c->dir, "network.key")) {
 		snprintf(c->key_buf, sizeof(c->key_buf), "@%s/network.key", c->dir);
 		if (am_netkey_parse(n->netkey, c->key_buf) != 0) {
 			fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
@@ -293,22 +268,22 @@ network_key(struct node *n, struct daemon_config *c)
 	}
 	if (c->gateway) {
 		randombytes_buf(n->netkey, sizeof(n->netkey));
-		if ((rc = save_key(c, n->netkey)) != 0) {
+		if ((rc = am_daemon_save_netkey(c, n->netkey)) != 0) {
 			fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
 			return 1;
 		}
-		fingerprint(fp, n->netkey);
+		am_key_fingerprint(fp, n->netkey);
 		am_say("made the network key %s/network.key (fingerprint %s): every node of this site needs it "
 		       "(agent-mesh-node --network-key @FILE); a node on this machine joins a --dev-token gateway by itself",
 		    c->dir, fp);
 	} else {
-		if (join(c, n->netkey) != 0 || save_key(c, n->netkey) != 0) {
+		if (join(c, n->netkey) != 0 || am_daemon_save_netkey(c, n->netkey) != 0) {
 			fprintf(stderr, "%s: no network key: %s; give it with --network-key @FILE (the gateway's "
 			                "DATA/network.key), or start agent-mesh-gateway --dev-token on this machine first\n",
 			    c->prog, am_error_detail());
 			return 2;
 		}
-		fingerprint(fp, n->netkey);
+		am_key_fingerprint(fp, n->netkey);
 		am_say("joined the development gateway on this machine: network key %s/network.key (fingerprint %s)", c->dir,
 		    fp);
 	}
@@ -320,16 +295,32 @@ network_key(struct node *n, struct daemon_config *c)
 int
 am_daemon_first_start(struct node *n, struct daemon_config *c)
 {
+	/* --join names its folder on purpose: it may be made there */
+	bool joining = c->join != NULL && c->provision == NULL;
 	int rc;
 
-	if (c->auto_dir && c->identity == NULL && c->provision == NULL && !exists(c->dir, "identity.pem") &&
-	    make_identity(c) != 0) {
+	if ((c->auto_dir || joining) && c->identity == NULL && c->provision == NULL &&
+	    !am_daemon_has(c->dir, "identity.pem") && am_daemon_make_identity(c) != 0) {
 		fprintf(stderr, "%s: first start in %s: %s\n", c->prog, c->dir, am_error_detail());
 		return 1;
 	}
 	/* a folder given that holds no key: the start says how to make one */
-	if (!c->auto_dir && c->identity == NULL && c->provision == NULL && !exists(c->dir, "identity.pem"))
+	if (!c->auto_dir && !joining && c->identity == NULL && c->provision == NULL &&
+	    !am_daemon_has(c->dir, "identity.pem"))
 		return 0;
+	if (joining && (rc = am_daemon_pair_join(n, c)) != 0)
+		return rc;
+	/* a pairing with a PKI gateway left the node's certificate here */
+	if (!c->gateway && c->provision == NULL && am_daemon_has(c->dir, "provision.json")) {
+		snprintf(c->provision_buf, sizeof(c->provision_buf), "%s/provision.json", c->dir);
+		c->provision = c->provision_buf;
+		if ((rc = am_daemon_apply_provision(n, c)) != DAEMON_GO)
+			return rc;
+		if (c->trust_mode_default) {
+			c->trust_mode = "pki";
+			n->pki = true;
+		}
+	}
 	if ((rc = network_key(n, c)) != 0)
 		return rc;
 	if (!c->gateway && apply_join(n, c) != 0) {
@@ -343,8 +334,8 @@ am_daemon_first_start(struct node *n, struct daemon_config *c)
 
 /* where a client on this machine dials our links: the listen URL with
  * 127.0.0.1 for its host */
-static bool
-local_link(char *out, size_t cap, const char *listen)
+bool
+am_daemon_local_link(char *out, size_t cap, const char *listen)
 {
 	const char *sep = listen != NULL ? strstr(listen, "://") : NULL, *path, *colon;
 
@@ -370,7 +361,7 @@ on_join(am_http_ex *ex)
 		am_http_reply_error(ex, 403, "the development join answers this machine only");
 		return;
 	}
-	if (!local_link(link, sizeof(link), n->listen)) {
+	if (!am_daemon_local_link(link, sizeof(link), n->listen)) {
 		am_http_reply_error(ex, 409, "this gateway accepts no links (--listen off)");
 		return;
 	}

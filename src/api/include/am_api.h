@@ -102,6 +102,8 @@ const char *am_http_header(const am_http_ex *ex, const char *name);
 const void *am_http_body(const am_http_ex *ex, size_t *len);
 /* the client connected from a loopback address (false for am_http_local) */
 bool am_http_from_loopback(const am_http_ex *ex);
+/* the client's address without the port ("local" for am_http_local) */
+const char *am_http_peer_address(const am_http_ex *ex);
 void *am_http_data(const am_http_ex *ex); /* the route's data */
 /* the server's own data, one per server (am_api_register sets it to the
  * am_api, so any route's token checks find it, whoever added the route) */
@@ -149,6 +151,15 @@ int am_api_auth_allow(am_api *api, am_api_auth *a, const char *action, const cha
 const am_token *am_api_auth_token(const am_api_auth *a);
 const char *am_api_auth_subject(const am_api_auth *a);
 void am_api_auth_end(am_api_auth *a);
+
+/* am_http_fetch (http_client.c): one request to url (http:// only);
+ * body NULL sends none. On 0, *status is the answer's status and *reply
+ * its body, NUL-ended, malloc'd (the caller frees it). An answer over
+ * reply_max bytes is not read (AM_ELIMIT). Errors: AM_EINVAL (the URL),
+ * AM_EIO (no answer within timeout_ms), AM_EMALFORMED, AM_ELIMIT. */
+int am_http_fetch(const char *method, const char *url, const char *type, const void *body, size_t len,
+    const char *authorization, size_t reply_max, int timeout_ms, unsigned *status, char **reply, size_t *reply_len)
+    AM_MUST_CHECK;
 
 /* am_env_file_load: set each KEY=VALUE of a .env file that is not already
  * in the environment (envfile.c). A missing file is fine unless required.

@@ -65,6 +65,44 @@ void am_provision_clear(am_provision *p);
 int am_pki_check_peer(const char *cert, const uint8_t pk[static AM_PK_BYTES], const char *name,
     const uint8_t *trusted, size_t ntrusted, am_queue *q, uint64_t now_ms);
 
+/* ------------------------------------------------------------- pairing --- */
+
+/* Pairing a node on another machine in one step (pair.c,
+ * docs/PROTOCOL.md §20): the gateway prints a single-use code; the node
+ * claims with a MAC under a key drawn from it and gets the grant sealed
+ * under another. */
+#define AM_PAIR_CODE_BYTES 12
+#define AM_PAIR_CODE_TEXT  30          /* xxxx-xxxx-xxxx-xxxx-xxxx-xxxx */
+#define AM_PAIR_GRANT_MAX  (16u << 10) /* a sealed grant's most bytes */
+typedef struct am_pair_keys {
+	uint8_t claim_key[32]; /* the claim's MAC */
+	uint8_t box_key[32];   /* the grant's AEAD */
+} am_pair_keys;
+void am_pair_code_new(uint8_t code[static AM_PAIR_CODE_BYTES], char text[static AM_PAIR_CODE_TEXT]);
+void am_pair_code_format(char text[static AM_PAIR_CODE_TEXT], const uint8_t code[static AM_PAIR_CODE_BYTES]);
+/* 24 hex digits, dashes and spaces ignored, either case; AM_EFIELD */
+int am_pair_code_parse(uint8_t code[static AM_PAIR_CODE_BYTES], const char *text) AM_MUST_CHECK;
+void am_pair_keys_derive(am_pair_keys *k, const uint8_t code[static AM_PAIR_CODE_BYTES]);
+void am_pair_proof(uint8_t out[static 32], const am_pair_keys *k, const uint8_t node_pk[static AM_PK_BYTES]);
+/* the claim {node, name, proof} as JSON text (malloc'd) */
+int am_pair_claim_make(char **out, const am_pair_keys *k, const uint8_t node_pk[static AM_PK_BYTES], const char *name)
+    AM_MUST_CHECK;
+/* read a claim (hostile input); the proof is checked by the caller
+ * against its codes. Errors: AM_EMALFORMED, AM_EFIELD. */
+int am_pair_claim_parse(const char *text, size_t len, uint8_t node_pk[static AM_PK_BYTES],
+    char name[static AM_TAG_MAX + 1], uint8_t proof[static 32]) AM_MUST_CHECK;
+/* seal: the answer {grant: hex} (malloc'd); open: its plain text
+ * (malloc'd, NUL-ended). Errors: AM_EMALFORMED, AM_EBADSIG (not sealed
+ * with this code for this node). */
+int am_pair_seal(char **out, const am_pair_keys *k, const uint8_t node_pk[static AM_PK_BYTES], const char *plain,
+    size_t len) AM_MUST_CHECK;
+int am_pair_open(char **plain, size_t *plen, const am_pair_keys *k, const uint8_t node_pk[static AM_PK_BYTES],
+    const char *text, size_t len) AM_MUST_CHECK;
+/* `[http://]HOST:PORT/CODE` (what agent-mesh pair prints): the API URL
+ * http://HOST:PORT, the HOST alone, the code. AM_EFIELD names the part. */
+int am_pair_join_parse(const char *arg, char api_url[static 160], char host[static 96],
+    uint8_t code[static AM_PAIR_CODE_BYTES]) AM_MUST_CHECK;
+
 /* --------------------------------------------------------------- audit --- */
 
 /* The hash-chained, signed audit log (audit.c, docs/OPERATIONS.md). */

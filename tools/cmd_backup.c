@@ -1,8 +1,8 @@
 /*
  * cmd_backup.c — `backup` and `restore`: what a node cannot get back from
- * the mesh (its identity key, the trust store, the audit log, its
- * provisioning bundle and .env config, plus any --include'd files such as
- * a gateway key) as one .tar.gz, mode 0600, written by the system's tar
+ * the mesh (its identity key, the network key and join, the trust store,
+ * the audit log, its provisioning bundle, roles, tool files and .env
+ * config, plus any --include'd files such as a gateway key) as one .tar.gz, mode 0600, written by the system's tar
  * (no archive format of our own). The envelope store is not in it: the
  * mesh holds those envelopes too, and a consistent copy of a live LMDB
  * store is `mdb_copy -c` (docs/OPERATIONS.md). Restore refuses to
@@ -24,7 +24,11 @@
 
 extern char **environ;
 
-static const char *const members[] = {"identity.pem", "trust", "audit", "provision.json", ".env"};
+/* what DATA holds that the mesh cannot give back: the key, the site's
+ * network key and how this node joined, its trust store and audit log,
+ * its certificate, the gateway's roles, the node's tool files, .env */
+static const char *const members[] = {"identity.pem", "network.key", "join.json", "provision.json", "trust", "audit",
+    "roles.json", "tools", ".env"};
 
 static int
 run(char *const argv[], const char *out_path)
@@ -54,7 +58,8 @@ cmd_backup(int argc, char **argv)
 	    {"output", required_argument, NULL, 'o'}, {"include", required_argument, NULL, 'i'}, {0, 0, 0, 0}};
 	const char *dir = NULL, *output = NULL, *incl[16];
 	size_t nincl = 0, n = 0;
-	char *targv[64], tmp[4096], fullpath[4096];
+	char *targv[64], tmp[4096], fullpath[4096], cwd[4096];
+	bool env_here = false;
 	struct stat st;
 	int c, rc;
 
@@ -65,8 +70,9 @@ cmd_backup(int argc, char **argv)
 		case 'i':
 			if (nincl == 16)
 				return cli_usage_error("at most 16 --include");
-			if (strchr(optarg, '/') != NULL || strcmp(optarg, "..") == 0)
-				return cli_usage_error("--include %s: a file name inside --data (no '/')", optarg);
+			if (strchr(optarg, '/') != NULL || strcmp(optarg, "..") == 0 || optarg[0] == '-')
+				return cli_usage_error("--include %s: a file name inside --data (no '/', not starting with '-')",
+				    optarg);
 			incl[nincl++] = optarg;
 			break;
 		default: return cli_opt_error(c, argv);
@@ -84,7 +90,7 @@ cmd_backup(int argc, char **argv)
 	targv[n++] = "-";
 	targv[n++] = "-C";
 	targv[n++] = (char *) dir;
-	targv[n++] = "--";
+	/* no "--": a second -C may follow; every name here is ours or checked */
 	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
 		snprintf(fullpath, sizeof(fullpath), "%s/%s", dir, members[i]);
 		if (stat(fullpath, &st) == 0)
@@ -95,6 +101,15 @@ cmd_backup(int argc, char **argv)
 		if (stat(fullpath, &st) != 0)
 			return cli_usage_error("--include %s: no such file in %s", incl[i], dir);
 		targv[n++] = (char *) incl[i];
+	}
+	/* the .env a daemon started here reads, when the folder holds none
+	 * (the default layout: ./.env beside ./agent-mesh-data/) */
+	snprintf(fullpath, sizeof(fullpath), "%s/.env", dir);
+	if (stat(fullpath, &st) != 0 && stat(".env", &st) == 0 && getcwd(cwd, sizeof(cwd)) != NULL) {
+		targv[n++] = "-C";
+		targv[n++] = cwd;
+		targv[n++] = ".env";
+		env_here = true;
 	}
 	targv[n] = NULL;
 	/* into a temporary name, then renamed: never a half archive */
@@ -108,7 +123,8 @@ cmd_backup(int argc, char **argv)
 		return cli_fail(am_error_set(AM_EIO, "%s: %s", output, strerror(errno)), "backup");
 	}
 	chmod(output, 0600);
-	printf("backup of %s in %s (%zu items; mode 0600: it holds the identity key)\n", dir, output, n - 6);
+	printf("backup of %s in %s (%zu items%s; mode 0600: it holds the identity key)\n", dir, output,
+	    n - 5 - (env_here ? 2 : 0), env_here ? ", with ./.env" : "");
 	return 0;
 }
 
@@ -163,14 +179,25 @@ cmd_restore(int argc, char **argv)
 			free(text);
 			return 1;
 		}
-		has_identity |= strcmp(line, "identity.pem") == 0;
+		has_identity |= strcmp(line, "identity.pem") == 0 || strcmp(line, "./identity.pem") == 0;
 	}
 	free(text);
 	if (!has_identity)
 		return cli_fail(am_error_set(AM_EMALFORMED, "%s is not a backup archive (no identity.pem in it)", input),
 		    "restore");
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return cli_fail(am_error_set(AM_EIO, "%s: %s", dir, strerror(errno)), "restore");
+	/* the folder and its parents (the default layout's agent-mesh-data/node) */
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *p = path + 1;; p++) {
+		bool end = *p == '\0';
+		if (*p == '/' || end) {
+			*p = '\0';
+			if (mkdir(path, 0700) != 0 && errno != EEXIST)
+				return cli_fail(am_error_set(AM_EIO, "%s: %s", path, strerror(errno)), "restore");
+			if (end)
+				break;
+			*p = '/';
+		}
+	}
 	{
 		char *targv[] = {"tar", "-xzf", (char *) input, "-C", (char *) dir, "--no-same-owner", NULL};
 		if ((rc = run(targv, NULL)) != 0)
@@ -184,6 +211,10 @@ cmd_restore(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/provision.json", dir);
 	chmod(path, 0600);
 	snprintf(path, sizeof(path), "%s/.env", dir); /* may hold MESH_NETWORK_KEY */
+	chmod(path, 0600);
+	snprintf(path, sizeof(path), "%s/network.key", dir);
+	chmod(path, 0600);
+	snprintf(path, sizeof(path), "%s/join.json", dir);
 	chmod(path, 0600);
 	/* an empty store owned by the restored key, so the node starts; the
 	 * mesh gives its envelopes back on the first links */
@@ -207,5 +238,9 @@ cmd_restore(int argc, char **argv)
 		printf("made an empty store in %s: the mesh gives its envelopes back on the first links\n", dir);
 	}
 	printf("restored %s into %s\n", input, dir);
+	snprintf(path, sizeof(path), "%s/.env", dir);
+	if (stat(path, &st) == 0)
+		printf("its .env is %s (0600): start the daemon with --env-file %s, or put it where the daemon starts\n", path,
+		    path);
 	return 0;
 }

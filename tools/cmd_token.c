@@ -442,6 +442,33 @@ cmd_audit_verify(int argc, char **argv)
 	return 0;
 }
 
+/* The deployment's network key where the guide's three lines (keygen,
+ * provision, gateway --identity) all find it: network.key beside the
+ * gateway's key, made there by whichever of provision and the gateway
+ * comes first. Prints; 0 or 1. */
+static int
+deployment_key(uint8_t key[32], const char *gateway_key)
+{
+	char path[4200], arg[4210], fp[17];
+	struct stat st;
+
+	if (am_netkey_beside(path, sizeof(path), gateway_key) != 0)
+		return cli_fail(AM_ETOOBIG, "--gateway-key");
+	snprintf(arg, sizeof(arg), "@%s", path);
+	if (stat(path, &st) == 0) {
+		if (am_netkey_parse(key, arg) != 0)
+			return cli_fail(AM_EFIELD, path);
+		return 0;
+	}
+	randombytes_buf(key, 32);
+	if (am_netkey_save(path, key, false) != 0)
+		return cli_fail(AM_EIO, path);
+	am_key_fingerprint(fp, key);
+	printf("made the network key %s (fingerprint %s), beside the gateway key: agent-mesh-gateway --identity %s "
+	       "reads it from there\n", path, fp, gateway_key);
+	return 0;
+}
+
 int
 cmd_provision(int argc, char **argv)
 {
@@ -478,12 +505,13 @@ cmd_provision(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if (name == NULL || output == NULL || net == NULL)
-		return cli_usage_error("give --gateway-key PEM, --node-id NAME, --network-key HEX|@FILE and --output FILE");
+	if (name == NULL || output == NULL || key == NULL)
+		return cli_usage_error("give --gateway-key PEM, --node-id NAME and --output FILE (and --network-key HEX|@FILE "
+		                       "unless it is network.key beside the gateway key)");
 	if (am_tag_check("--node-id", name, strlen(name)) != 0)
 		return cli_usage_error("%s", am_error_detail());
-	if (am_netkey_parse(netkey, net) != 0)
-		return cli_usage_error("--network-key: %s", am_error_detail());
+	if (net != NULL ? am_netkey_parse(netkey, net) != 0 : deployment_key(netkey, key) != 0)
+		return net != NULL ? cli_usage_error("--network-key: %s", am_error_detail()) : 1;
 	if (roles_arg != NULL) {
 		snprintf(rolebuf, sizeof(rolebuf), "%s", roles_arg);
 		for (char *save = NULL, *r = strtok_r(rolebuf, ",", &save); r != NULL; r = strtok_r(NULL, ",", &save)) {

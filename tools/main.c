@@ -52,8 +52,9 @@ static const cli_cmd commands[] = {
     {"link sync", cmd_link_sync, "sync once with another node over tcp/ipc/ws (handshake, reconcile, push)",
         "agent-mesh link sync --store DIR (--listen URL | --dial URL) --network-key HEX|@FILE [--timeout 30s] [--json]"},
     {"provision", cmd_provision, "make a node's PKI provisioning bundle (certificate, keys, network key) with the gateway key",
-        "agent-mesh provision --gateway-key PEM --node-id NAME --network-key HEX|@FILE --output bundle.json\n"
-        "                [--roles R1,R2] [--valid 365d] [--node-pubkey HEX] [--force]"},
+        "agent-mesh provision --gateway-key PEM --node-id NAME --output bundle.json [--network-key HEX|@FILE]\n"
+        "                [--roles R1,R2] [--valid 365d] [--node-pubkey HEX] [--force]\n"
+        "  without --network-key: network.key beside the gateway key (made there if missing)"},
     {"pair", cmd_pair, "on the gateway's machine: a single-use code a node on another machine joins with",
         "agent-mesh pair [--data GATEWAY_DIR] [--gateway http://127.0.0.1:8787] [--name NODE_NAME] [--valid 15m]\n"
         "                [--roles R1,R2] [--json]"},

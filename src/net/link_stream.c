@@ -172,6 +172,18 @@ am_netkey_save(const char *path, const uint8_t key[static 32], bool force)
 	return rc;
 }
 
+int
+am_netkey_beside(char *out, size_t cap, const char *identity_path)
+{
+	const char *slash = strrchr(identity_path, '/');
+	int n = slash == NULL ? snprintf(out, cap, "network.key")
+	                      : snprintf(out, cap, "%.*s/network.key", (int) (slash - identity_path), identity_path);
+
+	if (n < 0 || (size_t) n >= cap)
+		return am_error_set(AM_ETOOBIG, "%s: the path is too long", identity_path);
+	return 0;
+}
+
 void
 am_key_fingerprint(char out[static 17], const uint8_t key[static 32])
 {

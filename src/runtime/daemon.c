@@ -127,8 +127,8 @@ take_provision(const char *prog, const char *dir, const char *identity, const am
 		    path);
 		return 2;
 	}
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+	if (am_daemon_make_dir(dir) != 0) {
+		fprintf(stderr, "%s: %s\n", prog, am_error_detail());
 		return 1;
 	}
 	if (am_file_write_atomic(path, p->node_key_pem, strlen(p->node_key_pem), 0600, false) != 0) {

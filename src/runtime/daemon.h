@@ -175,6 +175,8 @@ bool am_daemon_loopback(const char *host);
  * with the error printed */
 void am_daemon_default_dir(struct daemon_config *c);
 int am_daemon_first_start(struct node *n, struct daemon_config *c);
+/* the folder and its parents, 0700 (AM_EIO names the one that failed) */
+int am_daemon_make_dir(const char *dir);
 /* the folder holds name */
 bool am_daemon_has(const char *dir, const char *name);
 /* a new key and an empty store owned by it in c->dir (as agent-mesh init) */

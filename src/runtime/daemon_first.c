@@ -53,9 +53,8 @@ am_daemon_has(const char *dir, const char *name)
 	return stat(path, &st) == 0;
 }
 
-/* the folder and its parents, 0700 */
-static int
-make_dir(const char *dir)
+int
+am_daemon_make_dir(const char *dir)
 {
 	char p[4096];
 
@@ -82,16 +81,22 @@ am_daemon_make_identity(const struct daemon_config *c)
 	char path[4200], nid[AM_NODE_ID_LEN + 1];
 	int rc;
 
-	if ((rc = make_dir(c->dir)) != 0 || (rc = am_identity_generate(&id)) != 0)
+	/* --identity names the key (the guide's gateway_identity.pem): only
+	 * the store is made, owned by it */
+	if ((rc = am_daemon_make_dir(c->dir)) != 0 ||
+	    (rc = c->identity ? am_identity_load_pem(&id, c->identity) : am_identity_generate(&id)) != 0)
 		goto out;
 	snprintf(path, sizeof(path), "%s/identity.pem", c->dir);
-	if ((rc = am_identity_save_pem(id, path, false)) != 0)
+	if (c->identity == NULL && (rc = am_identity_save_pem(id, path, false)) != 0)
 		goto out;
 	snprintf(path, sizeof(path), "%s/store", c->dir);
 	if ((rc = am_queue_open(&q, path, &qo)) != 0 || (rc = am_queue_set_self(q, am_identity_pk(id))) != 0)
 		goto out;
 	am_node_id_format(nid, am_identity_pk(id));
-	am_say("first start: made %s with a new key (node id %s) and an empty store", c->dir, nid);
+	if (c->identity)
+		am_say("first start: made %s with an empty store owned by %s (node id %s)", c->dir, c->identity, nid);
+	else
+		am_say("first start: made %s with a new key (node id %s) and an empty store", c->dir, nid);
 out:
 	am_queue_close(q);
 	am_identity_free(id);
@@ -242,54 +247,72 @@ apply_join(struct node *n, struct daemon_config *c)
 	return 0;
 }
 
-/* The network key: given, else DIR/network.key, else made (a gateway) or
- * joined (a node) in a default folder. */
+/* the key in path (as @FILE) into n and c; 0 or the exit status */
+static int
+use_key_file(struct node *n, struct daemon_config *c, const char *path)
+{
+	snprintf(c->key_buf, sizeof(c->key_buf), "@%s", path);
+	if (am_netkey_parse(n->netkey, c->key_buf) != 0) {
+		fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
+		return 2;
+	}
+	c->key = c->key_buf;
+	return 0;
+}
+
+/* The network key: given, else DIR/network.key, else network.key beside
+ * --identity (where agent-mesh provision finds it too), else made (a
+ * gateway: beside --identity, or in DIR) or joined (a node) in a default
+ * folder. */
 static int
 network_key(struct node *n, struct daemon_config *c)
 {
-	char fp[17];
-	int rc;
+	char fp[17], path[4200], beside[4200] = "";
+	struct stat st;
 
 	if (c->key != NULL || c->provision != NULL)
 		return 0;
-	if (am_daemon_has(c->dir, "network.key")) {
-		snprintf(c->key_buf, sizeof(c->key_buf), "@%s/network.key", c->dir);
-		if (am_netkey_parse(n->netkey, c->key_buf) != 0) {
-			fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
-			return 2;
+	snprintf(path, sizeof(path), "%s/network.key", c->dir);
+	if (stat(path, &st) != 0 && c->identity != NULL && am_netkey_beside(beside, sizeof(beside), c->identity) == 0 &&
+	    stat(beside, &st) == 0)
+		snprintf(path, sizeof(path), "%s", beside);
+	if (stat(path, &st) == 0) {
+		int rc = use_key_file(n, c, path);
+		if (rc == 0) {
+			am_key_fingerprint(fp, n->netkey);
+			am_say("using the network key %s, fingerprint %s", path, fp);
 		}
-		c->key = c->key_buf;
-		return 0;
+		return rc;
 	}
 	if (!c->auto_dir) {
-		fprintf(stderr, "%s: no network key: give --network-key @FILE (or MESH_NETWORK_KEY), or put it in %s/network.key\n",
-		    c->prog, c->dir);
+		fprintf(stderr, "%s: no network key: give --network-key @FILE (or MESH_NETWORK_KEY), or put it in %s\n",
+		    c->prog, path);
 		return 2;
 	}
 	if (c->gateway) {
+		if (beside[0])
+			snprintf(path, sizeof(path), "%s", beside);
 		randombytes_buf(n->netkey, sizeof(n->netkey));
-		if ((rc = am_daemon_save_netkey(c, n->netkey)) != 0) {
+		if (am_netkey_save(path, n->netkey, false) != 0) {
 			fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
 			return 1;
 		}
 		am_key_fingerprint(fp, n->netkey);
-		am_say("made the network key %s/network.key (fingerprint %s): every node of this site needs it "
-		       "(agent-mesh-node --network-key @FILE); a node on this machine joins a --dev-token gateway by itself",
-		    c->dir, fp);
+		am_say("made the network key %s (fingerprint %s): every node of this site needs it (agent-mesh pair, or "
+		       "--network-key @FILE); a node on this machine joins a --dev-token gateway by itself",
+		    path, fp);
 	} else {
 		if (join(c, n->netkey) != 0 || am_daemon_save_netkey(c, n->netkey) != 0) {
-			fprintf(stderr, "%s: no network key: %s; give it with --network-key @FILE (the gateway's "
-			                "DATA/network.key), or start agent-mesh-gateway --dev-token on this machine first\n",
+			fprintf(stderr, "%s: no network key: %s; join with the code agent-mesh pair prints on the gateway "
+			                "(--join), give it with --network-key @FILE, or start agent-mesh-gateway --dev-token on "
+			                "this machine first\n",
 			    c->prog, am_error_detail());
 			return 2;
 		}
 		am_key_fingerprint(fp, n->netkey);
-		am_say("joined the development gateway on this machine: network key %s/network.key (fingerprint %s)", c->dir,
-		    fp);
+		am_say("joined the development gateway on this machine: network key %s (fingerprint %s)", path, fp);
 	}
-	snprintf(c->key_buf, sizeof(c->key_buf), "@%s/network.key", c->dir);
-	c->key = c->key_buf;
-	return 0;
+	return use_key_file(n, c, path);
 }
 
 int
@@ -299,8 +322,8 @@ am_daemon_first_start(struct node *n, struct daemon_config *c)
 	bool joining = c->join != NULL && c->provision == NULL;
 	int rc;
 
-	if ((c->auto_dir || joining) && c->identity == NULL && c->provision == NULL &&
-	    !am_daemon_has(c->dir, "identity.pem") && am_daemon_make_identity(c) != 0) {
+	if ((c->auto_dir || joining) && c->provision == NULL &&
+	    !am_daemon_has(c->dir, c->identity == NULL ? "identity.pem" : "store") && am_daemon_make_identity(c) != 0) {
 		fprintf(stderr, "%s: first start in %s: %s\n", c->prog, c->dir, am_error_detail());
 		return 1;
 	}

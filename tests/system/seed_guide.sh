@@ -5,12 +5,13 @@
 # development model from a plain folder, no other flag: default data
 # folders, keys made at the first start, the node's development join, the
 # guide's monitoring lines) and step 3 (links on the daemons' own HTTP
-# ports). On 95dd03e the gateway's line exited 2: "--data DIR and
-# --network-key ... are required".
+# ports), step 5 (the PKI lines), step 6 (backup and restore). On 95dd03e the gateway's line exited
+# 2: "--data DIR and --network-key ... are required".
 # usage: seed_guide.sh PATH/TO/agent-mesh PATH/TO/agent-mesh-node PATH/TO/agent-mesh-gateway
 set -u
 . "$(dirname "$0")/lib.sh"
 AM=$(realpath "$1") NODE=$(realpath "$2") GW=$(realpath "$3") # the test cds into plain folders
+KIT=$(cd "$(dirname "$0")/../../field-kit" && pwd)
 scratch am-seed
 GP=$(port) NP=$(port) XP=$(port)
 # discovery stays on as the guide has it, on a group port of this test's own
@@ -77,6 +78,67 @@ wait_http "http://127.0.0.1:$NP/health" || bad "the node restarts"
 check "restarted: the same identities, nothing made again" bash -c \
     "grep -q '^agent-mesh-gateway $G ' '$T/g2.log' && grep -q '^agent-mesh-node $N ' '$T/n2.log' && ! grep -q 'first start\|made the network key\|joined' '$T/g2.log' '$T/n2.log'"
 check "... and linked again" until_ok 200 linked
+
+# ---- step 5: PKI as the guide writes it, from a plain folder ----
+# (on da7c989 provision exited 2 wanting --network-key, and the gateway
+# with --identity wanted an `agent-mesh init` first)
+kill -TERM "$NPID" "$GPID"; wait "$NPID" "$GPID" 2>/dev/null
+mkdir -p "$T/pki/edge_node_1" && cd "$T/pki" || exit 1
+"$AM" keygen --output gateway_identity.pem >"$T/keygen.out" 2>&1
+check "keygen --output gateway_identity.pem" test "$(stat -c %a gateway_identity.pem 2>/dev/null)" = 600
+"$AM" provision --gateway-key gateway_identity.pem --node-id edge_node_1 --output bundle.json >"$T/prov.out" 2>&1; rc=$?
+check "provision with the guide's three flags: a bundle, 0600" bash -c \
+    "[ $rc = 0 ] && [ \"\$(stat -c %a bundle.json)\" = 600 ]"
+PFP=$(sed -n 's/^made the network key network.key (fingerprint \([0-9a-f]*\)).*/\1/p' "$T/prov.out")
+check "... the network key made beside the gateway key (0600), its fingerprint printed" bash -c \
+    "[ ${#PFP} = 16 ] && [ \"\$(stat -c %a network.key)\" = 600 ]"
+"$GW" --trust-mode pki --identity gateway_identity.pem --port "$GP" >"$T/gpki.log" 2>&1 &
+GPID=$!; PIDS+=($GPID)
+check "the gateway with --trust-mode pki --identity: starts, no init" wait_http "http://127.0.0.1:$GP/health"
+check "... with the same network key as the bundle (fingerprint)" grep -q "using the network key network.key, fingerprint $PFP" "$T/gpki.log"
+KID=$(grep -Eo '^[0-9a-f]{64}$' "$T/keygen.out")
+check "... as that key (its store made for it)" grep -q "^agent-mesh-gateway $KID " "$T/gpki.log"
+cd "$T/pki/edge_node_1" || exit 1
+"$NODE" --provision ../bundle.json --gateway "ws://127.0.0.1:$GP/mesh" --port "$NP" >"$T/npki.log" 2>&1 &
+NPID=$!; PIDS+=($NPID)
+check "a node with the bundle, in a plain folder, starts" wait_http "http://127.0.0.1:$NP/health"
+check "... and the PKI gateway takes its certificate" until_ok 200 grep -q 'certificate accepted for "edge_node_1"' "$T/gpki.log"
+kill -TERM "$NPID" "$GPID"; wait "$NPID" "$GPID" 2>/dev/null
+
+# ---- step 6: backup as the guide writes it, and a restore that starts ----
+# (on da7c989 the backup held no network key: a restored node could not
+# link; the guide's script had nothing of ours to run)
+printf "TRUST_MODE=tofu  # or 'pki'\n" >"$T/site/edge_node/.env"
+chmod 644 "$T/site/edge_node/.env"
+(cd "$ND" && BACKUP_ROOT=$T/backup "$KIT/backup.sh") >"$T/kit.out" 2>&1; rc=$?
+ARCH=$(ls "$T"/backup/*.tar.gz 2>/dev/null | head -1)
+check "the guide's script, run in the data folder: an archive, 0600" bash -c \
+    "[ $rc = 0 ] && [ -n '$ARCH' ] && [ \"\$(stat -c %a '$ARCH')\" = 600 ]"
+check "... holding the guide's trust store, keys/, audit log and .env" bash -c \
+    "tar -tzf '$ARCH' | grep -qx './keys/identity.pem' && tar -tzf '$ARCH' | grep -qx './audit/audit.log' &&
+     tar -tzf '$ARCH' | grep -qx './.env' && tar -tzf '$ARCH' | grep -qx './trust/trust_store.json'"
+(cd "$T/site/edge_node" && "$AM" backup --data agent-mesh-data/node --output "$T/node.tar.gz") >"$T/bk.out" 2>&1
+check "agent-mesh backup from the folder the node runs in takes its ./.env and network key" bash -c \
+    "grep -q 'with ./.env' '$T/bk.out' && tar -tzf '$T/node.tar.gz' | grep -qx network.key"
+cd "$T/site" || exit 1
+"$GW" --host 127.0.0.1 --port "$GP" --dev-token >"$T/g3.log" 2>&1 &
+GPID=$!; PIDS+=($GPID)
+wait_http "http://127.0.0.1:$GP/health" || bad "the development gateway restarts"
+for a in "$ARCH" "$T/node.tar.gz"; do
+    R=$T/restored-$(basename "$a" .tar.gz)
+    mkdir -p "$R"
+    "$AM" restore --input "$a" --data "$R/agent-mesh-data/node" >"$R.out" 2>&1; rc=$?
+    check "restore $(basename "$a"): .env and keys come back 0600" bash -c \
+        "[ $rc = 0 ] && [ \"\$(stat -c %a '$R/agent-mesh-data/node/.env')\" = 600 ] &&
+         [ \"\$(stat -c %a '$R/agent-mesh-data/node/network.key')\" = 600 ]"
+    cd "$R" || exit 1
+    NODE_PORT=$NP "$NODE" >"$R.log" 2>&1 &
+    NPID=$!; PIDS+=($NPID)
+    check "... the restored node starts as itself (the same node id)" until_ok 200 grep -q "^agent-mesh-node $N " "$R.log"
+    check "... and links to its gateway again" until_ok 200 linked
+    kill -TERM "$NPID"; wait "$NPID" 2>/dev/null
+done
+kill -TERM "$GPID"; wait "$GPID" 2>/dev/null
 
 # ---- what stays explicit ----
 cd "$T/site" || exit 1

@@ -141,6 +141,11 @@ int am_netkey_parse(uint8_t key[static 32], const char *arg) AM_MUST_CHECK;
  * a newline), written whole, mode 0600; force replaces a file that is
  * there (else AM_EEXIST). */
 int am_netkey_save(const char *path, const uint8_t key[static 32], bool force) AM_MUST_CHECK;
+/* am_netkey_beside: the path of the deployment's network key that goes
+ * with an identity key file: network.key in the same folder (a
+ * gateway's DATA/identity.pem has DATA/network.key; the guide's
+ * ./gateway_identity.pem has ./network.key). AM_ETOOBIG if it does not fit. */
+int am_netkey_beside(char *out, size_t cap, const char *identity_path) AM_MUST_CHECK;
 /* am_key_fingerprint: the first 16 hex digits of BLAKE2b-256 of a
  * 32-byte key: what two people compare to know they hold the same one */
 void am_key_fingerprint(char out[static 17], const uint8_t key[static 32]);

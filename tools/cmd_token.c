@@ -150,7 +150,20 @@ cmd_token_issue(int argc, char **argv)
 		json_decref(keep);
 		return rc;
 	}
-	rc = am_token_issue(&text, gw, subject, rights, n, now, now + valid, NULL);
+	am_token issued = {0};
+	rc = am_token_issue(&text, gw, subject, rights, n, now, now + valid, &issued);
+	if (rc == 0 && (data != NULL || (getenv("AUDIT_LOG_PATH") && getenv("AUDIT_LOG_PATH")[0]))) {
+		/* who got what, by id (never the token): the gateway's folder's log */
+		char id[2 * AM_TOKEN_ID_BYTES + 1];
+		json_t *r = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(r, json_string(rights[i]));
+		am_token_id_hex(id, &issued);
+		cli_audit(data ? data : ".", gw, "token_issued", subject,
+		    json_pack("{s:s, s:o, s:I, s:s}", "token_id", id, "rights", r, "expires_ms", (json_int_t) (now + valid),
+		        "by", "agent-mesh token issue"));
+	}
+	am_token_clear(&issued);
 	am_identity_free(gw);
 	json_decref(keep);
 	if (rc != 0)

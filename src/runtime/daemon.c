@@ -191,9 +191,9 @@ open_state(struct node *n, struct daemon_config *c)
 	}
 	const char *ap = getenv("AUDIT_LOG_PATH");
 	snprintf(path, sizeof(path), "%s/audit/audit.log", c->dir);
-	if (am_audit_open(&n->audit, ap && ap[0] ? ap : path, n->me) != 0) {
+	if ((rc = am_audit_open(&n->audit, ap && ap[0] ? ap : path, n->me)) != 0) {
 		fprintf(stderr, "%s: audit log: %s\n", c->prog, am_error_detail());
-		return 1;
+		return rc == AM_EINVAL ? 2 : 1; /* AUDIT_SYSLOG, as written, cannot work */
 	}
 	n->api.audit = n->audit;
 	if (am_audit_limiter_new(&n->api.refusals, n->audit) != 0) {

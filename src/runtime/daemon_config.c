@@ -399,6 +399,10 @@ am_daemon_check_config(struct node *n, struct daemon_config *c)
 		    c->dir);
 		bad = 1;
 	}
+	if (am_audit_syslog_check(getenv("AUDIT_SYSLOG")) != 0) {
+		fprintf(stderr, "%s: %s\n", c->prog, am_error_detail());
+		bad = 1;
+	}
 	/* each feature checks what it will read (the node: its tool files) */
 	for (size_t i = 0; i < n->role->nfeatures; i++) {
 		const am_feature *f = n->role->features[i];

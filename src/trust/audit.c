@@ -13,11 +13,12 @@
  * names the first bad line. Appends take an exclusive flock and re-read
  * the tail when another process appended, so the daemon and the CLI can
  * share one log; each line is written with one write() and fdatasync'd.
- * Each record may also go to a syslog collector (RFC 5424 over UDP,
- * AUDIT_SYSLOG=host:port).
+ * Each record may also go to a syslog collector (RFC 5424 over UDP, TCP
+ * or TLS: AUDIT_SYSLOG, audit_syslog.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "am_trust.h"
+#include "audit_syslog.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,10 +47,7 @@ struct am_audit {
 	uint64_t seq;
 	char prev[65];
 	off_t known_size;
-	int syslog_fd;
-	struct sockaddr_storage syslog_to;
-	socklen_t syslog_len;
-	char host[64];
+	am_syslog *syslog;        /* AUDIT_SYSLOG (audit_syslog.c), NULL: none */
 	bool nosync;
 };
 
@@ -101,30 +99,6 @@ load_tail(am_audit *a)
 	return 0;
 }
 
-static void
-syslog_setup(am_audit *a, const char *spec)
-{
-	char host[256], *colon;
-	struct addrinfo hints = {0}, *res = NULL;
-
-	a->syslog_fd = -1;
-	if (spec == NULL || spec[0] == '\0')
-		return;
-	snprintf(host, sizeof(host), "%s", spec);
-	if ((colon = strrchr(host, ':')) == NULL)
-		return;
-	*colon = '\0';
-	hints.ai_socktype = SOCK_DGRAM;
-	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL)
-		return;
-	a->syslog_fd = socket(res->ai_family, SOCK_DGRAM, 0);
-	memcpy(&a->syslog_to, res->ai_addr, res->ai_addrlen);
-	a->syslog_len = res->ai_addrlen;
-	freeaddrinfo(res);
-	if (gethostname(a->host, sizeof(a->host)) != 0)
-		snprintf(a->host, sizeof(a->host), "-");
-}
-
 int
 am_audit_open(am_audit **out, const char *path, const am_identity *me)
 {
@@ -158,12 +132,25 @@ am_audit_open(am_audit **out, const char *path, const am_identity *me)
 		close(a->fd);
 		goto fail;
 	}
-	syslog_setup(a, getenv("AUDIT_SYSLOG"));
+	if ((rc = am_syslog_open(&a->syslog, getenv("AUDIT_SYSLOG"))) != 0) {
+		close(a->fd);
+		goto fail;
+	}
 	*out = a;
 	return 0;
 fail:
 	pthread_mutex_destroy(&a->mu);
 	free(a);
+	return rc;
+}
+
+int
+am_audit_syslog_check(const char *spec)
+{
+	am_syslog *s = NULL;
+	int rc = am_syslog_open(&s, spec);
+
+	am_syslog_close(s);
 	return rc;
 }
 
@@ -173,8 +160,7 @@ am_audit_close(am_audit *a)
 	if (a == NULL)
 		return;
 	close(a->fd);
-	if (a->syslog_fd >= 0)
-		close(a->syslog_fd);
+	am_syslog_close(a->syslog);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
@@ -191,21 +177,11 @@ am_audit_path(const am_audit *a)
 	return a->path;
 }
 
+/* refusals at warning, everything else at notice (RFC 5424 severities) */
 static void
 to_syslog(am_audit *a, const char *event, const char *line, const char *ts)
 {
-	char msg[LINE_MAX_BYTES + 256];
-	int n;
-
-	if (a->syslog_fd < 0)
-		return;
-	/* RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG; facility
-	 * authpriv (10), severity notice (5) */
-	n = snprintf(msg, sizeof(msg), "<%d>1 %s %s agent-mesh %ld %s - %s", 10 * 8 + 5, ts, a->host, (long) getpid(),
-	    event, line);
-	if (n > 0)
-		(void) sendto(a->syslog_fd, msg, (size_t) n < sizeof(msg) ? (size_t) n : sizeof(msg) - 1, 0,
-		    (struct sockaddr *) &a->syslog_to, a->syslog_len);
+	am_syslog_send(a->syslog, strstr(event, "refused") != NULL ? 4 : 5, ts, event, line);
 }
 
 int

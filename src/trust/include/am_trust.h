@@ -113,6 +113,10 @@ struct json_t;
  * (the last line is damaged: verify the log, then move it aside). */
 int am_audit_open(am_audit **out, const char *path, const am_identity *me) AM_MUST_CHECK;
 void am_audit_close(am_audit *a);
+/* am_audit_syslog_check: would AUDIT_SYSLOG (spec) work as written (its
+ * form, a UDP host that resolves, TLS's AUDIT_SYSLOG_CA)? AM_EINVAL
+ * naming the problem; nothing is sent. */
+int am_audit_syslog_check(const char *spec) AM_MUST_CHECK;
 const char *am_audit_path(const am_audit *a);
 /* am_audit_set_sync: false skips the fdatasync per line (bulk tests only;
  * the daemons never do). */

@@ -411,18 +411,22 @@ int
 cmd_audit_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {"node", required_argument, NULL, 'n'},
-	    {0, 0, 0, 0}};
+	    {"continued", no_argument, NULL, 'c'}, {0, 0, 0, 0}};
 	uint8_t pk[AM_PK_BYTES];
 	const uint8_t *want = NULL;
-	bool as_json = false;
-	am_audit_report r;
+	bool as_json = false, continued = false;
+	am_audit_report r = {0};
+	char last_hash[65] = "";
+	uint64_t lines = 0, last_seq = 0, first_seq = 0;
+	const char *bad_file = NULL;
 	struct timespec t0, t1;
 	double secs;
-	int c, rc;
+	int c, rc = 0;
 
-	while ((c = getopt_long(argc, argv, ":jn:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jn:c", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': as_json = true; break;
+		case 'c': continued = true; break;
 		case 'n':
 			if (am_node_id_parse(pk, optarg) != 0)
 				return cli_usage_error("--node must be a node id (64 hex)");
@@ -431,25 +435,44 @@ cmd_audit_verify(int argc, char **argv)
 		default: return cli_opt_error(c, argv);
 		}
 	}
-	if (optind != argc - 1)
-		return cli_usage_error("give one audit log FILE");
+	if (optind == argc)
+		return cli_usage_error("give the audit log FILE, or rotated files in order, oldest first");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = am_audit_verify(argv[optind], want, &r);
+	/* rotated files: each one's first line continues the one before */
+	for (int i = optind; i < argc && rc == 0; i++) {
+		rc = am_audit_verify_after(argv[i], want, i == optind ? NULL : last_hash, last_seq, continued, &r);
+		lines += r.lines;
+		if (i == optind)
+			first_seq = r.first_seq;
+		if (rc != 0)
+			bad_file = argv[i];
+		memcpy(last_hash, r.last_hash, sizeof(last_hash));
+		last_seq = r.last_seq;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (as_json) {
-		json_t *j = json_pack("{s:b, s:I, s:f}", "ok", rc == 0, "lines", (json_int_t) r.lines, "seconds", secs);
+		json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:i, s:f}", "ok", rc == 0, "lines", (json_int_t) lines, "first_seq",
+		    (json_int_t) first_seq, "last_seq", (json_int_t) last_seq, "files", argc - optind, "seconds", secs);
 		if (rc != 0) {
+			json_object_set_new(j, "file", json_string(bad_file));
 			json_object_set_new(j, "bad_line", json_integer((json_int_t) r.bad_line));
 			json_object_set_new(j, "problem", json_string(am_error_detail()));
 		}
 		cli_json_print(j);
 	} else if (rc == 0) {
-		printf("ok: %llu lines, chain and signatures intact (%.3f s)\n", (unsigned long long) r.lines, secs);
+		printf("ok: %llu lines, chain and signatures intact (%.3f s)", (unsigned long long) lines, secs);
+		if (argc - optind > 1)
+			printf("; %d files, seq %llu to %llu, every joint continues", argc - optind, (unsigned long long) first_seq,
+			    (unsigned long long) last_seq);
+		else if (first_seq > 1)
+			printf("; seq %llu to %llu (continues an earlier file)", (unsigned long long) first_seq,
+			    (unsigned long long) last_seq);
+		printf("\n");
 	}
 	if (rc != 0) {
 		if (!as_json)
-			fprintf(stderr, "%s: %s: %s\n", cli_prog, argv[optind], am_error_detail());
+			fprintf(stderr, "%s: %s: %s\n", cli_prog, bad_file, am_error_detail());
 		return 1;
 	}
 	return 0;

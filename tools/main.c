@@ -76,7 +76,7 @@ static const cli_cmd commands[] = {
     {"token revoke", cmd_token_revoke, "make a signed revocation (of tokens or node keys) that travels to every node",
         "agent-mesh token revoke --gateway-key PEM --store DIR (--token T | --id TOKEN_ID | --node NODE_ID)..."},
     {"audit verify", cmd_audit_verify, "check an audit log's hash chain and signatures; names the first bad line",
-        "agent-mesh audit verify [--json] [--node NODE_ID] FILE"},
+        "agent-mesh audit verify [--json] [--node NODE_ID] [--continued] FILE... (rotated files oldest first)"},
     {"envelope import", cmd_envelope_import, "verify envelope files and add them to a store",
         "agent-mesh envelope import --store DIR [--json] FILE...|-"},
 };

@@ -518,11 +518,19 @@ am_daemon_main(const am_role *role, int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	if ((rc = start_services(n, c)) != 0)
 		goto out;
 	start_links(n, c);
-	sigwait(&sigs, &sig);
+	/* SIGHUP: logrotate moved the audit log (field-kit/logrotate) */
+	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+		if (am_audit_reopen(n->audit) != 0)
+			am_say("SIGHUP: the audit log stays where it was: %s", am_error_detail());
+		else
+			(void) am_audit_log(n->audit, "audit_reopened", am_audit_path(n->audit), NULL,
+			    json_pack("{s:s}", "why", "SIGHUP (log rotation)"));
+	}
 	am_say("stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	stop_all(n);
 	rc = 0;

@@ -104,6 +104,7 @@ struct node {
 	uint16_t link_port;       /* the tcp port of --listen, for beacons */
 	int beacon_ms;
 	uint64_t resync_ms;
+	uint64_t gc_every_ms, gc_next_ms; /* MESH_GC_EVERY (0: off); the dispatcher's */
 	int link_timeout_ms;      /* silence that ends a link; also the retry cap */
 	atomic_int stop;          /* set by the main thread (after sigwait) or a failed listener; read by all */
 	am_api api;

@@ -350,6 +350,14 @@ apply_environment(struct node *n, struct daemon_config *c)
 		c->no_discovery = true;
 	if (env_true("METRICS_PUBLIC"))
 		n->monitor_public = true;
+	n->gc_every_ms = 3600 * 1000;
+	if (getenv("MESH_GC_EVERY") != NULL && getenv("MESH_GC_EVERY")[0]) {
+		if (strcmp(getenv("MESH_GC_EVERY"), "off") == 0)
+			n->gc_every_ms = 0;
+		else if (parse_duration(prog, "MESH_GC_EVERY", getenv("MESH_GC_EVERY"), 1000, 7 * 24 * 3600 * 1000ull,
+		             "a duration from 1s to 7d, or off", &n->gc_every_ms) != 0)
+			return 2;
+	}
 	return link_limits(n, prog);
 }
 

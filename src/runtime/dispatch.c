@@ -74,6 +74,17 @@ tick(struct node *n)
 	for (size_t i = 0; i < n->role->nfeatures; i++)
 		if (n->role->features[i]->tick != NULL)
 			n->role->features[i]->tick(n->fstate[i], now);
+	/* expired envelopes and old tombstones go by themselves
+	 * (MESH_GC_EVERY; agent-mesh store gc does the same by hand) */
+	if (n->gc_every_ms > 0 && now >= n->gc_next_ms) {
+		am_queue_gc_stats st = {0};
+		if (n->gc_next_ms != 0 && am_queue_gc(n->q, now, &st) != 0)
+			am_say("gc: %s", am_error_detail());
+		else if (st.expired > 0 || st.tombs_freed > 0)
+			am_say("gc: %llu expired envelopes removed, %llu old tombstones forgotten",
+			    (unsigned long long) st.expired, (unsigned long long) st.tombs_freed);
+		n->gc_next_ms = now + n->gc_every_ms; /* the first one an interval after the start */
+	}
 }
 
 static void *

@@ -60,29 +60,19 @@ hash_hex(char out[65], const char *line, size_t len)
 }
 
 /* Read the last complete line of the file: its hash and seq become ours. */
+/* seq and prev from the last line of the file open on fd (size bytes) */
 static int
-load_tail(am_audit *a)
+read_tail(am_audit *a, int fd, off_t size, const char *path)
 {
-	struct stat st;
 	char buf[LINE_MAX_BYTES + 2];
-	off_t from;
+	off_t from = size > (off_t) sizeof(buf) - 1 ? size - (off_t) sizeof(buf) + 1 : 0;
 	ssize_t n;
 
-	if (fstat(a->fd, &st) != 0)
-		return am_error_set(AM_EIO, "%s: %s", a->path, strerror(errno));
-	a->known_size = st.st_size;
-	if (st.st_size == 0) {
-		a->seq = 0;
-		memset(a->prev, '0', 64);
-		a->prev[64] = '\0';
-		return 0;
-	}
-	from = st.st_size > (off_t) sizeof(buf) - 1 ? st.st_size - (off_t) sizeof(buf) + 1 : 0;
-	if ((n = pread(a->fd, buf, sizeof(buf) - 1, from)) <= 0)
-		return am_error_set(AM_EIO, "%s: %s", a->path, strerror(errno));
+	if ((n = pread(fd, buf, sizeof(buf) - 1, from)) <= 0)
+		return am_error_set(AM_EIO, "%s: %s", path, strerror(errno));
 	buf[n] = '\0';
 	if (buf[n - 1] != '\n')
-		return am_error_set(AM_EMALFORMED, "%s: the last line is cut short (run agent-mesh audit verify)", a->path);
+		return am_error_set(AM_EMALFORMED, "%s: the last line is cut short (run agent-mesh audit verify)", path);
 	buf[n - 1] = '\0';
 	char *last = strrchr(buf, '\n');
 	last = last ? last + 1 : buf;
@@ -91,11 +81,50 @@ load_tail(am_audit *a)
 	if (j == NULL || !json_is_integer(json_object_get(j, "seq"))) {
 		json_decref(j);
 		return am_error_set(AM_EMALFORMED, "%s: the last line is not an audit record (run agent-mesh audit verify)",
-		    a->path);
+		    path);
 	}
 	a->seq = (uint64_t) json_integer_value(json_object_get(j, "seq"));
 	json_decref(j);
 	hash_hex(a->prev, last, strlen(last));
+	return 0;
+}
+
+/* Where the chain goes on from. The file's last line; for an empty file
+ * (a new log, or one logrotate just made) the chain this process wrote
+ * last (rotated under us: create or copytruncate), else the last line of
+ * PATH.1 (rotated while we were stopped), else a new chain. */
+static int
+load_tail(am_audit *a)
+{
+	struct stat st;
+
+	if (fstat(a->fd, &st) != 0)
+		return am_error_set(AM_EIO, "%s: %s", a->path, strerror(errno));
+	a->known_size = st.st_size;
+	if (st.st_size > 0)
+		return read_tail(a, a->fd, st.st_size, a->path);
+	{
+		/* other processes may have written the old file after us: its
+		 * copy, PATH.1, ends the chain when it is at least as far on */
+		char older[4200], keep_prev[65];
+		uint64_t keep_seq = a->seq;
+		int fd;
+		memcpy(keep_prev, a->prev, sizeof(keep_prev));
+		snprintf(older, sizeof(older), "%s.1", a->path);
+		if ((fd = open(older, O_RDONLY | O_CLOEXEC)) >= 0) {
+			int rc = fstat(fd, &st) == 0 && st.st_size > 0 ? read_tail(a, fd, st.st_size, older) : -1;
+			close(fd);
+			if (rc == 0 && a->seq >= keep_seq && a->seq > 0)
+				return 0;
+		}
+		a->seq = keep_seq;
+		memcpy(a->prev, keep_prev, sizeof(keep_prev));
+		if (a->seq > 0)
+			return 0;
+	}
+	a->seq = 0;
+	memset(a->prev, '0', 64);
+	a->prev[64] = '\0';
 	return 0;
 }
 
@@ -141,6 +170,34 @@ am_audit_open(am_audit **out, const char *path, const am_identity *me)
 fail:
 	pthread_mutex_destroy(&a->mu);
 	free(a);
+	return rc;
+}
+
+int
+am_audit_reopen(am_audit *a)
+{
+	int fd, rc;
+
+	pthread_mutex_lock(&a->mu);
+	if ((fd = open(a->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
+		rc = am_error_set(AM_EIO, "%s: %s", a->path, strerror(errno));
+		pthread_mutex_unlock(&a->mu);
+		return rc;
+	}
+	{
+		/* the old file's end, which another process may have written */
+		struct stat st;
+		flock(a->fd, LOCK_SH);
+		if (fstat(a->fd, &st) == 0 && st.st_size > 0 && st.st_size != a->known_size)
+			(void) read_tail(a, a->fd, st.st_size, a->path);
+		flock(a->fd, LOCK_UN);
+	}
+	close(a->fd);
+	a->fd = fd;
+	flock(a->fd, LOCK_SH);
+	rc = load_tail(a); /* a new file goes on from the chain written last */
+	flock(a->fd, LOCK_UN);
+	pthread_mutex_unlock(&a->mu);
 	return rc;
 }
 
@@ -316,6 +373,13 @@ check_lines(void *ctx, size_t i0, size_t i1)
 int
 am_audit_verify(const char *path, const uint8_t *want_node, am_audit_report *r)
 {
+	return am_audit_verify_after(path, want_node, NULL, 0, false, r);
+}
+
+int
+am_audit_verify_after(const char *path, const uint8_t *want_node, const char *after_hash, uint64_t after_seq,
+    bool continued, am_audit_report *r)
+{
 	const uint8_t *buf = NULL;
 	size_t len = 0, n = 0, cap = 0;
 	struct line_check *lines = NULL;
@@ -325,6 +389,8 @@ am_audit_verify(const char *path, const uint8_t *want_node, am_audit_report *r)
 	memset(r, 0, sizeof(*r));
 	memset(prev, '0', 64);
 	prev[64] = '\0';
+	if (after_hash != NULL)
+		snprintf(prev, sizeof(prev), "%s", after_hash);
 	if ((rc = am_file_map(&buf, &len, path)) != 0)
 		return rc;
 	/* the lines; the last one must end in a newline */
@@ -370,6 +436,24 @@ am_audit_verify(const char *path, const uint8_t *want_node, am_audit_report *r)
 			unsigned long long ln = (unsigned long long) i + 1;
 			if (!c->shaped)
 				BAD("line %llu: not an audit record (changed or damaged)", ln);
+			if (i == 0 && after_hash != NULL && (strcmp(c->prev, prev) != 0 || (uint64_t) c->seq != after_seq + 1))
+				BAD("line 1: does not continue the file before it (that file's last line is seq %llu; this line's "
+				    "prev is not its hash, or its seq is not the next): a line at the joint was removed, or the "
+				    "files are out of order",
+				    (unsigned long long) after_seq);
+			if (i == 0 && after_hash == NULL && strcmp(c->prev, prev) != 0) {
+				if (!continued)
+					BAD("line 1: continues an earlier file (seq %lld): give the files in order, oldest first "
+					    "(audit.log.2 audit.log.1 audit.log), or --continued to check from here",
+					    c->seq);
+				snprintf(prev, sizeof(prev), "%s", c->prev); /* taken as given */
+				r->continues = true;
+			}
+			if (i == 0) {
+				r->first_seq = (uint64_t) c->seq;
+				if (after_hash == NULL && !r->continues && c->seq != 1)
+					BAD("line 1: a new chain starts at seq 1, this one at %lld", c->seq);
+			}
 			if (strcmp(c->prev, prev) != 0)
 				BAD("line %llu: its prev does not match line %llu (a line before it was changed, removed or "
 				    "reordered)",
@@ -378,11 +462,13 @@ am_audit_verify(const char *path, const uint8_t *want_node, am_audit_report *r)
 				BAD("line %llu: its signature does not verify (the line was changed)", ln);
 			if (want_node != NULL && memcmp(c->pk, want_node, AM_PK_BYTES) != 0)
 				BAD("line %llu: written by another node's key", ln);
-			if (i > 0 && (uint64_t) c->seq != r->lines + 1)
+			if (i > 0 && (uint64_t) c->seq != r->last_seq + 1)
 				BAD("line %llu: sequence %lld after %llu (lines removed or reordered)", ln, c->seq,
-				    (unsigned long long) r->lines);
+				    (unsigned long long) r->last_seq);
 			r->lines++;
+			r->last_seq = (uint64_t) c->seq;
 			hash_hex(prev, c->text, c->len);
+			memcpy(r->last_hash, prev, sizeof(prev));
 		}
 #undef BAD
 		if (trunc_rc != 0) {

@@ -92,7 +92,7 @@ for why in "has no certificate" "does not trust" "certificate expired" "is revok
 done
 check "audit log: the pairing of edge_node_1" grep -q '"event":"pairing".*"subject":"edge_node_1".*"mode":"pki"' "$A"
 check "audit log verifies" "$AM" audit verify "$A"
-check "each record also went to syslog as RFC 5424" grep -q '^<85>1 [0-9T:.Z-]* [^ ]* agent-mesh [0-9]* link_refused - {' "$T/syslog.txt"
+check "each record also went to syslog as RFC 5424 (a refusal at warning: authpriv.warning, <84>)" grep -q '^<84>1 [0-9T:.Z-]* [^ ]* agent-mesh [0-9]* link_refused - {' "$T/syslog.txt"
 check "the provisioned node still linked after all that" grep -q '^link to .*: peer' "$T/n1.log"
 "$AM" provision --gateway-key "$T/gateway_identity.pem" --node-id "bad name" --network-key "@$T/net.key" --output "$T/x.json" 2>"$T/err"
 check "a bad node id is refused by name" grep -q "node-id" "$T/err"

@@ -113,6 +113,10 @@ struct json_t;
  * (the last line is damaged: verify the log, then move it aside). */
 int am_audit_open(am_audit **out, const char *path, const am_identity *me) AM_MUST_CHECK;
 void am_audit_close(am_audit *a);
+/* am_audit_reopen: open the path again (after logrotate moved it: the
+ * daemons do it on SIGHUP). A new, empty file goes on with the chain the
+ * old one ended, so `audit verify OLD NEW` checks the joint. */
+int am_audit_reopen(am_audit *a) AM_MUST_CHECK;
 /* am_audit_syslog_check: would AUDIT_SYSLOG (spec) work as written (its
  * form, a UDP host that resolves, TLS's AUDIT_SYSLOG_CA)? AM_EINVAL
  * naming the problem; nothing is sent. */
@@ -141,10 +145,19 @@ int am_audit_refusal(am_audit_limiter *l, const char *event, const char *reason,
 typedef struct am_audit_report {
 	uint64_t lines;      /* lines that verified */
 	uint64_t bad_line;   /* the first bad line (1-based), 0 if none */
+	uint64_t first_seq, last_seq;
+	char last_hash[65];  /* of the last line that verified: the next file's first prev */
+	bool continues;      /* the first line goes on from a file not given (--continued) */
 } am_audit_report;
 /* am_audit_verify: check every line's chain link and signature (and, when
  * want_node is not NULL, that this node wrote it). Errors: AM_EIO,
  * AM_EBADSIG naming the first bad line and what is wrong with it. */
 int am_audit_verify(const char *path, const uint8_t *want_node, am_audit_report *r);
+/* the same for one of several files given in order: after_hash NULL for
+ * the first, which starts a chain at seq 1 (or, with continued, goes on
+ * from lines not given); else the previous file's last_hash and
+ * last_seq, which its first line must continue (the joint). */
+int am_audit_verify_after(const char *path, const uint8_t *want_node, const char *after_hash, uint64_t after_seq,
+    bool continued, am_audit_report *r);
 
 #endif /* AM_TRUST_H */

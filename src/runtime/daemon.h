@@ -150,7 +150,7 @@ struct daemon_config {
 	bool dev_token, no_discovery, check_config;
 	bool auto_dir;            /* the default folder (not --data): made, with its keys, at the first start */
 	bool dev_joined;          /* DIR/join.json: joined a development gateway on this machine */
-	char dir_buf[4096], key_buf[4200], listen_buf[200], join_link[128], name_buf[AM_TAG_MAX + 1];
+	char dir_buf[4096], key_buf[4300], listen_buf[200], join_link[128], name_buf[AM_TAG_MAX + 1];
 	char provision_buf[4200];
 	int port, multicast_port;
 	am_provision prov;        /* --provision's bundle (cleared by the caller) */

@@ -112,7 +112,7 @@ receive_beacon(am_discovery *d)
 	if (!ok)
 		return;
 	inet_ntop(AF_INET, &from.sin_addr, ip, sizeof(ip));
-	snprintf(url, sizeof(url), "tcp://%s:%u", ip, (unsigned) b.port);
+	snprintf(url, sizeof(url), b.ws ? "ws://%s:%u/mesh" : "tcp://%s:%u", ip, (unsigned) b.port);
 	d->fn(d->ctx, &b, url);
 }
 
@@ -153,6 +153,7 @@ am_discovery_start(am_discovery **out, const am_discovery_options *o, am_discove
 	memcpy(d->netkey, o->netkey, 32);
 	snprintf(d->mine.name, sizeof(d->mine.name), "%s", o->name);
 	d->mine.port = o->link_port;
+	d->mine.ws = o->link_ws;
 	d->every_ms = o->every_ms > 0 ? o->every_ms : 5000;
 	d->fn = fn;
 	d->ctx = ctx;

@@ -392,7 +392,7 @@ start_links(struct node *n, const struct daemon_config *c)
 	if (c->no_discovery)
 		return;
 	am_discovery_options d = {ip ? ip : "239.255.42.99", (uint16_t) c->multicast_port, getenv("MESH_MULTICAST_IF"), n->me,
-	    n->netkey, n->info.name, n->link_port, n->beacon_ms};
+	    n->netkey, n->info.name, n->link_port, n->link_ws, n->beacon_ms};
 	/* discovery is a convenience: without a multicast route the daemon
 	 * still runs on its static peers */
 	am_discovery *disc = NULL;
@@ -405,7 +405,8 @@ start_links(struct node *n, const struct daemon_config *c)
 	n->disc = disc;
 	pthread_mutex_unlock(&n->mu);
 	am_say("discovery on %s:%d%s", d.group_ip, c->multicast_port,
-	    d.link_port ? "" : " (listening only: no tcp --listen)");
+	    d.link_port ? (d.link_ws ? ", announcing ws links on the HTTP port" : "")
+	                : " (listening only: links on loopback, or none; --host 0.0.0.0 or a tcp --listen announces them)");
 }
 
 /* The features asked to stop (their threads ended, what waits

@@ -101,7 +101,8 @@ struct node {
 	char link_inner[160];      /* when links share the HTTP port: the loopback listener they are relayed to */
 	bool monitor_public;       /* /metrics, /v1/metrics, /v1/mesh_scan without a token */
 	am_http_server *http;
-	uint16_t link_port;       /* the tcp port of --listen, for beacons */
+	uint16_t link_port;       /* the port of --listen others can dial, for beacons */
+	bool link_ws;             /* ... as ws://ADDR:link_port/mesh (the HTTP port) */
 	int beacon_ms;
 	uint64_t resync_ms;
 	uint64_t gc_every_ms, gc_next_ms; /* MESH_GC_EVERY (0: off); the dispatcher's */

@@ -68,13 +68,29 @@ parse_port(const char *prog, const char *what, const char *s, int *out)
 
 /* the tcp port of a listen URL, for beacons (0: not tcp) */
 static uint16_t
-listen_port(const char *url)
+listen_port(const char *url, bool *ws)
 {
-	const char *colon;
+	const char *colon, *host;
+	long v;
 
+	*ws = false;
+	if (url != NULL && strncmp(url, "ws://", 5) == 0) {
+		/* ws://HOST:PORT/mesh, on an address others can reach: beacons
+		 * announce it ("AMB2"); on loopback nobody else could dial it */
+		host = url + 5;
+		const char *slash = strchr(host, '/');
+		if (slash == NULL || strcmp(slash, "/mesh") != 0 || strncmp(host, "127.", 4) == 0 ||
+		    strncmp(host, "localhost:", 10) == 0 || strncmp(host, "[::1]:", 6) == 0)
+			return 0;
+		for (colon = slash; colon > host && *colon != ':'; colon--)
+			;
+		v = *colon == ':' ? strtol(colon + 1, NULL, 10) : 0;
+		*ws = v > 0 && v < 65536;
+		return *ws ? (uint16_t) v : 0;
+	}
 	if (url == NULL || strncmp(url, "tcp://", 6) != 0 || (colon = strrchr(url, ':')) == NULL)
 		return 0;
-	long v = strtol(colon + 1, NULL, 10);
+	v = strtol(colon + 1, NULL, 10);
 	return v > 0 && v < 65536 ? (uint16_t) v : 0;
 }
 
@@ -339,7 +355,7 @@ apply_environment(struct node *n, struct daemon_config *c)
 	} else if (strcmp(n->listen, "off") == 0) {
 		n->listen = NULL;
 	}
-	n->link_port = listen_port(n->listen);
+	n->link_port = listen_port(n->listen, &n->link_ws);
 	if (c->name == NULL)
 		c->name = getenv("NODE_NAME");
 	c->multicast_port = 9999;

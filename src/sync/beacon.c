@@ -3,6 +3,8 @@
  * UDP multicast so nodes on a LAN find each other's link port:
  *
  *   "AMB1" | pk[32] | port u16 | ts_ms u64 | name_len u8 | name |
+ *   ("AMB2": the same, for links as a websocket at /mesh on that port,
+ *   the daemons' default: old receivers ignore it, as they must)
  *   sig[64] (Ed25519 by pk over everything before it) |
  *   mac[32] (BLAKE2b-256 keyed with the discovery key over everything before it)
  *
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #define MAGIC "AMB1"
+#define MAGIC_WS "AMB2"
 #define FIXED (4 + AM_PK_BYTES + 2 + 8 + 1)
 
 static void
@@ -37,7 +40,7 @@ am_beacon_encode(uint8_t *out, size_t cap, size_t *len, const am_beacon *b, cons
 
 	if (nl > AM_TAG_MAX || cap < n + AM_SIG_BYTES + 32)
 		return am_error_set(AM_ETOOBIG, "beacon: name or buffer too long");
-	memcpy(out, MAGIC, 4);
+	memcpy(out, b->ws ? MAGIC_WS : MAGIC, 4);
 	memcpy(out + 4, am_identity_pk(me), AM_PK_BYTES);
 	out[36] = (uint8_t) (b->port >> 8);
 	out[37] = (uint8_t) b->port;
@@ -64,7 +67,7 @@ am_beacon_decode(am_beacon *b, const uint8_t *buf, size_t len, const uint8_t net
 	memset(b, 0, sizeof(*b));
 	if (len < FIXED + AM_SIG_BYTES + 32)
 		return am_error_set(AM_ETRUNC, "beacon of %zu bytes is too short", len);
-	if (memcmp(buf, MAGIC, 4) != 0)
+	if (memcmp(buf, MAGIC, 4) != 0 && memcmp(buf, MAGIC_WS, 4) != 0)
 		return am_error_set(AM_EVERSION, "not an agent-mesh beacon (magic)");
 	nl = buf[46];
 	n = FIXED + nl;
@@ -81,6 +84,7 @@ am_beacon_decode(am_beacon *b, const uint8_t *buf, size_t len, const uint8_t net
 	if (am_tag_check("beacon name", (const char *) buf + FIXED, nl) != 0)
 		return AM_EFIELD;
 	memcpy(b->pk, buf + 4, AM_PK_BYTES);
+	b->ws = memcmp(buf, MAGIC_WS, 4) == 0;
 	b->port = (uint16_t) (buf[36] << 8 | buf[37]);
 	for (int i = 0; i < 8; i++)
 		b->ts_ms = b->ts_ms << 8 | buf[38 + i];

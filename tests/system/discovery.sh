@@ -4,7 +4,8 @@
 # network key find each other by beacon and link; a third node with
 # another network key is heard but refused (its beacons fail the MAC) and
 # never linked; a node with MESH_DISCOVERY=off sends no beacons. Then a
-# message goes across the discovered link. MESH_MULTICAST_PORT moves the
+# message goes across the discovered link. Two nodes with the default
+# links (on their HTTP port) find each other as well. MESH_MULTICAST_PORT moves the
 # group's port (set here to keep the test off the real 9999).
 # usage: discovery.sh AGENT_MESH NODE
 set -u
@@ -60,6 +61,18 @@ start 1 n1 net.key 7400 8000 disc-1
 start 2 n2 net.key 7400 8000 disc-2
 start 2 n3 other.key 7401 8001 stranger
 MESH_DISCOVERY=off start 1 n4 net.key 7402 8002 quiet
+# and two with the default links, on their HTTP port (ws://...:8010/mesh,
+# beacons "AMB2"); on da7c989 these sent no beacons at all
+# (a network key of their own, so the scenario above stays as it was)
+"$AM" keygen --network-key --output "$T/ws.key" 2>/dev/null
+"$AM" init --store "$T/n5" >/dev/null 2>&1
+"$AM" init --store "$T/n6" >/dev/null 2>&1
+for i in 5 6; do
+    ns=$((i - 4))
+    ip netns exec "$NS$ns" "$NODE" --data "$T/n$i" --network-key "@$T/ws.key" --host 0.0.0.0 --port 8010 \
+        --name "disc-ws-$ns" --beacon-every 300ms --trust-key "$ISSUER" >"$T/n$i.log" 2>&1 &
+    PIDS+=($!)
+done
 get() { ip netns exec "$NS$1" /usr/bin/python3 -c "
 import os,sys,urllib.request
 r=urllib.request.Request(sys.argv[1]); r.add_header('Authorization', 'Bearer ' + os.environ['API_TOKEN'])
@@ -68,6 +81,9 @@ metric() { get "$1" "http://127.0.0.1:$2/metrics" | awk -v m="$3" '$1 == m {prin
 up_with() { get "$1" "http://127.0.0.1:$2/v1/mesh_scan" | /usr/bin/python3 -c "
 import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(p['name'] == '$3' and p['link'] == 'up' for p in d['peers']) else 1)"; }
 check "disc-1 and disc-2 find each other and link" until_ok 75 bash -c "$(declare -f get up_with); NS=$NS; up_with 1 8000 disc-2 && up_with 2 8000 disc-1"
+check "two nodes with the default links (no --listen) find each other and link" until_ok 75 bash -c \
+    "$(declare -f get up_with); NS=$NS; up_with 1 8010 disc-ws-2 && up_with 2 8010 disc-ws-1"
+check "... dialing the ws link on the HTTP port" grep -q 'discovery: "disc-ws-\(1\|2\)" at ws://10.72.0.[12]:8010/mesh' "$T/n5.log" "$T/n6.log"
 check "the log says how it was found" grep -q 'discovery: "disc-\(1\|2\)" at tcp://10.72.0.' "$T/n1.log" "$T/n2.log"
 check "the link is marked as discovered" bash -c "$(declare -f get); NS=$NS; get 1 http://127.0.0.1:8000/v1/mesh_scan | grep -q '\"via\":\"discovery\"\|\"via\":\"inbound\"'"
 refused() { [ "$(metric 1 8000 'am_discovery_beacons_total{result="refused"}')" -ge 2 ]; }

@@ -176,6 +176,7 @@ typedef struct am_discovery_options {
 	const uint8_t *netkey;
 	const char *name;
 	uint16_t link_port;         /* 0: listen only, send no beacons */
+	bool link_ws;               /* links on ws://.../mesh at link_port (the HTTP port), not tcp */
 	int every_ms;               /* 0: 5 s */
 } am_discovery_options;
 /* fn runs on the discovery thread for each new, verified beacon from

@@ -524,7 +524,8 @@ int am_revocation_create(am_envelope *env, const uint8_t *records, size_t n, uin
 #define AM_BEACON_MAX 256
 typedef struct am_beacon {
 	uint8_t pk[AM_PK_BYTES];
-	uint16_t port;             /* its tcp link port (1..65535) */
+	uint16_t port;             /* its link port (1..65535) */
+	bool ws;                   /* links are ws://ADDR:port/mesh ("AMB2"), else tcp://ADDR:port ("AMB1") */
 	uint64_t ts_ms;            /* sender's clock; receivers keep it rising */
 	char name[AM_TAG_MAX + 1];
 } am_beacon;

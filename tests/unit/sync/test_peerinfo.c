@@ -149,6 +149,36 @@ beacon_vector(const char *path)
 	free(bytes);
 }
 
+/* The "AMB2" vector (links on the HTTP port, ws), made in Python too. */
+static void
+beacon_ws_vector(const char *path)
+{
+	char *bytes = NULL;
+	size_t len = 0, mlen = 0;
+	uint8_t key[32], seed[32], mine[AM_BEACON_MAX];
+	am_identity *id = NULL;
+	am_beacon b, in = {0};
+
+	REQUIRE(am_file_read(&bytes, &len, path, 4096) == 0);
+	memset(key, 1, sizeof(key));
+	memset(seed, 9, sizeof(seed));
+	REQUIRE(am_identity_from_seed(&id, seed) == 0);
+	CHECK_RC(am_beacon_decode(&b, (const uint8_t *) bytes, len, key), 0);
+	CHECK(b.ws && b.port == 8787 && strcmp(b.name, "office-1") == 0);
+	in.port = 8787;
+	in.ws = true;
+	in.ts_ms = 1700000000123ull;
+	snprintf(in.name, sizeof(in.name), "office-1");
+	CHECK_RC(am_beacon_encode(mine, sizeof(mine), &mlen, &in, id, key), 0);
+	CHECK(mlen == len && memcmp(mine, bytes, len) == 0);
+	in.ws = false; /* the tcp one differs in its magic only, and is not taken for ws */
+	CHECK_RC(am_beacon_encode(mine, sizeof(mine), &mlen, &in, id, key), 0);
+	CHECK_RC(am_beacon_decode(&b, mine, mlen, key), 0);
+	CHECK(!b.ws);
+	am_identity_free(id);
+	free(bytes);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -157,5 +187,7 @@ main(int argc, char **argv)
 	beacons();
 	if (argc > 1)
 		beacon_vector(argv[1]);
+	if (argc > 2)
+		beacon_ws_vector(argv[2]);
 	return check_done("test_peerinfo");
 }

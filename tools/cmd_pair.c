@@ -34,7 +34,7 @@ gateway_dir(const char *given)
 }
 
 static int
-ask(const char *url, const char *dir, const char *body, json_t **answer)
+ask(const char *url, const char *keyfile, const char *body, json_t **answer)
 {
 	const char *rights[] = {"pair"};
 	char key[4200], *token = NULL, auth[2048], *reply = NULL;
@@ -44,7 +44,7 @@ ask(const char *url, const char *dir, const char *body, json_t **answer)
 	uint64_t now = am_now_ms();
 	int rc;
 
-	snprintf(key, sizeof(key), "%s/identity.pem", dir);
+	snprintf(key, sizeof(key), "%s", keyfile);
 	if ((rc = am_identity_load_pem(&gw, key)) != 0)
 		return cli_fail(rc, "the gateway's key");
 	rc = am_token_issue(&token, gw, "agent-mesh pair", rights, 1, now, now + 60000, NULL);
@@ -80,18 +80,19 @@ cmd_pair(int argc, char **argv)
 	static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
 	    {"gateway", required_argument, NULL, 'g'}, {"name", required_argument, NULL, 'n'},
 	    {"valid", required_argument, NULL, 'v'}, {"roles", required_argument, NULL, 'r'},
-	    {"json", no_argument, NULL, 'j'}, {0, 0, 0, 0}};
-	const char *dir = NULL, *gateway = NULL, *name = NULL, *valid = NULL, *roles = NULL, *port;
-	char url[300], rbuf[512];
+	    {"json", no_argument, NULL, 'j'}, {"gateway-key", required_argument, NULL, 'k'}, {0, 0, 0, 0}};
+	const char *key = NULL, *dir = NULL, *gateway = NULL, *name = NULL, *valid = NULL, *roles = NULL, *port;
+	char url[300], rbuf[512], keybuf[4200];
 	bool as_json = false;
 	json_t *req, *answer = NULL;
 	uint64_t ms;
 	char *body;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, ":d:g:n:v:r:j", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":d:g:n:v:r:jk:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
+		case 'k': key = optarg; break;
 		case 'g': gateway = optarg; break;
 		case 'n':
 			if (am_tag_check("--name", optarg, strlen(optarg)) != 0)
@@ -112,8 +113,15 @@ cmd_pair(int argc, char **argv)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (am_env_file_load(".env", false) != 0)
 		return cli_usage_error("%s", am_error_detail());
-	if ((dir = gateway_dir(dir)) == NULL)
-		return cli_usage_error("give --data GATEWAY_DIR (the gateway's folder: its key signs the request)");
+	/* the gateway's key signs the request: --gateway-key (the guide's
+	 * gateway_identity.pem), else its folder's identity.pem */
+	if (key == NULL && (dir = gateway_dir(dir)) == NULL)
+		return cli_usage_error("give --data GATEWAY_DIR (the gateway's folder) or --gateway-key PEM: the gateway's "
+		                       "key signs the request");
+	if (key == NULL) {
+		snprintf(keybuf, sizeof(keybuf), "%s/identity.pem", dir);
+		key = keybuf;
+	}
 	port = getenv("GATEWAY_PORT");
 	snprintf(url, sizeof(url), "%s/v1/pair", gateway ? gateway : "");
 	if (gateway == NULL)
@@ -134,7 +142,7 @@ cmd_pair(int argc, char **argv)
 	json_decref(req);
 	if (body == NULL)
 		return cli_fail(AM_ENOMEM, "pair");
-	rc = ask(url, dir, body, &answer);
+	rc = ask(url, key, body, &answer);
 	free(body);
 	if (rc != 0)
 		return rc;
@@ -148,12 +156,14 @@ cmd_pair(int argc, char **argv)
 	    json_string_value(json_object_get(answer, "join")));
 	{
 		/* what the joined node prints, to compare */
-		uint8_t key[32];
-		char arg[4200], fp[17];
-		snprintf(arg, sizeof(arg), "@%s/network.key", dir);
-		if (am_netkey_parse(key, arg) == 0) {
-			am_key_fingerprint(fp, key);
-			sodium_memzero(key, sizeof(key));
+		uint8_t net[32];
+		char arg[4210] = "", fp[17];
+		char nk[4200];
+		if (am_netkey_beside(nk, sizeof(nk), key) == 0)
+			snprintf(arg, sizeof(arg), "@%s", nk);
+		if (am_netkey_parse(net, arg) == 0) {
+			am_key_fingerprint(fp, net);
+			sodium_memzero(net, sizeof(net));
 			printf("the node then prints the network key's fingerprint: %s\n", fp);
 		}
 	}

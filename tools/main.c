@@ -56,7 +56,7 @@ static const cli_cmd commands[] = {
         "                [--roles R1,R2] [--valid 365d] [--node-pubkey HEX] [--force]\n"
         "  without --network-key: network.key beside the gateway key (made there if missing)"},
     {"pair", cmd_pair, "on the gateway's machine: a single-use code a node on another machine joins with",
-        "agent-mesh pair [--data GATEWAY_DIR] [--gateway http://127.0.0.1:8787] [--name NODE_NAME] [--valid 15m]\n"
+        "agent-mesh pair [--data GATEWAY_DIR | --gateway-key PEM] [--gateway http://127.0.0.1:8787] [--name NODE_NAME] [--valid 15m]\n"
         "                [--roles R1,R2] [--json]"},
     {"backup", cmd_backup, "archive what the mesh cannot give back: identity key, trust store, audit log, config",
         "agent-mesh backup --data DIR --output FILE.tar.gz [--include FILE]..."},

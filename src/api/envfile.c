@@ -43,11 +43,11 @@ dotenv_value(char *val, const char *path, int lineno, const char *key)
 			*w++ = *r;
 	}
 	if (*r != q)
-		return am_error_set(AM_EFIELD, "%s line %d: unterminated quote in %s (values span one line)", path, lineno, key);
+		return am_error_set(AM_EFIELD, "%s:%d: unterminated quote in %s (values span one line)", path, lineno, key);
 	for (rest = r + 1; isspace((unsigned char) *rest); rest++)
 		;
 	if (*rest != '\0' && *rest != '#')
-		return am_error_set(AM_EFIELD, "%s line %d: %s: text after the closing quote", path, lineno, key);
+		return am_error_set(AM_EFIELD, "%s:%d: %s: text after the closing quote", path, lineno, key);
 	*w = '\0';
 	return 0;
 }
@@ -77,7 +77,7 @@ am_env_file_load(const char *path, bool required)
 		if (strncmp(line, "export ", 7) == 0)
 			line += 7;
 		if ((eq = strchr(line, '=')) == NULL) {
-			rc = am_error_set(AM_EFIELD, "%s line %d: expected KEY=VALUE", path, lineno);
+			rc = am_error_set(AM_EFIELD, "%s:%d: expected KEY=VALUE", path, lineno);
 			break;
 		}
 		*eq = '\0';
@@ -88,11 +88,11 @@ am_env_file_load(const char *path, bool required)
 			*--end = '\0';
 		for (const char *k = key; *k; k++)
 			if (!(isalnum((unsigned char) *k) || *k == '_') || (k == key && isdigit((unsigned char) *k))) {
-				rc = am_error_set(AM_EFIELD, "%s line %d: \"%s\" is not a variable name", path, lineno, key);
+				rc = am_error_set(AM_EFIELD, "%s:%d: \"%s\" is not a variable name", path, lineno, key);
 				goto out;
 			}
 		if (*key == '\0') {
-			rc = am_error_set(AM_EFIELD, "%s line %d: empty variable name", path, lineno);
+			rc = am_error_set(AM_EFIELD, "%s:%d: empty variable name", path, lineno);
 			break;
 		}
 		while (isspace((unsigned char) *val))

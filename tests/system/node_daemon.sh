@@ -212,7 +212,7 @@ check "a node refuses --mcp-port, naming the gateway's flag" \
 rm -f "$T/b/tools/t.json"
 printf 'GATEWAY_PORT=8787\nthis is not a line\n' >"$T/bad.env"
 cc_out=$("$GW" --data "$T/b" --network-key "@$T/net.key" --env-file "$T/bad.env" --check-config 2>&1); cc_rc=$?
-check "--check-config: a bad .env, rc 2, named with its line" bash -c "[ $cc_rc -eq 2 ] && grep -q 'bad.env line 2' <<<'$cc_out'"
+check "--check-config: a bad .env, rc 2, named with its line" bash -c "[ $cc_rc -eq 2 ] && grep -q 'bad.env:2: ' <<<'$cc_out'"
 cc_out=$("$NODE" --data "$T/nowhere" --network-key "@$T/net.key" --check-config 2>&1); cc_rc=$?
 check "--check-config: a missing folder says how to make it, and makes nothing" \
     bash -c "[ $cc_rc -ne 0 ] && grep -q 'agent-mesh init --store' <<<'$cc_out' && [ ! -e '$T/nowhere' ]"

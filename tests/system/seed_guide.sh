@@ -5,7 +5,15 @@
 # development model from a plain folder, no other flag: default data
 # folders, keys made at the first start, the node's development join, the
 # guide's monitoring lines) and step 3 (links on the daemons' own HTTP
-# ports), step 5 (the PKI lines), step 6 (backup and restore). On 95dd03e the gateway's line exited
+# ports), step 2 (a join with a pairing code), step 4 (the guide's .env),
+# step 5 (the PKI lines), step 6 (backup and restore), step 8 (--version,
+# --check-config). The other steps have scripts of their own, named
+# here so the map is whole: step 2 across two namespaced machines
+# (pair_join.sh), step 7 (units.sh: meson install, systemd-analyze verify
+# and security; audit_rotate.sh: logrotate, SIGHUP, the chain across
+# files), step 9 (tools/dev cross: the arm64 release build, the unit
+# tests under qemu-user, in CI), step 10 (audit_siem.sh: real rsyslog
+# over UDP, TCP, TLS), the deployment models (seed_models.sh). On 95dd03e the gateway's line exited
 # 2: "--data DIR and --network-key ... are required".
 # usage: seed_guide.sh PATH/TO/agent-mesh PATH/TO/agent-mesh-node PATH/TO/agent-mesh-gateway
 set -u
@@ -17,6 +25,7 @@ GP=$(port) NP=$(port) XP=$(port)
 # discovery stays on as the guide has it, on a group port of this test's own
 export MESH_MULTICAST_PORT=$(port)
 code() { curl -s -o /dev/null -w '%{http_code}' -m 5 "$1"; }
+said() { [ "$rc" -eq "$1" ] && grep -q "$2" <<<"$out"; } # rc and out as a command left them
 
 # ---- step 1: Terminal 1, the gateway ----
 mkdir -p "$T/site/edge_node"
@@ -78,6 +87,39 @@ wait_http "http://127.0.0.1:$NP/health" || bad "the node restarts"
 check "restarted: the same identities, nothing made again" bash -c \
     "grep -q '^agent-mesh-gateway $G ' '$T/g2.log' && grep -q '^agent-mesh-node $N ' '$T/n2.log' && ! grep -q 'first start\|made the network key\|joined' '$T/g2.log' '$T/n2.log'"
 check "... and linked again" until_ok 200 linked
+
+# ---- step 2: a node joins with the code the gateway prints ----
+# (across two network namespaces, as two machines: pair_join.sh)
+cd "$T/site" || exit 1
+J=$("$AM" pair --gateway "http://127.0.0.1:$GP" --name edge_node_2 | sed -n 's/^ *agent-mesh-node --join \(.*\)$/\1/p')
+mkdir -p "$T/second" && cd "$T/second" || exit 1
+"$NODE" --join "$J" --port "$XP" >"$T/second.log" 2>&1 &
+SPID=$!; PIDS+=($SPID)
+check "step 2: agent-mesh pair, then agent-mesh-node --join CODE: joined, the same network key" \
+    until_ok 200 grep -q "fingerprint $GFP" "$T/second.log"
+kill -TERM "$SPID"; wait "$SPID" 2>/dev/null
+
+# ---- step 4: the guide's .env verbatim (addresses and ports substituted) ----
+mkdir -p "$T/envsite" && cd "$T/envsite" || exit 1
+printf '%s\n' "GATEWAY_HOST=127.0.0.1" "GATEWAY_PORT=$XP" "DEV_TOKEN_ENABLED=false" "TRUST_MODE=pki  # or 'tofu'" \
+    "AUDIT_LOG_PATH=$T/envsite/log/audit.log" "MESH_MULTICAST_IP=239.255.42.99" \
+    "MESH_MULTICAST_PORT=$MESH_MULTICAST_PORT" >.env
+out=$("$GW" --check-config 2>&1); rc=$?
+check "step 4: the guide's .env is read (--check-config: trust pki, port $XP)" said 0 "HTTP 127.0.0.1:$XP, trust pki"
+"$GW" >"$T/envgw.log" 2>&1 &
+EPID=$!; PIDS+=($EPID)
+check "... and a start with it serves on GATEWAY_PORT" wait_http "http://127.0.0.1:$XP/health"
+check "... writing its audit log at AUDIT_LOG_PATH" until_ok 100 test -s "$T/envsite/log/audit.log"
+kill -TERM "$EPID"; wait "$EPID" 2>/dev/null
+printf 'GATEWAY_PORT=8787\nTRUST_MODE=pki # or tofu\nthis line is not KEY=VALUE\n' >.env
+out=$("$GW" --check-config 2>&1); rc=$?
+check "... a bad line is named as file:line" said 2 '\.env:3: '
+rm -f .env
+
+# ---- step 8: --version on all three ----
+for b in "$AM" "$NODE" "$GW"; do
+    check "step 8: $(basename "$b") --version" bash -c "'$b' --version | grep -Eq '^$(basename "$b") [0-9]+\.[0-9]+'"
+done
 
 # ---- step 5: PKI as the guide writes it, from a plain folder ----
 # (on da7c989 provision exited 2 wanting --network-key, and the gateway
@@ -148,8 +190,7 @@ wait_http "http://127.0.0.1:$XP/health" || bad "a gateway without --dev-token st
 check "a gateway without --dev-token has no join (404)" test "$(code "http://127.0.0.1:$XP/v1/join")" = 404
 kill -TERM "$XPID"; wait "$XPID" 2>/dev/null
 mkdir -p "$T/alone" && cd "$T/alone" || exit 1
-# (rc and out as the daemon left them; its words hold an apostrophe)
-said() { [ "$rc" -eq "$1" ] && grep -q "$2" <<<"$out"; }
+# (rc and out as the daemon left them; its words hold an apostrophe: said)
 out=$(GATEWAY_PORT=$XP NODE_PORT=$XP timeout 60 "$NODE" 2>&1); rc=$?
 check "a node with no key and no development gateway: exit 2, saying what to give" \
     said 2 'no network key: .*--network-key @FILE'

@@ -51,7 +51,7 @@ env_file(void)
 	CHECK(strstr(am_error_detail(), "after the closing quote") != NULL);
 	check_write_file(path, "A=1\nthis line is wrong\n");
 	CHECK_RC(am_env_file_load(path, true), AM_EFIELD);
-	CHECK(strstr(am_error_detail(), "line 2") != NULL);
+	CHECK(strstr(am_error_detail(), ":2: ") != NULL); /* file:line, as compilers say it */
 	check_write_file(path, "1BAD=x\n");
 	CHECK_RC(am_env_file_load(path, true), AM_EFIELD);
 	check_write_file(path, "Q=\"open\n");

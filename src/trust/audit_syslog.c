@@ -373,10 +373,13 @@ am_syslog_send(am_syslog *s, int severity, const char *ts, const char *event, co
 		bl = (size_t) n;
 	}
 	if (!s->stream) {
-		char dgram[65536];
+		char *dgram = malloc(hl + bl);
+		if (dgram == NULL)
+			return;
 		memcpy(dgram, head, hl);
 		memcpy(dgram + hl, body, bl);
 		(void) send(s->udp_fd, dgram, hl + bl, MSG_DONTWAIT | MSG_NOSIGNAL);
+		free(dgram);
 		return;
 	}
 	cap = hl + bl + 16;

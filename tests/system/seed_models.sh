@@ -104,4 +104,16 @@ wait_http "http://127.0.0.1:$NP4/health" || bad "plant-1 starts"
 check "enterprise: the node paired into PKI: its certificate (role sensor) accepted on the link" \
     until_ok 300 grep -q 'certificate accepted for "plant-1"' "$T/hq.log"
 check "... the pairing went to the SIEM (RFC 6587 over TCP)" until_ok 100 grep -q '[0-9]* <85>1 .* pair - {' "$T/siem.txt"
+# ---- garbage collection in the daemon (what a unit relies on, step 7) ----
+CP=$(port)
+"$AM" init --store "$T/gc" >/dev/null 2>&1
+"$AM" keygen --network-key --output "$T/gc.key" >/dev/null 2>&1
+MESH_GC_EVERY=1s "$GW" --data "$T/gc" --network-key @"$T/gc.key" --port "$CP" --listen off --dev-token >"$T/gcgw.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$CP/health" || bad "the gc gateway starts"
+NOBODY=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+API_TOKEN=$(cat "$T/gc/dev-token") req POST "http://127.0.0.1:$CP/v1/messages" \
+    "{\"to\":\"$NOBODY\",\"text\":\"short-lived\",\"ttl\":1}" >/dev/null
+check "MESH_GC_EVERY=1s: an expired envelope goes by itself, and the log says so" \
+    until_ok 100 grep -q 'gc: 1 expired envelopes removed' "$T/gcgw.log"
 finish seed-models

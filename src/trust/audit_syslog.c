@@ -165,7 +165,11 @@ conn_close(struct conn *c)
 	if (c->st == NULL)
 		return;
 	nng_stream_close(c->st);
-	nng_aio_stop(c->watch);
+	/* the posted receive ends with the close; wait, not stop: a stopped
+	 * aio takes no more operations, and this one watches the next
+	 * connection too */
+	nng_aio_cancel(c->watch);
+	nng_aio_wait(c->watch);
 	nng_stream_free(c->st);
 	c->st = NULL;
 }

@@ -70,6 +70,9 @@ int cmd_token_revoke(int argc, char **argv);
 int cmd_audit_verify(int argc, char **argv);
 int cmd_provision(int argc, char **argv);
 int cmd_pair(int argc, char **argv);
+int cmd_mcp(int argc, char **argv);
+/* TEXT, @FILE or - : a token's text, trimmed (malloc'd; NULL after printing why) */
+char *cli_token_arg(const char *arg);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_trust_list(int argc, char **argv);

@@ -26,9 +26,10 @@ static const struct {
     {"node", {"send:*", "read:inbox", "read:messages"}},
 };
 
-/* TEXT, @FILE or - : the token text, trimmed (malloc'd). */
-static char *
-read_token_arg(const char *arg)
+/* TEXT, @FILE or - : the token text, trimmed (malloc'd); also agent-mesh mcp's */
+#define read_token_arg cli_token_arg
+char *
+cli_token_arg(const char *arg)
 {
 	char *text = NULL;
 	size_t len = 0;

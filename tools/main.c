@@ -58,6 +58,9 @@ static const cli_cmd commands[] = {
     {"pair", cmd_pair, "on the gateway's machine: a single-use code a node on another machine joins with",
         "agent-mesh pair [--data GATEWAY_DIR | --gateway-key PEM] [--gateway http://127.0.0.1:8787] [--name NODE_NAME] [--valid 15m]\n"
         "                [--roles R1,R2] [--json]"},
+    {"mcp", cmd_mcp, "a stdio MCP server for local-only clients: forwards to the gateway's MCP endpoint",
+        "agent-mesh mcp [--gateway http://127.0.0.1:8790/mcp] [--token TOKEN|@FILE|-] [--max-inflight 16]\n"
+        "  the token may also come from AGENT_MESH_TOKEN; JSON-RPC lines on stdin, answers on stdout"},
     {"backup", cmd_backup, "archive what the mesh cannot give back: identity key, trust store, audit log, config",
         "agent-mesh backup --data DIR --output FILE.tar.gz [--include FILE]..."},
     {"restore", cmd_restore, "restore a backup into a node folder (keys kept 0600)",

@@ -67,6 +67,8 @@ struct am_http_ex {
 	size_t alen;
 	char type[48], session[48], allow[48];
 	struct MHD_Response *upgrade; /* a relayed websocket's 101 */
+	am_http_stream *stream;       /* an answer whose body follows (http_stream.c) */
+	bool stream_queued;           /* libmicrohttpd holds the stream's other reference */
 	const char *const *local_headers; /* am_http_local: name, value, ..., NULL */
 };
 
@@ -104,5 +106,12 @@ void *am_http_acceptor(void *arg);
 void am_http_slot_phase(struct am_http_server *srv, struct MHD_Connection *c, enum am_http_phase ph);
 bool am_http_relay_answer(am_http_ex *ex);
 void am_http_relay_stop(struct am_http_server *srv);
+
+/* http_stream.c: the response that reads s (NULL when out of memory,
+ * the reference then dropped); the release of libmicrohttpd's reference;
+ * the whole body of an ended stream (am_http_local) */
+struct MHD_Response *am_http_stream_response(am_http_stream *s);
+void am_http_stream_released(void *s);
+char *am_http_stream_take(am_http_stream *s, size_t *len);
 
 #endif

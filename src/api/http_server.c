@@ -190,6 +190,8 @@ am_http_ex_free(am_http_ex *ex)
 	free(ex->uri);
 	if (ex->upgrade != NULL)
 		MHD_destroy_response(ex->upgrade);
+	if (ex->stream != NULL && !ex->stream_queued)
+		am_http_stream_released(ex->stream);
 	pthread_mutex_destroy(&ex->mu);
 	pthread_cond_destroy(&ex->cv);
 	free(ex);
@@ -206,10 +208,18 @@ queue(am_http_ex *ex, bool close)
 
 	if (ex->upgrade != NULL)
 		return MHD_queue_response(ex->conn, MHD_HTTP_SWITCHING_PROTOCOLS, ex->upgrade);
-	r = MHD_create_response_from_buffer(ex->alen, ex->abody != NULL ? ex->abody : (char *) "", MHD_RESPMEM_MUST_COPY);
+	if (ex->stream != NULL) {
+		ex->stream_queued = true;
+		r = am_http_stream_response(ex->stream);
+	} else
+		r = MHD_create_response_from_buffer(ex->alen, ex->abody != NULL ? ex->abody : (char *) "", MHD_RESPMEM_MUST_COPY);
 	if (r == NULL)
 		return MHD_NO;
-	if (ex->type[0] && ex->abody != NULL)
+	if (ex->stream != NULL) {
+		MHD_add_response_header(r, "Content-Type", ex->type);
+		MHD_add_response_header(r, "Cache-Control", "no-cache");
+		MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* nginx passes each piece on */
+	} else if (ex->type[0] && ex->abody != NULL)
 		MHD_add_response_header(r, "Content-Type", ex->type);
 	if (ex->session[0])
 		MHD_add_response_header(r, "Mcp-Session-Id", ex->session);

@@ -1,23 +1,26 @@
 /*
  * mcp.c — the Model Context Protocol server (--mcp-port, 8790): the
- * streamable HTTP transport, JSON-RPC 2.0 over POST /mcp, answered with
- * application/json (no server-initiated stream: GET /mcp is 405, which
- * the transport allows). Methods: initialize (a session id in
- * Mcp-Session-Id), ping, tools/list, tools/call; notifications get 202.
+ * streamable HTTP transport, JSON-RPC 2.0 over POST /mcp, for both eras
+ * from one endpoint: 2026-07-28 (stateless: each request carries its
+ * revision and the client's capabilities in _meta; server/discover) and
+ * the 2025 revisions (initialize, a session in Mcp-Session-Id). There is
+ * no server-initiated stream: GET is 405, which the transport allows.
+ * Methods: server/discover, initialize, ping, tools/list, tools/call;
+ * notifications get 202 (notifications/cancelled ends a call's wait).
  *
  * Tools: the built-ins mesh_send, mesh_inbox, mesh_scan, mesh_job_status,
  * and every tool of every node whose catalog is known here, as
  * "<node name>__<tool>" (mcp_name_plain; "<node>/<tool>" is still taken
  * on calls). A node tool call takes the same path as POST
- * /v1/tools/call (am_tools_call) and waits up to _meta.wait_ms (default
- * 10 s) for the result; a node that does not answer in time gives a job
- * id to poll with mesh_job_status. Authorization: the same bearer
- * capability tokens as the HTTP API, each tool call checked against its
- * own right.
+ * /v1/tools/call (am_tools_call) and waits for the result: as an event
+ * stream with progress for clients that take one (mcp_stream.c), else as
+ * one JSON answer; a node that does not answer in time gives a job id to
+ * poll with mesh_job_status. Authorization: the same bearer capability
+ * tokens as the HTTP API, each tool call checked against its own right.
  */
 #define _POSIX_C_SOURCE 200809L
 #define AM_MCP_NAME_MAX 64 /* what MCP clients accept: ^[a-zA-Z0-9_-]{1,64}$ */
-#include "am_gateway.h"
+#include "mcp_private.h"
 
 #include <ctype.h>
 
@@ -32,6 +35,40 @@
  * the newest (it may then disconnect, as the lifecycle says) */
 #define MCP_TOOLS_PAGE 100 /* tools/list entries a page (nextCursor for more) */
 static const char *const mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
+/* the stateless era (no initialize, no session; each request carries its
+ * revision and the client's capabilities in _meta) */
+static const char *const mcp_modern_versions[] = {"2026-07-28"};
+#define MCP_META_VERSION "io.modelcontextprotocol/protocolVersion"
+
+static bool
+modern_known(const char *v)
+{
+	for (size_t i = 0; i < sizeof(mcp_modern_versions) / sizeof(mcp_modern_versions[0]); i++)
+		if (strcmp(v, mcp_modern_versions[i]) == 0)
+			return true;
+	return false;
+}
+
+/* every revision served, newest first */
+static json_t *
+all_versions(void)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < sizeof(mcp_modern_versions) / sizeof(mcp_modern_versions[0]); i++)
+		json_array_append_new(a, json_string(mcp_modern_versions[i]));
+	for (size_t i = 0; i < sizeof(mcp_versions) / sizeof(mcp_versions[0]); i++)
+		json_array_append_new(a, json_string(mcp_versions[i]));
+	return a;
+}
+
+/* what one POST is: its era, who sent it, what it accepts, and the HTTP
+ * status its answer gets (400 for a revision refused) */
+typedef struct {
+	bool modern;
+	bool sse;              /* Accept names text/event-stream */
+	unsigned status;
+	char caller[65];       /* hash of token and session: who may cancel a call */
+} mcp_req;
 
 static bool
 version_known(const char *v)
@@ -41,20 +78,6 @@ version_known(const char *v)
 			return true;
 	return false;
 }
-
-#define MCP_SESSIONS 1024 /* open sessions remembered; the oldest is forgotten first */
-
-struct am_mcp {
-	am_http_server *srv;
-	am_api *api;
-	am_calls *calls;          /* api and the jobs */
-	pthread_mutex_t mu;
-	struct {
-		char id[33];
-		uint64_t at_ms;
-	} sessions[MCP_SESSIONS];
-	size_t next_session; /* ring position */
-};
 
 static void
 session_add(am_mcp *m, const char *id)
@@ -110,18 +133,24 @@ origin_allowed(const char *origin)
 	return false;
 }
 
-static json_t *
-rpc_error(json_t *id, int code, const char *msg)
+json_t *
+am_mcp_rpc_error(json_t *id, int code, const char *msg)
 {
 	return json_pack("{s:s, s:O, s:{s:i, s:o}}", "jsonrpc", "2.0", "id", id ? id : json_null(), "error", "code", code,
 	    "message", am_json_text(msg));
 }
 
-static json_t *
-rpc_result(json_t *id, json_t *result)
+/* modern: the 2026-07-28 result kind (always "complete" here) */
+json_t *
+am_mcp_rpc_result(json_t *id, json_t *result, bool modern)
 {
+	if (modern && json_is_object(result) && json_object_get(result, "resultType") == NULL)
+		json_object_set_new(result, "resultType", json_string("complete"));
 	return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
 }
+
+#define rpc_error am_mcp_rpc_error
+#define rpc_result(id, r) am_mcp_rpc_result((id), (r), false)
 
 static json_t *
 text_content(const char *text, bool is_error, json_t *structured)
@@ -303,7 +332,18 @@ resolve_tool(am_api *api, const char *name, char node[AM_NODE_ID_LEN + AM_TAG_MA
 struct pending {
 	am_http_ex *ex;
 	json_t *id;
+	bool modern;
 };
+
+static void job_content(json_t *job, json_t **content);
+
+json_t *
+am_mcp_job_content(json_t *job)
+{
+	json_t *c = NULL;
+	job_content(job, &c);
+	return c;
+}
 
 static void
 job_content(json_t *job, json_t **content)
@@ -355,7 +395,7 @@ call_done(void *ctx, json_t *job, bool stopping)
 		am_http_reply_json_session(p->ex, 200, rpc_error(p->id, -32603, "the gateway is stopping; poll mesh_job_status later"), NULL);
 	else {
 		job_content(job, &content);
-		am_http_reply_json_session(p->ex, 200, rpc_result(p->id, content), NULL);
+		am_http_reply_json_session(p->ex, 200, am_mcp_rpc_result(p->id, content, p->modern), NULL);
 	}
 	json_decref(p->id);
 	free(p);
@@ -492,18 +532,26 @@ builtin_send(am_mcp *m, am_api_auth *a, json_t *id, json_t *args, const char *wf
 }
 
 /* a node's tool: the call made, then its answer awaited up to
- * _meta.wait_ms (10 s) — NULL with *deferred when it comes later */
+ * _meta.wait_ms — NULL with *deferred when it comes later. A client that
+ * takes text/event-stream gets the wait as a stream (progress each second
+ * when it gave a progressToken; default wait 60 s, at most 600 s), else
+ * one JSON answer (default 10 s, at most 60 s). */
 static json_t *
 node_tool(am_mcp *m, am_api_auth *a, json_t *id, const char *name, json_t *args, json_t *meta, am_http_ex *ex,
-    bool *deferred)
+    mcp_req *rq, bool *deferred)
 {
 	const char *wf = json_string_value(json_object_get(meta, "workflow_id"));
 	char node[AM_NODE_ID_LEN + AM_TAG_MAX + 1], tool[AM_TAG_MAX + 1], job[65], msg[400];
-	uint64_t wait = 10000;
+	uint64_t wait = rq->sse ? 60000 : 10000, most = rq->sse ? 600000 : 60000;
 	int status;
 
 	if (!resolve_tool(m->api, name, node, tool))
 		return rpc_error(id, -32602, "unknown tool (see tools/list; node tools are named <node>__<tool>)");
+	/* the tool's own workflow_id argument names the workflow too (for the
+	 * audit record and the job), _meta's when it has none */
+	const char *awf = json_string_value(json_object_get(args, "workflow_id"));
+	if (awf != NULL)
+		wf = awf;
 	json_t *req = json_pack("{s:s, s:s, s:o}", "node", node, "tool", tool, "args", args ? json_incref(args) : json_object());
 	if (wf != NULL)
 		json_object_set_new(req, "workflow_id", json_string(wf));
@@ -512,26 +560,38 @@ node_tool(am_mcp *m, am_api_auth *a, json_t *id, const char *name, json_t *args,
 	if (rc != 0)
 		return rpc_result(id, text_content(am_error_detail(), true, NULL));
 	json_t *w = json_object_get(meta, "wait_ms");
-	if (json_is_integer(w) && json_integer_value(w) >= 0 && json_integer_value(w) <= 60000)
+	if (json_is_integer(w) && json_integer_value(w) >= 0 && (uint64_t) json_integer_value(w) <= most)
 		wait = (uint64_t) json_integer_value(w);
-	struct pending *p = calloc(1, sizeof(*p));
-	if (p == NULL)
-		return rpc_error(id, -32603, "out of memory");
-	p->ex = ex;
-	p->id = json_incref(id);
-	if (am_jobs_wait(m->calls->jobs, job, am_now_ms() + wait, call_done, p) != 0) {
+	if (rq->sse && wait > 0) {
+		char shown[AM_TAG_MAX * 2 + 8];
+		snprintf(shown, sizeof(shown), "%s", strchr(name, '/') ? name : node);
+		if (am_mcp_stream_call(m, ex, id, job, shown, json_object_get(meta, "progressToken"), wait, rq->modern,
+		        rq->caller) == 0) {
+			*deferred = true;
+			return NULL;
+		}
+		/* too many waiting: the job id to poll, as below */
+	} else {
+		struct pending *p = calloc(1, sizeof(*p));
+		if (p == NULL)
+			return rpc_error(id, -32603, "out of memory");
+		p->ex = ex;
+		p->id = json_incref(id);
+		p->modern = rq->modern;
+		if (am_jobs_wait(m->calls->jobs, job, am_now_ms() + wait, call_done, p) == 0) {
+			*deferred = true;
+			return NULL;
+		}
 		json_decref(p->id);
 		free(p);
-		snprintf(msg, sizeof(msg), "job %s is pending; poll mesh_job_status with this job_id", job);
-		return rpc_result(id, text_content(msg, false, json_pack("{s:s, s:s}", "job_id", job, "status", "pending")));
 	}
-	*deferred = true;
-	return NULL;
+	snprintf(msg, sizeof(msg), "job %s is pending; poll mesh_job_status with this job_id", job);
+	return rpc_result(id, text_content(msg, false, json_pack("{s:s, s:s}", "job_id", job, "status", "pending")));
 }
 
 /* returns a response, or NULL when the answer comes later (ex kept) */
 static json_t *
-tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex, bool *deferred)
+tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex, mcp_req *rq, bool *deferred)
 {
 	const char *name = json_string_value(json_object_get(params, "name"));
 	json_t *args = json_object_get(params, "arguments"), *meta = json_object_get(params, "_meta");
@@ -549,12 +609,102 @@ tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex
 		return builtin_inbox(m, a, id);
 	if (strcmp(name, "mesh_send") == 0)
 		return builtin_send(m, a, id, args, json_string_value(json_object_get(meta, "workflow_id")));
-	return node_tool(m, a, id, name, args, meta, ex, deferred);
+	return node_tool(m, a, id, name, args, meta, ex, rq, deferred);
+}
+
+/* -32022: the revision asked for is not served (with what is) */
+static json_t *
+version_refused(json_t *id, const char *requested)
+{
+	char msg[120];
+	snprintf(msg, sizeof(msg), "unsupported protocol version %.40s", requested);
+	json_t *e = rpc_error(id, -32022, msg);
+	json_object_set_new(json_object_get(e, "error"), "data",
+	    json_pack("{s:o, s:s}", "supported", all_versions(), "requested", requested));
+	return e;
+}
+
+/* The 2026-07-28 checks on one request: its _meta names a revision we
+ * serve, and the headers the transport mirrors agree with the body. */
+static json_t *
+modern_check(am_http_ex *ex, json_t *id, const char *method, const char *mv, mcp_req *rq)
+{
+	const char *hv = am_http_header(ex, "MCP-Protocol-Version"), *hm = am_http_header(ex, "Mcp-Method");
+	char msg[200];
+
+	if (mv == NULL)
+		return rpc_error(id, -32602, "params._meta[\"" MCP_META_VERSION "\"] is required (revision 2026-07-28)");
+	if (!modern_known(mv)) {
+		rq->status = 400;
+		return version_refused(id, mv);
+	}
+	if (hv != NULL && strcmp(hv, mv) != 0) {
+		rq->status = 400;
+		snprintf(msg, sizeof(msg), "the MCP-Protocol-Version header (%.40s) and the request's _meta (%.40s) disagree", hv, mv);
+		return rpc_error(id, -32020, msg);
+	}
+	if (hm != NULL && strcmp(hm, method) != 0) {
+		rq->status = 400;
+		snprintf(msg, sizeof(msg), "the Mcp-Method header (%.40s) and the request's method (%.40s) disagree", hm, method);
+		return rpc_error(id, -32020, msg);
+	}
+	if (strcmp(method, "initialize") == 0)
+		return rpc_error(id, -32601, "revision 2026-07-28 has no initialize: send server/discover");
+	return NULL;
+}
+
+/* server/discover: what this server is, for 2026-07-28 clients */
+static json_t *
+discover(json_t *id)
+{
+	return am_mcp_rpc_result(id,
+	    json_pack("{s:o, s:{s:{s:b}}, s:s, s:{s:{s:s, s:s}}}", "supportedVersions", all_versions(), "capabilities",
+	        "tools", "listChanged", 0, "instructions",
+	        "Tools named <node>__<tool> run on that field node; a node out of reach returns a job id: "
+	        "poll mesh_job_status. mesh_send queues a message for store-and-forward delivery.",
+	        "_meta", "io.modelcontextprotocol/serverInfo", "name", "agent-mesh-gateway", "version", AM_VERSION),
+	    true);
+}
+
+static json_t *dispatch(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, mcp_req *rq,
+    bool *deferred, char *session);
+
+/* results a 2026-07-28 client may cache say for how long and for whom:
+ * not at all (catalogs change as nodes come and go), and only for the
+ * token that asked (what a list holds depends on its rights) */
+static bool
+cacheable(const char *method)
+{
+	static const char *const c[] = {"tools/list", "resources/list", "resources/read", "resources/templates/list",
+	    "prompts/list", "server/discover"};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		if (strcmp(method, c[i]) == 0)
+			return true;
+	return false;
 }
 
 /* one JSON-RPC message; NULL: no response (a notification) or deferred */
 static json_t *
-handle(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, bool *deferred, char *session)
+handle(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, mcp_req *rq, bool *deferred, char *session)
+{
+	json_t *r = dispatch(m, a, msg, ex, single, rq, deferred, session);
+	json_t *res = json_object_get(r, "result");
+	const char *method = json_string_value(json_object_get(msg, "method"));
+
+	if (rq->modern && json_is_object(res)) {
+		if (json_object_get(res, "resultType") == NULL)
+			json_object_set_new(res, "resultType", json_string("complete"));
+		if (method != NULL && cacheable(method)) {
+			json_object_set_new(res, "ttlMs", json_integer(0));
+			json_object_set_new(res, "cacheScope", json_string("private"));
+		}
+	}
+	return r;
+}
+
+static json_t *
+dispatch(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, mcp_req *rq, bool *deferred,
+    char *session)
 {
 	json_t *id = json_object_get(msg, "id"), *params = json_object_get(msg, "params");
 	const char *method = json_string_value(json_object_get(msg, "method"));
@@ -563,10 +713,23 @@ handle(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, bool
 	if (!json_is_object(msg) || strcmp(json_string_value(json_object_get(msg, "jsonrpc")) ? json_string_value(json_object_get(msg, "jsonrpc")) : "", "2.0") != 0 ||
 	    method == NULL)
 		return id || !json_is_object(msg) ? rpc_error(id, -32600, "not a JSON-RPC 2.0 request") : NULL;
-	if (id == NULL) /* a notification */
-		return NULL;
 	if (params != NULL && !json_is_object(params))
-		return rpc_error(id, -32602, "params must be an object");
+		return id != NULL ? rpc_error(id, -32602, "params must be an object") : NULL;
+	json_t *meta = json_object_get(params, "_meta");
+	const char *mv = json_string_value(json_object_get(meta, MCP_META_VERSION));
+	if (id == NULL) { /* a notification */
+		if (strcmp(method, "notifications/cancelled") == 0 && json_object_get(params, "requestId") != NULL)
+			am_mcp_cancel(m, rq->caller, json_object_get(params, "requestId"));
+		return NULL;
+	}
+	if (mv != NULL || strcmp(method, "server/discover") == 0) {
+		json_t *refused;
+		rq->modern = true;
+		if ((refused = modern_check(ex, id, method, mv, rq)) != NULL)
+			return refused;
+		if (strcmp(method, "server/discover") == 0)
+			return discover(id);
+	}
 	if (strcmp(method, "initialize") == 0) {
 		const char *want = json_string_value(json_object_get(params, "protocolVersion"));
 		const char *ver = want != NULL && version_known(want) ? want : mcp_versions[0];
@@ -613,7 +776,7 @@ handle(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, bool
 	if (strcmp(method, "tools/call") == 0) {
 		if (!single) /* a deferred answer needs the request to itself */
 			return rpc_error(id, -32600, "send tools/call on its own, not in a batch");
-		return tools_call(m, a, id, params, ex, deferred);
+		return tools_call(m, a, id, params, ex, rq, deferred);
 	}
 	return rpc_error(id, -32601, "method not found");
 }
@@ -634,14 +797,21 @@ mcp_head(am_http_ex *ex)
 		return;
 	}
 	/* after initialize a client names its revision on every request; one
-	 * we do not serve is a 400 (no header: 2025-03-26, as the spec says) */
+	 * we do not serve is a 400 (no header: 2025-03-26, as the spec says).
+	 * A 2026-07-28 client sends it on every request: stateless, so GET
+	 * and DELETE mean nothing to it, and a session id it sends is not
+	 * looked at. */
 	const char *pv = am_http_header(ex, "MCP-Protocol-Version");
-	if (pv != NULL && !version_known(pv)) {
-		char msg[200];
-		snprintf(msg, sizeof(msg), "unsupported MCP-Protocol-Version %.40s (served: %s, %s, %s, %s)", pv, mcp_versions[0],
-		    mcp_versions[1], mcp_versions[2], mcp_versions[3]);
-		am_http_reply_json_session(ex, 400, rpc_error(NULL, -32600, msg), NULL);
+	if (pv != NULL && !version_known(pv) && !modern_known(pv)) {
+		am_http_reply_json_session(ex, 400, version_refused(NULL, pv), NULL);
 		return;
+	}
+	if (pv != NULL && modern_known(pv)) {
+		if (strcmp(method, "POST") != 0) {
+			am_http_answer(ex, 405, NULL, NULL, 0, NULL, "POST");
+			return;
+		}
+		sid = NULL;
 	}
 	if (strcmp(method, "GET") == 0) { /* no server-initiated stream */
 		am_http_answer(ex, 405, NULL, NULL, 0, NULL, "POST, DELETE");
@@ -672,8 +842,23 @@ on_mcp(am_http_ex *ex)
 	json_t *j = NULL, *out = NULL;
 	bool deferred = false;
 	char session[33] = "";
+	mcp_req rq = {.status = 200};
+	const char *accept = am_http_header(ex, "Accept"), *authz = am_http_header(ex, "Authorization");
+	const char *pv = am_http_header(ex, "MCP-Protocol-Version"), *sid = am_http_header(ex, "Mcp-Session-Id");
 
-	if (am_api_auth_begin(m->api, am_http_header(ex, "Authorization"), "mcp", &a) != 0) {
+	rq.sse = accept != NULL && strstr(accept, "text/event-stream") != NULL;
+	{ /* who may cancel this request's call: the same token in the same session */
+		unsigned char h[32];
+		crypto_generichash_state st;
+		crypto_generichash_init(&st, NULL, 0, sizeof(h));
+		crypto_generichash_update(&st, (const unsigned char *) (authz ? authz : ""), authz ? strlen(authz) : 0);
+		crypto_generichash_update(&st, (const unsigned char *) "\n", 1);
+		if (sid != NULL && !(pv != NULL && modern_known(pv)))
+			crypto_generichash_update(&st, (const unsigned char *) sid, strlen(sid));
+		crypto_generichash_final(&st, h, sizeof(h));
+		sodium_bin2hex(rq.caller, sizeof(rq.caller), h, sizeof(h));
+	}
+	if (am_api_auth_begin(m->api, authz, "mcp", &a) != 0) {
 		am_http_reply_json_session(ex, 401, rpc_error(NULL, -32001, am_error_detail()), NULL);
 		return;
 	}
@@ -695,7 +880,7 @@ on_mcp(am_http_ex *ex)
 			goto out;
 		}
 		json_array_foreach(j, i, e) {
-			json_t *r = handle(m, a, e, ex, false, &deferred, session);
+			json_t *r = handle(m, a, e, ex, false, &rq, &deferred, session);
 			if (r != NULL)
 				json_array_append_new(out, r);
 		}
@@ -705,13 +890,13 @@ on_mcp(am_http_ex *ex)
 		} else
 			am_http_reply_json_session(ex, 200, out, session[0] ? session : NULL);
 	} else {
-		out = handle(m, a, j, ex, true, &deferred, session);
+		out = handle(m, a, j, ex, true, &rq, &deferred, session);
 		if (deferred)
-			; /* call_done answers */
+			; /* call_done or the stream answers */
 		else if (out == NULL)
 			am_http_reply_json_session(ex, 202, NULL, NULL);
 		else
-			am_http_reply_json_session(ex, 200, out, session[0] ? session : NULL);
+			am_http_reply_json_session(ex, rq.status, out, session[0] ? session : NULL);
 	}
 out:
 	json_decref(j);
@@ -746,6 +931,7 @@ am_mcp_open(am_mcp **out, am_calls *calls, const char *host, int port)
 	m->api = calls->api;
 	m->calls = calls;
 	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->idle, NULL);
 	if ((rc = am_http_limits_from_env(&lim)) != 0 || (rc = am_http_server_new(&m->srv, "MCP", host, port, &lim)) != 0)
 		goto fail;
 	for (size_t i = 0; i < 3; i++)
@@ -756,6 +942,7 @@ am_mcp_open(am_mcp **out, am_calls *calls, const char *host, int port)
 fail:
 	am_http_server_free(m->srv);
 	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->idle);
 	free(m);
 	return rc;
 }
@@ -771,7 +958,9 @@ am_mcp_stop(am_mcp *m)
 {
 	if (m == NULL)
 		return;
+	am_mcp_streams_stop(m); /* their threads end before the server they write to */
 	am_http_server_free(m->srv);
 	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->idle);
 	free(m);
 }

@@ -91,6 +91,16 @@ void am_http_server_counts(am_http_server *s, uint64_t refused[AM_HTTP_REFUSED_K
 int am_http_local(am_http_server *srv, const char *method, const char *uri, const char *const *headers, const void *body,
     size_t len, void (*pending)(void *ctx), void *ctx, unsigned *status, char **reply, size_t *reply_len) AM_MUST_CHECK;
 const am_http_limits *am_http_server_limits(const am_http_server *s);
+/* http_stream.c: an answer whose body follows in pieces (chunked), for
+ * server-sent events. open answers ex now (the stream is the caller's
+ * until close); write from any thread (AM_EIO once the client is gone,
+ * or when it leaves 1 MiB unread); close ends the body. */
+typedef struct am_http_stream am_http_stream;
+int am_http_stream_open(am_http_ex *ex, unsigned status, const char *type, const char *session, am_http_stream **out)
+    AM_MUST_CHECK;
+int am_http_stream_write(am_http_stream *s, const void *buf, size_t len) AM_MUST_CHECK;
+bool am_http_stream_alive(am_http_stream *s);
+void am_http_stream_close(am_http_stream *s);
 /* http_relay.c: websocket upgrades on path are relayed to a link
  * listener on loopback port (set once it listens; 503 before) */
 int am_http_relay(am_http_server *s, const char *path) AM_MUST_CHECK;

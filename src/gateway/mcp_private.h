@@ -1,0 +1,56 @@
+/*
+ * mcp_private.h — private to the MCP server's files: its state, the
+ * JSON-RPC pieces they share (mcp.c), and the node tool calls answered
+ * as a stream of progress notifications (mcp_stream.c).
+ */
+#ifndef AM_MCP_PRIVATE_H
+#define AM_MCP_PRIVATE_H
+
+#include "am_gateway.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define MCP_SESSIONS 1024 /* open sessions remembered; the oldest is forgotten first */
+#define MCP_STREAMS 256   /* calls answered as streams at once (each holds a connection) */
+
+struct mcp_stream_call;
+
+struct am_mcp {
+	am_http_server *srv;
+	am_api *api;
+	am_calls *calls;          /* api and the jobs */
+	pthread_mutex_t mu;
+	pthread_cond_t idle;      /* a stream call ended */
+	struct {
+		char id[33];
+		uint64_t at_ms;
+	} sessions[MCP_SESSIONS];
+	size_t next_session; /* ring position */
+	struct mcp_stream_call *streams[MCP_STREAMS]; /* in flight, for notifications/cancelled */
+	size_t nstreams;
+	atomic_bool stopping; /* read by a call's thread under its own lock, not mu */
+};
+
+/* mcp.c */
+json_t *am_mcp_rpc_error(json_t *id, int code, const char *msg);
+json_t *am_mcp_rpc_result(json_t *id, json_t *result, bool modern);
+/* a finished (or waited-for) job as a tools/call result */
+json_t *am_mcp_job_content(json_t *job);
+
+/* mcp_stream.c: answer the tools/call id (job made, not done) as
+ * text/event-stream: a notifications/progress each second while it waits
+ * (when the client gave a progressToken; the first one names the job),
+ * then the result. It ends early, with no result, when the client leaves
+ * or cancels (notifications/cancelled from the same caller); the job goes
+ * on and mesh_job_status has it. caller: who may cancel it (a hash of
+ * the token and session). */
+int am_mcp_stream_call(am_mcp *m, am_http_ex *ex, json_t *id, const char *job, const char *node, json_t *progress,
+    uint64_t wait_ms, bool modern, const char *caller) AM_MUST_CHECK;
+/* notifications/cancelled: the caller's call request_id stops waiting */
+void am_mcp_cancel(am_mcp *m, const char *caller, json_t *request_id);
+/* at stop: every stream call ended, and waited for */
+void am_mcp_streams_stop(am_mcp *m);
+
+#endif

@@ -46,6 +46,21 @@ rc=$?
 echo "$out" | sed 's/^/  /'
 n_ok=$(grep -c '^ok:' <<<"$out") n_fail=$(grep -c '^FAIL:' <<<"$out")
 check "the clients ran to the end (rc $rc, $n_ok ok, $n_fail failed)" test "$rc" = 0 -a "$n_fail" = 0 -a "$n_ok" -ge 43
+# the official Inspector, CLI mode (pinned in tests/mcp-inspector)
+INSP="$HERE/../mcp-inspector/node_modules/.bin/mcp-inspector"
+insp() { MCP_CATALOG_PATH="$T/insp.json" HOME="$T" timeout 60 "$INSP" --cli "http://127.0.0.1:$MP/mcp" \
+    --header "Authorization: Bearer $ADMIN" "$@" 2>"$T/insp.err"; }
+out=$(insp --method tools/list)
+check "inspector: tools/list shows crane-1__echo and mesh_scan ($(head -c 200 "$T/insp.err"))" \
+    bash -c 'jq -e "[.tools[].name] | index(\"crane-1__echo\") and index(\"mesh_scan\")" >/dev/null <<<"$1"' _ "$out"
+out=$(insp --method tools/call --tool-name mesh_scan)
+check "inspector: tools/call mesh_scan has crane-1's catalog" \
+    bash -c 'jq -e "[.structuredContent.catalogs[].node_name] | index(\"crane-1\")" >/dev/null <<<"$1"' _ "$out"
+out=$(insp --method tools/call --tool-name crane-1__echo --tool-arg word=inspector)
+check "inspector: tools/call crane-1__echo runs on the node" \
+    bash -c 'jq -e ".content[0].text | test(\"heard: inspector\")" >/dev/null <<<"$1"' _ "$out"
+[ "$fails" -eq 0 ] || { echo "  inspector said: $out"; head -c 600 "$T/insp.err"; }
+
 # the bridge's own errors: JSON-RPC answers for the request that failed
 out=$(echo '{"jsonrpc":"2.0","id":5,"method":"ping"}' | "$AM" mcp --gateway "http://127.0.0.1:$(port)/mcp" --token "@$T/token")
 check "bridge: a gateway not there: an error for that request id, naming it" \

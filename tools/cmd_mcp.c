@@ -395,18 +395,19 @@ cmd_mcp(int argc, char **argv)
 		x->id = json_object_get(msg, "id");
 		const char *method = json_string_value(json_object_get(msg, "method"));
 		x->initialize = method != NULL && strcmp(method, "initialize") == 0;
+		bool init = x->initialize; /* x is the thread's once it runs */
 		sem_wait(&B.slots);
 		pthread_mutex_lock(&B.run_mu);
 		/* an initialize is answered before anything else goes: the rest
 		 * needs its session */
-		while (x->initialize && B.running > 0)
+		while (init && B.running > 0)
 			pthread_cond_wait(&B.run_cv, &B.run_mu);
 		B.running++;
 		pthread_mutex_unlock(&B.run_mu);
 		pthread_t t;
 		if (pthread_create(&t, NULL, forward, x) != 0) {
 			forward(x); /* no thread: in this one */
-		} else if (x->initialize) {
+		} else if (init) {
 			pthread_join(t, NULL);
 		} else
 			pthread_detach(t);

@@ -68,6 +68,8 @@ typedef struct {
 	bool sse;              /* Accept names text/event-stream */
 	unsigned status;
 	char caller[65];       /* hash of token and session: who may cancel a call */
+	const char *session;   /* Mcp-Session-Id (2025-era), else NULL */
+	int log_level;         /* notifications/message from here up; -1 none */
 } mcp_req;
 
 static bool
@@ -79,12 +81,46 @@ version_known(const char *v)
 	return false;
 }
 
+const char *const am_mcp_log_levels[8] = {"debug", "info", "notice", "warning", "error", "critical", "alert",
+    "emergency"};
+
+static int
+log_level_index(const char *name)
+{
+	for (int i = 0; name != NULL && i < 8; i++)
+		if (strcmp(name, am_mcp_log_levels[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* the session's logging level (-1: none asked, or no such session);
+ * set: store level first */
+static int
+session_log_level(am_mcp *m, const char *id, bool set, int level)
+{
+	int found = -1;
+
+	if (id == NULL)
+		return -1;
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < MCP_SESSIONS; i++)
+		if (m->sessions[i].id[0] && strcmp(m->sessions[i].id, id) == 0) {
+			if (set)
+				m->sessions[i].log_level = level;
+			found = m->sessions[i].log_level;
+			break;
+		}
+	pthread_mutex_unlock(&m->mu);
+	return found;
+}
+
 static void
 session_add(am_mcp *m, const char *id)
 {
 	pthread_mutex_lock(&m->mu);
 	snprintf(m->sessions[m->next_session].id, 33, "%s", id);
 	m->sessions[m->next_session].at_ms = am_now_ms();
+	m->sessions[m->next_session].log_level = -1;
 	m->next_session = (m->next_session + 1) % MCP_SESSIONS;
 	pthread_mutex_unlock(&m->mu);
 }
@@ -563,10 +599,14 @@ node_tool(am_mcp *m, am_api_auth *a, json_t *id, const char *name, json_t *args,
 	if (json_is_integer(w) && json_integer_value(w) >= 0 && (uint64_t) json_integer_value(w) <= most)
 		wait = (uint64_t) json_integer_value(w);
 	if (rq->sse && wait > 0) {
+		/* the node as the client named it: "<node>" of "<node>__<tool>" or "<node>/<tool>" */
 		char shown[AM_TAG_MAX * 2 + 8];
-		snprintf(shown, sizeof(shown), "%s", strchr(name, '/') ? name : node);
+		const char *cut = strstr(name, "__");
+		if (cut == NULL)
+			cut = strchr(name, '/');
+		snprintf(shown, sizeof(shown), "%.*s", cut != NULL ? (int) (cut - name) : (int) strlen(name), name);
 		if (am_mcp_stream_call(m, ex, id, job, shown, json_object_get(meta, "progressToken"), wait, rq->modern,
-		        rq->caller) == 0) {
+		        rq->caller, rq->log_level) == 0) {
 			*deferred = true;
 			return NULL;
 		}
@@ -658,8 +698,8 @@ static json_t *
 discover(json_t *id)
 {
 	return am_mcp_rpc_result(id,
-	    json_pack("{s:o, s:{s:{s:b}}, s:s, s:{s:{s:s, s:s}}}", "supportedVersions", all_versions(), "capabilities",
-	        "tools", "listChanged", 0, "instructions",
+	    json_pack("{s:o, s:{s:{s:b}, s:{}}, s:s, s:{s:{s:s, s:s}}}", "supportedVersions", all_versions(), "capabilities",
+	        "tools", "listChanged", 0, "logging", "instructions",
 	        "Tools named <node>__<tool> run on that field node; a node out of reach returns a job id: "
 	        "poll mesh_job_status. mesh_send queues a message for store-and-forward delivery.",
 	        "_meta", "io.modelcontextprotocol/serverInfo", "name", "agent-mesh-gateway", "version", AM_VERSION),
@@ -727,6 +767,9 @@ dispatch(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, mc
 		rq->modern = true;
 		if ((refused = modern_check(ex, id, method, mv, rq)) != NULL)
 			return refused;
+		rq->log_level = log_level_index(json_string_value(json_object_get(meta, "io.modelcontextprotocol/logLevel")));
+		if (strcmp(method, "logging/setLevel") == 0)
+			return rpc_error(id, -32601, "revision 2026-07-28 has no logging/setLevel: name the level in each request's _meta");
 		if (strcmp(method, "server/discover") == 0)
 			return discover(id);
 	}
@@ -737,14 +780,22 @@ dispatch(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, mc
 		randombytes_buf(r, sizeof(r));
 		sodium_bin2hex(session, 33, r, sizeof(r));
 		session_add(m, session); /* known before the client can use it */
-		return rpc_result(id, json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s}, s:s}", "protocolVersion", ver,
-		                          "capabilities", "tools", "listChanged", 0, "serverInfo", "name", "agent-mesh-gateway",
+		return rpc_result(id, json_pack("{s:s, s:{s:{s:b}, s:{}}, s:{s:s, s:s}, s:s}", "protocolVersion", ver,
+		                          "capabilities", "tools", "listChanged", 0, "logging", "serverInfo", "name", "agent-mesh-gateway",
 		                          "version", AM_VERSION, "instructions",
 		                          "Tools named <node>__<tool> run on that field node; a node out of reach returns a job id: "
 		                          "poll mesh_job_status. mesh_send queues a message for store-and-forward delivery."));
 	}
 	if (strcmp(method, "ping") == 0)
 		return rpc_result(id, json_object());
+	if (strcmp(method, "logging/setLevel") == 0) {
+		int lv = log_level_index(json_string_value(json_object_get(params, "level")));
+		if (lv < 0)
+			return rpc_error(id, -32602, "params.level: one of debug, info, notice, warning, error, critical, alert, emergency");
+		if (rq->session == NULL || session_log_level(m, rq->session, true, lv) < 0)
+			return rpc_error(id, -32602, "logging/setLevel needs a session (initialize first)");
+		return rpc_result(id, json_object());
+	}
 	if (strcmp(method, "tools/list") == 0) {
 		if (am_api_auth_allow(m->api, a, "scan", NULL) != 0)
 			return rpc_error(id, -32001, am_error_detail());
@@ -842,11 +893,15 @@ on_mcp(am_http_ex *ex)
 	json_t *j = NULL, *out = NULL;
 	bool deferred = false;
 	char session[33] = "";
-	mcp_req rq = {.status = 200};
+	mcp_req rq = {.status = 200, .log_level = -1};
 	const char *accept = am_http_header(ex, "Accept"), *authz = am_http_header(ex, "Authorization");
 	const char *pv = am_http_header(ex, "MCP-Protocol-Version"), *sid = am_http_header(ex, "Mcp-Session-Id");
 
 	rq.sse = accept != NULL && strstr(accept, "text/event-stream") != NULL;
+	if (sid != NULL && !(pv != NULL && modern_known(pv))) {
+		rq.session = sid;
+		rq.log_level = session_log_level(m, sid, false, 0);
+	}
 	{ /* who may cancel this request's call: the same token in the same session */
 		unsigned char h[32];
 		crypto_generichash_state st;

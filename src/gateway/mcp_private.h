@@ -26,6 +26,7 @@ struct am_mcp {
 	struct {
 		char id[33];
 		uint64_t at_ms;
+		int log_level; /* logging/setLevel: index in am_mcp_log_levels, -1: none asked */
 	} sessions[MCP_SESSIONS];
 	size_t next_session; /* ring position */
 	struct mcp_stream_call *streams[MCP_STREAMS]; /* in flight, for notifications/cancelled */
@@ -34,6 +35,7 @@ struct am_mcp {
 };
 
 /* mcp.c */
+extern const char *const am_mcp_log_levels[8]; /* debug .. emergency, as RFC 5424 */
 json_t *am_mcp_rpc_error(json_t *id, int code, const char *msg);
 json_t *am_mcp_rpc_result(json_t *id, json_t *result, bool modern);
 /* a finished (or waited-for) job as a tools/call result */
@@ -45,9 +47,10 @@ json_t *am_mcp_job_content(json_t *job);
  * then the result. It ends early, with no result, when the client leaves
  * or cancels (notifications/cancelled from the same caller); the job goes
  * on and mesh_job_status has it. caller: who may cancel it (a hash of
- * the token and session). */
+ * the token and session). log_level: notifications/message from that
+ * level up (the call sent, answered, or not), -1 none. */
 int am_mcp_stream_call(am_mcp *m, am_http_ex *ex, json_t *id, const char *job, const char *node, json_t *progress,
-    uint64_t wait_ms, bool modern, const char *caller) AM_MUST_CHECK;
+    uint64_t wait_ms, bool modern, const char *caller, int log_level) AM_MUST_CHECK;
 /* notifications/cancelled: the caller's call request_id stops waiting */
 void am_mcp_cancel(am_mcp *m, const char *caller, json_t *request_id);
 /* at stop: every stream call ended, and waited for */

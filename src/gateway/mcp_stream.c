@@ -21,6 +21,7 @@ struct mcp_stream_call {
 	char job[65], node[80], caller[65];
 	uint64_t deadline_ms;
 	bool modern;
+	int log_level;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	json_t *result;     /* the job's content once it came (or its wait ended) */
@@ -87,6 +88,17 @@ send_event(am_http_stream *st, json_t *msg)
 	return rc;
 }
 
+/* notifications/message, when the client asked for this level */
+static int
+send_log(struct mcp_stream_call *c, int level, const char *text)
+{
+	if (c->log_level < 0 || level < c->log_level)
+		return 0;
+	return send_event(c->st, json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "jsonrpc", "2.0", "method",
+	    "notifications/message", "params", "level", am_mcp_log_levels[level], "logger", "agent-mesh-gateway", "data",
+	    text));
+}
+
 static int
 send_progress(struct mcp_stream_call *c, uint64_t waited_s, uint64_t total_s)
 {
@@ -107,7 +119,9 @@ call_thread(void *arg)
 	struct mcp_stream_call *c = arg;
 	am_mcp *m = c->m;
 	uint64_t start = am_now_ms(), total_s = (c->deadline_ms - start + 999) / 1000, tick = 0;
-	bool gone = send_progress(c, 0, total_s) != 0;
+	char line[300];
+	snprintf(line, sizeof(line), "the call went to %s as job %s", c->node, c->job);
+	bool gone = send_log(c, 1, line) != 0 || send_progress(c, 0, total_s) != 0;
 
 	pthread_mutex_lock(&c->mu);
 	while (!c->answered && !c->cancelled && !gone) {
@@ -129,6 +143,10 @@ call_thread(void *arg)
 	bool answered = c->answered, cancelled = c->cancelled;
 	pthread_mutex_unlock(&c->mu);
 	if (!gone && !cancelled) {
+		const char *st = json_string_value(json_object_get(json_object_get(result, "structuredContent"), "status"));
+		snprintf(line, sizeof(line), "job %s: %s", c->job,
+		    result == NULL ? "the gateway is stopping" : st != NULL && strcmp(st, "done") == 0 ? "the node answered" : st ? st : "ended");
+		(void) send_log(c, result != NULL && st != NULL && strcmp(st, "done") == 0 ? 1 : 3, line);
 		if (result != NULL)
 			(void) send_event(c->st, am_mcp_rpc_result(c->id, result, c->modern));
 		else if (!answered || c->result == NULL)
@@ -151,7 +169,7 @@ call_thread(void *arg)
 
 int
 am_mcp_stream_call(am_mcp *m, am_http_ex *ex, json_t *id, const char *job, const char *node, json_t *progress,
-    uint64_t wait_ms, bool modern, const char *caller)
+    uint64_t wait_ms, bool modern, const char *caller, int log_level)
 {
 	struct mcp_stream_call *c = calloc(1, sizeof(*c));
 	pthread_attr_t at;
@@ -170,6 +188,7 @@ am_mcp_stream_call(am_mcp *m, am_http_ex *ex, json_t *id, const char *job, const
 	snprintf(c->caller, sizeof(c->caller), "%s", caller);
 	c->deadline_ms = am_now_ms() + wait_ms;
 	c->modern = modern;
+	c->log_level = log_level;
 	c->refs = 1;
 	pthread_mutex_lock(&m->mu);
 	if (atomic_load(&m->stopping) || m->nstreams == MCP_STREAMS) {

@@ -9,6 +9,7 @@
 import { Client as Client1 } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as Http1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioClientTransport as Stdio1 } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { Client as Client2, StreamableHTTPClientTransport as Http2 } from "@modelcontextprotocol/client";
 import { StdioClientTransport as Stdio2 } from "@modelcontextprotocol/client/stdio";
 
@@ -26,6 +27,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // 1.x takes callTool(params, resultSchema, options), 2.x callTool(params, options)
 async function exercise(label, client, v2 = false) {
   const call = (params, options) => v2 ? client.callTool(params, options) : client.callTool(params, undefined, options);
+  // logging (2025-era: logging/setLevel on the session)
+  const logs = [];
+  if (!v2) {
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n.params));
+    await client.setLoggingLevel("info");
+  }
   const { tools } = await client.listTools();
   const names = tools.map((t) => t.name);
   check(`${label}: tools/list names are ones clients accept`, names.length > 4 && names.every((n) => /^[a-zA-Z0-9_-]{1,64}$/.test(n)),
@@ -42,6 +49,10 @@ async function exercise(label, client, v2 = false) {
   check(`${label}: a waiting call sends progress notifications`, seen.length >= 2 && seen.every((p, i) => i === 0 || p.progress > seen[i - 1].progress),
     JSON.stringify(seen.map((p) => p.progress)));
   check(`${label}: ... and then its result`, !slow.isError && slow.content?.[0]?.text?.includes("slept"), JSON.stringify(slow.content));
+  if (!v2)
+    check(`${label}: logging/setLevel info: log messages about the call`,
+      logs.some((l) => l.level === "info" && /went to crane-1 as job/.test(l.data)) && logs.some((l) => /the node answered/.test(l.data)),
+      JSON.stringify(logs.map((l) => l.data)));
 
   // cancelled: the wait ends, the job goes on and completes
   const ac = new AbortController();
@@ -127,6 +138,14 @@ async function exercise(label, client, v2 = false) {
   res = await post({ jsonrpc: "2.0", id: 3, method: "tools/list", params: { _meta: meta("2026-07-28") } },
     { "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", "Mcp-Session-Id": "not-a-session-we-gave" });
   check("2026-07-28 era: an inbound Mcp-Session-Id is ignored", res.status === 200, `${res.status}`);
+  // 2026-07-28 logging: the level named in the request's _meta
+  res = await post({ jsonrpc: "2.0", id: 5, method: "tools/call", params: { name: `${node}__echo`, arguments: { word: "logged" },
+    _meta: { ...meta("2026-07-28"), "io.modelcontextprotocol/logLevel": "info" } } },
+    { "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call" });
+  const events = await res.text();
+  check("2026-07-28 era: _meta logLevel info: notifications/message in the call's stream, then the result",
+    /"method":"notifications\/message".*went to/.test(events) && /"resultType":"complete"/.test(events) && /heard: logged/.test(events),
+    events.slice(0, 300));
   res = await post({ jsonrpc: "2.0", id: 4, method: "ping" }, { "MCP-Protocol-Version": "1999-01-01" });
   check("2025 era: an unsupported MCP-Protocol-Version header: 400", res.status === 400, `${res.status}`);
 }

@@ -19,6 +19,8 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -38,6 +40,11 @@ static struct {
 	pthread_mutex_t run_mu;
 	pthread_cond_t run_cv;
 	int running;
+	/* the 2025-era session's GET stream: notifications nobody asked for
+	 * in a request (resources updated, the tool list changed) */
+	pthread_t listener;
+	bool listening;
+	atomic_bool ending;
 } B = {.mu = PTHREAD_MUTEX_INITIALIZER, .run_mu = PTHREAD_MUTEX_INITIALIZER, .run_cv = PTHREAD_COND_INITIALIZER};
 
 static void
@@ -295,6 +302,70 @@ out:
 	return NULL;
 }
 
+/* curl asks this about once a second: a listener ends with stdin */
+static int
+on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void) ctx, (void) dt, (void) dn, (void) ut, (void) un;
+	return atomic_load(&B.ending) ? 1 : 0;
+}
+
+/* GET on the session: its events to stdout until stdin ends. A gateway
+ * without the stream (405) is fine: nothing to forward. A stream that
+ * drops is opened again after a second. */
+static void *
+listen_session(void *arg)
+{
+	(void) arg;
+	while (!atomic_load(&B.ending)) {
+		struct exchange *x = calloc(1, sizeof(*x));
+		struct curl_slist *h = NULL;
+		CURL *c = curl_easy_init();
+		char hdr[200];
+		long status = 0;
+		if (x == NULL || c == NULL) {
+			free(x);
+			if (c != NULL)
+				curl_easy_cleanup(c);
+			break;
+		}
+		h = curl_slist_append(h, "Accept: text/event-stream");
+		if (B.auth[0])
+			h = curl_slist_append(h, B.auth);
+		pthread_mutex_lock(&B.mu);
+		snprintf(hdr, sizeof(hdr), "Mcp-Session-Id: %s", B.session);
+		h = curl_slist_append(h, hdr);
+		if (B.version[0]) {
+			snprintf(hdr, sizeof(hdr), "MCP-Protocol-Version: %s", B.version);
+			h = curl_slist_append(h, hdr);
+		}
+		pthread_mutex_unlock(&B.mu);
+		curl_easy_setopt(c, CURLOPT_URL, B.url);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+		(void) curl_easy_perform(c);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl_slist_free_all(h);
+		curl_easy_cleanup(c);
+		free(x->body);
+		free(x->event);
+		free(x);
+		if (status == 405 || status == 404 || status == 401 || status == 403)
+			break; /* no stream here, or the session ended: nothing to wait for */
+		for (int i = 0; i < 10 && !atomic_load(&B.ending); i++)
+			usleep(100000);
+	}
+	return NULL;
+}
+
 /* the session ends with stdin: tell the gateway (2025-era) */
 static void
 end_session(void)
@@ -409,6 +480,11 @@ cmd_mcp(int argc, char **argv)
 			forward(x); /* no thread: in this one */
 		} else if (init) {
 			pthread_join(t, NULL);
+			pthread_mutex_lock(&B.mu);
+			bool session = B.session[0] != '\0';
+			pthread_mutex_unlock(&B.mu);
+			if (session && !B.listening && pthread_create(&B.listener, NULL, listen_session, NULL) == 0)
+				B.listening = true;
 		} else
 			pthread_detach(t);
 	}
@@ -417,6 +493,9 @@ cmd_mcp(int argc, char **argv)
 	while (B.running > 0)
 		pthread_cond_wait(&B.run_cv, &B.run_mu);
 	pthread_mutex_unlock(&B.run_mu);
+	atomic_store(&B.ending, true);
+	if (B.listening)
+		pthread_join(B.listener, NULL);
 	end_session();
 	curl_global_cleanup();
 	return 0;

@@ -62,14 +62,9 @@ am_http_local(am_http_server *srv, const char *method, const char *uri, const ch
 		pthread_cond_wait(&ex->cv, &ex->mu);
 	pthread_mutex_unlock(&ex->mu);
 	*status = ex->status;
-	if (ex->stream != NULL) { /* no socket reads it: the whole body once it ends */
-		if ((*reply = am_http_stream_take(ex->stream, reply_len)) == NULL)
-			rc = am_error_set(AM_ENOMEM, "out of memory");
-	} else {
-		*reply = ex->abody;
-		*reply_len = ex->alen;
-		ex->abody = NULL;
-	}
+	*reply = ex->abody; /* streams are refused here: there is no connection */
+	*reply_len = ex->alen;
+	ex->abody = NULL;
 out:
 	am_http_ex_free(ex);
 	return rc;

@@ -108,10 +108,8 @@ bool am_http_relay_answer(am_http_ex *ex);
 void am_http_relay_stop(struct am_http_server *srv);
 
 /* http_stream.c: the response that reads s (NULL when out of memory,
- * the reference then dropped); the release of libmicrohttpd's reference;
- * the whole body of an ended stream (am_http_local) */
+ * the reference then dropped); the release of libmicrohttpd's reference */
 struct MHD_Response *am_http_stream_response(am_http_stream *s);
 void am_http_stream_released(void *s);
-char *am_http_stream_take(am_http_stream *s, size_t *len);
 
 #endif

@@ -94,6 +94,10 @@ am_http_stream_open(am_http_ex *ex, unsigned status, const char *type, const cha
 	am_http_stream *s = calloc(1, sizeof(*s));
 
 	*out = NULL;
+	if (ex->conn == NULL) { /* am_http_local: nobody would ever read it */
+		free(s);
+		return am_error_set(AM_EINVAL, "no connection to stream an answer on");
+	}
 	if (s == NULL)
 		return am_error_set(AM_ENOMEM, "out of memory");
 	pthread_mutex_init(&s->mu, NULL);
@@ -180,23 +184,4 @@ am_http_stream_close(am_http_stream *s)
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	stream_unref(s);
-}
-
-/* am_http_local: what the stream held once it ended (no socket reads it) */
-char *
-am_http_stream_take(am_http_stream *s, size_t *len)
-{
-	char *out;
-
-	pthread_mutex_lock(&s->mu);
-	while (!s->ended && !s->gone)
-		pthread_cond_wait(&s->cv, &s->mu);
-	*len = s->len - s->off;
-	if ((out = malloc(*len + 1)) != NULL) {
-		memcpy(out, s->buf + s->off, *len);
-		out[*len] = '\0';
-	} else
-		*len = 0;
-	pthread_mutex_unlock(&s->mu);
-	return out;
 }

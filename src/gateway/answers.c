@@ -127,6 +127,9 @@ am_gateway_take_catalog(struct gateway *g, const am_envelope *env)
 		json_decref(cat);
 		return;
 	}
+	/* MCP clients hear of a tool list that changed, not of every resend */
+	bool changed = old == NULL || !json_equal(json_object_get(old, "tools"), json_object_get(cat, "tools")) ||
+	               !json_equal(json_object_get(old, "node_name"), json_object_get(cat, "node_name"));
 	json_decref(old);
 	json_object_set_new(cat, "created_ms", json_integer((json_int_t) env->body.created_ms));
 	char *text = json_dumps(cat, JSON_COMPACT);
@@ -134,6 +137,8 @@ am_gateway_take_catalog(struct gateway *g, const am_envelope *env)
 		write_or_say(path, text, 0644);
 	free(text);
 	json_decref(cat);
+	if (changed)
+		am_mcp_catalog_changed(g->mcp);
 }
 
 json_t *

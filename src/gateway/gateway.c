@@ -67,6 +67,7 @@ calls_tick(void *state, uint64_t now_ms)
 	struct gateway *g = state;
 
 	am_jobs_tick(g->jobs, now_ms);
+	am_mcp_tick(g->mcp, now_ms); /* what MCP clients watch */
 }
 
 /* the names of a node's tools, from its catalog */

@@ -3,10 +3,12 @@
  * streamable HTTP transport, JSON-RPC 2.0 over POST /mcp, for both eras
  * from one endpoint: 2026-07-28 (stateless: each request carries its
  * revision and the client's capabilities in _meta; server/discover) and
- * the 2025 revisions (initialize, a session in Mcp-Session-Id). There is
- * no server-initiated stream: GET is 405, which the transport allows.
- * Methods: server/discover, initialize, ping, tools/list, tools/call;
- * notifications get 202 (notifications/cancelled ends a call's wait).
+ * the 2025 revisions (initialize, a session in Mcp-Session-Id; GET with
+ * the session opens its notification stream). Methods: server/discover,
+ * initialize, ping, tools/list, tools/call, resources/list, /read,
+ * /templates/list, /subscribe, /unsubscribe, subscriptions/listen,
+ * logging/setLevel; notifications get 202 (notifications/cancelled ends
+ * a call's wait or a listen). Streams: mcp_stream.c, mcp_watch.c.
  *
  * Tools: the built-ins mesh_send, mesh_inbox, mesh_scan, mesh_job_status,
  * and every tool of every node whose catalog is known here, as
@@ -468,16 +470,20 @@ builtin_job_status(am_mcp *m, am_api_auth *a, json_t *id, json_t *args)
 	return rpc_result(id, content);
 }
 
-/* the built-in mesh_inbox: the first 100 entries, text where it is one */
+static const char *
+str_or(const char *s, const char *otherwise)
+{
+	return s != NULL ? s : otherwise;
+}
+
+/* the first 100 inbox entries, text where it is one */
 static json_t *
-builtin_inbox(am_mcp *m, am_api_auth *a, json_t *id)
+inbox_messages(am_mcp *m)
 {
 	am_queue_inbox_entry ents[100];
 	size_t n = 0;
-
-	if (am_api_auth_allow(m->api, a, "read:inbox", NULL) != 0)
-		return rpc_result(id, text_content(am_error_detail(), true, NULL));
 	json_t *arr = json_array();
+
 	if (am_queue_inbox_list(m->api->q, 0, ents, 100, &n) != 0)
 		n = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -500,9 +506,113 @@ builtin_inbox(am_mcp *m, am_api_auth *a, json_t *id)
 		}
 		free(raw);
 	}
+	return arr;
+}
+
+/* the built-in mesh_inbox */
+static json_t *
+builtin_inbox(am_mcp *m, am_api_auth *a, json_t *id)
+{
+	if (am_api_auth_allow(m->api, a, "read:inbox", NULL) != 0)
+		return rpc_result(id, text_content(am_error_detail(), true, NULL));
+	json_t *arr = inbox_messages(m);
 	char *t = json_dumps(arr, JSON_COMPACT);
 	json_t *r = rpc_result(id, text_content(t ? t : "[]", false, json_pack("{s:o}", "messages", arr)));
 	free(t);
+	return r;
+}
+
+/* ---- resources ---- */
+
+/* the right a resource takes to read or watch; NULL: not one of ours */
+static const char *
+resource_right(const char *uri)
+{
+	if (strcmp(uri, AM_MCP_INBOX_URI) == 0)
+		return "read:inbox";
+	if (strcmp(uri, AM_MCP_SCAN_URI) == 0)
+		return "scan";
+	if (strncmp(uri, AM_MCP_JOB_URI, strlen(AM_MCP_JOB_URI)) == 0 && strlen(uri + strlen(AM_MCP_JOB_URI)) == AM_ID_HEX_LEN)
+		return "read:jobs";
+	return NULL;
+}
+
+static json_t *
+resource_entry(const char *uri, const char *name, const char *title, const char *desc)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "uri", uri, "name", name, "title", title, "description", desc,
+	    "mimeType", "application/json");
+}
+
+/* the inbox and the scan first, then the jobs, 100 a page (the cursor
+ * is the last job id given) */
+static json_t *
+resources_list(am_mcp *m, json_t *id, json_t *params)
+{
+	const char *cursor = json_string_value(json_object_get(params, "cursor"));
+	char next[AM_ID_HEX_LEN + 1];
+	json_t *out = json_array(), *job;
+	size_t i;
+
+	if (json_object_get(params, "cursor") != NULL && (cursor == NULL || strlen(cursor) != AM_ID_HEX_LEN)) {
+		json_decref(out);
+		return rpc_error(id, -32602, "params.cursor: not a cursor this server gave");
+	}
+	if (cursor == NULL) {
+		json_array_append_new(out, resource_entry(AM_MCP_INBOX_URI, "inbox", "Inbox",
+		    "Messages that arrived for this gateway, oldest first (up to 100)"));
+		json_array_append_new(out, resource_entry(AM_MCP_SCAN_URI, "mesh_scan", "Mesh scan",
+		    "Every node's tool catalog known here"));
+	}
+	json_t *jobs = am_jobs_list(m->calls->jobs, NULL, cursor, 100, next);
+	json_array_foreach(jobs, i, job) {
+		const char *jid = json_string_value(json_object_get(job, "job_id"));
+		char uri[160], desc[200];
+		if (jid == NULL)
+			continue;
+		snprintf(uri, sizeof(uri), "%s%s", AM_MCP_JOB_URI, jid);
+		snprintf(desc, sizeof(desc), "tool call %s: %s", str_or(json_string_value(json_object_get(job, "tool")), "?"),
+		    str_or(json_string_value(json_object_get(job, "status")), "?"));
+		json_array_append_new(out, resource_entry(uri, jid, "Job", desc));
+	}
+	json_decref(jobs);
+	json_t *res = json_pack("{s:o}", "resources", out);
+	if (next[0])
+		json_object_set_new(res, "nextCursor", json_string(next));
+	return rpc_result(id, res);
+}
+
+static json_t *
+resources_read(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, bool modern)
+{
+	const char *uri = json_string_value(json_object_get(params, "uri"));
+	const char *right = uri != NULL ? resource_right(uri) : NULL;
+	json_t *body = NULL;
+
+	if (uri == NULL)
+		return rpc_error(id, -32602, "params.uri is required");
+	if (right != NULL && am_api_auth_allow(m->api, a, right, NULL) != 0)
+		return rpc_error(id, -32001, am_error_detail());
+	if (right == NULL) {
+		body = NULL;
+	} else if (strcmp(uri, AM_MCP_INBOX_URI) == 0) {
+		body = json_pack("{s:o}", "messages", inbox_messages(m));
+	} else if (strcmp(uri, AM_MCP_SCAN_URI) == 0) {
+		body = json_pack("{s:o}", "catalogs", am_catalogs_load(m->api->data_dir));
+	} else {
+		body = am_jobs_get(m->calls->jobs, uri + strlen(AM_MCP_JOB_URI));
+	}
+	if (body == NULL) {
+		/* not found: -32002 for the 2025 revisions, -32602 for 2026-07-28; the uri in data either way */
+		json_t *e = rpc_error(id, modern ? -32602 : -32002, "no such resource here");
+		json_object_set_new(json_object_get(e, "error"), "data", json_pack("{s:s}", "uri", uri));
+		return e;
+	}
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	json_t *r = rpc_result(id, json_pack("{s:[{s:s, s:s, s:s}]}", "contents", "uri", uri, "mimeType", "application/json",
+	                               "text", text ? text : "null"));
+	free(text);
 	return r;
 }
 
@@ -698,8 +808,8 @@ static json_t *
 discover(json_t *id)
 {
 	return am_mcp_rpc_result(id,
-	    json_pack("{s:o, s:{s:{s:b}, s:{}}, s:s, s:{s:{s:s, s:s}}}", "supportedVersions", all_versions(), "capabilities",
-	        "tools", "listChanged", 0, "logging", "instructions",
+	    json_pack("{s:o, s:{s:{s:b}, s:{}, s:{s:b, s:b}}, s:s, s:{s:{s:s, s:s}}}", "supportedVersions", all_versions(),
+	        "capabilities", "tools", "listChanged", 1, "logging", "resources", "subscribe", 1, "listChanged", 0, "instructions",
 	        "Tools named <node>__<tool> run on that field node; a node out of reach returns a job id: "
 	        "poll mesh_job_status. mesh_send queues a message for store-and-forward delivery.",
 	        "_meta", "io.modelcontextprotocol/serverInfo", "name", "agent-mesh-gateway", "version", AM_VERSION),
@@ -758,7 +868,8 @@ dispatch(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, mc
 	json_t *meta = json_object_get(params, "_meta");
 	const char *mv = json_string_value(json_object_get(meta, MCP_META_VERSION));
 	if (id == NULL) { /* a notification */
-		if (strcmp(method, "notifications/cancelled") == 0 && json_object_get(params, "requestId") != NULL)
+		if (strcmp(method, "notifications/cancelled") == 0 && json_object_get(params, "requestId") != NULL &&
+		    !am_mcp_watch_cancel(m, rq->caller, json_object_get(params, "requestId")))
 			am_mcp_cancel(m, rq->caller, json_object_get(params, "requestId"));
 		return NULL;
 	}
@@ -772,6 +883,29 @@ dispatch(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, mc
 			return rpc_error(id, -32601, "revision 2026-07-28 has no logging/setLevel: name the level in each request's _meta");
 		if (strcmp(method, "server/discover") == 0)
 			return discover(id);
+		if (strcmp(method, "resources/subscribe") == 0 || strcmp(method, "resources/unsubscribe") == 0)
+			return rpc_error(id, -32601, "revision 2026-07-28 watches resources with subscriptions/listen");
+		if (strcmp(method, "subscriptions/listen") == 0) {
+			json_t *filter = json_object_get(params, "notifications"), *u;
+			size_t i;
+			if (!single)
+				return rpc_error(id, -32600, "send subscriptions/listen on its own, not in a batch");
+			if (filter != NULL && !json_is_object(filter))
+				return rpc_error(id, -32602, "params.notifications must be an object");
+			json_array_foreach(json_object_get(filter, "resourceSubscriptions"), i, u) {
+				const char *right = json_is_string(u) ? resource_right(json_string_value(u)) : NULL;
+				if (right == NULL)
+					return rpc_error(id, -32602, "params.notifications.resourceSubscriptions: not a resource of this server");
+				if (am_api_auth_allow(m->api, a, right, NULL) != 0)
+					return rpc_error(id, -32001, am_error_detail());
+			}
+			if (am_mcp_watch_listen(m, ex, id, filter, rq->caller) != 0)
+				return rpc_error(id, -32603, am_error_detail());
+			*deferred = true;
+			return NULL;
+		}
+	} else if (strcmp(method, "subscriptions/listen") == 0) {
+		return rpc_error(id, -32601, "subscriptions/listen is revision 2026-07-28's: 2025-era sessions use resources/subscribe");
 	}
 	if (strcmp(method, "initialize") == 0) {
 		const char *want = json_string_value(json_object_get(params, "protocolVersion"));
@@ -780,8 +914,9 @@ dispatch(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, mc
 		randombytes_buf(r, sizeof(r));
 		sodium_bin2hex(session, 33, r, sizeof(r));
 		session_add(m, session); /* known before the client can use it */
-		return rpc_result(id, json_pack("{s:s, s:{s:{s:b}, s:{}}, s:{s:s, s:s}, s:s}", "protocolVersion", ver,
-		                          "capabilities", "tools", "listChanged", 0, "logging", "serverInfo", "name", "agent-mesh-gateway",
+		return rpc_result(id, json_pack("{s:s, s:{s:{s:b}, s:{}, s:{s:b, s:b}}, s:{s:s, s:s}, s:s}", "protocolVersion", ver,
+		                          "capabilities", "tools", "listChanged", 1, "logging", "resources", "subscribe", 1,
+		                          "listChanged", 0, "serverInfo", "name", "agent-mesh-gateway",
 		                          "version", AM_VERSION, "instructions",
 		                          "Tools named <node>__<tool> run on that field node; a node out of reach returns a job id: "
 		                          "poll mesh_job_status. mesh_send queues a message for store-and-forward delivery."));
@@ -824,6 +959,31 @@ dispatch(am_mcp *m, am_api_auth *a, json_t *msg, am_http_ex *ex, bool single, mc
 		json_decref(all);
 		return rpc_result(id, res);
 	}
+	if (strcmp(method, "resources/list") == 0) {
+		if (am_api_auth_allow(m->api, a, "scan", NULL) != 0)
+			return rpc_error(id, -32001, am_error_detail());
+		return resources_list(m, id, params);
+	}
+	if (strcmp(method, "resources/templates/list") == 0)
+		return rpc_result(id, json_pack("{s:[{s:s, s:s, s:s, s:s, s:s}]}", "resourceTemplates", "uriTemplate",
+		                          AM_MCP_JOB_URI "{job_id}", "name", "job", "title", "Job",
+		                          "description", "A tool call made through this gateway: status and results", "mimeType",
+		                          "application/json"));
+	if (strcmp(method, "resources/read") == 0)
+		return resources_read(m, a, id, params, rq->modern);
+	if (strcmp(method, "resources/subscribe") == 0 || strcmp(method, "resources/unsubscribe") == 0) {
+		const char *uri = json_string_value(json_object_get(params, "uri"));
+		const char *right = uri != NULL ? resource_right(uri) : NULL;
+		if (right == NULL)
+			return rpc_error(id, -32602, "params.uri: not a resource of this server (see resources/list)");
+		if (rq->session == NULL || session_log_level(m, rq->session, false, 0) < -1)
+			return rpc_error(id, -32602, "resources/subscribe needs a session (initialize first)");
+		if (am_api_auth_allow(m->api, a, right, NULL) != 0)
+			return rpc_error(id, -32001, am_error_detail());
+		if (am_mcp_subscribe(m, rq->session, uri, method[10] == 's') != 0)
+			return rpc_error(id, -32603, am_error_detail());
+		return rpc_result(id, json_object());
+	}
 	if (strcmp(method, "tools/call") == 0) {
 		if (!single) /* a deferred answer needs the request to itself */
 			return rpc_error(id, -32600, "send tools/call on its own, not in a batch");
@@ -864,7 +1024,7 @@ mcp_head(am_http_ex *ex)
 		}
 		sid = NULL;
 	}
-	if (strcmp(method, "GET") == 0) { /* no server-initiated stream */
+	if (strcmp(method, "GET") == 0 && sid == NULL) { /* a server stream is a session's */
 		am_http_answer(ex, 405, NULL, NULL, 0, NULL, "POST, DELETE");
 		return;
 	}
@@ -875,6 +1035,8 @@ mcp_head(am_http_ex *ex)
 		return;
 	}
 	if (strcmp(method, "DELETE") == 0) {
+		if (sid != NULL)
+			am_mcp_session_ended(m, sid);
 		am_http_reply_json_session(ex, sid != NULL ? 200 : 400, NULL, NULL);
 		return;
 	}
@@ -915,6 +1077,15 @@ on_mcp(am_http_ex *ex)
 	}
 	if (am_api_auth_begin(m->api, authz, "mcp", &a) != 0) {
 		am_http_reply_json_session(ex, 401, rpc_error(NULL, -32001, am_error_detail()), NULL);
+		return;
+	}
+	if (strcmp(am_http_method(ex), "GET") == 0) { /* the session's stream of notifications */
+		int rc = am_mcp_watch_session(m, ex, sid);
+		if (rc == AM_EEXIST)
+			am_http_reply_json_session(ex, 409, rpc_error(NULL, -32600, am_error_detail()), NULL);
+		else if (rc != 0)
+			am_http_reply_json_session(ex, 503, rpc_error(NULL, -32603, am_error_detail()), NULL);
+		am_api_auth_end(a);
 		return;
 	}
 	{
@@ -1013,6 +1184,7 @@ am_mcp_stop(am_mcp *m)
 {
 	if (m == NULL)
 		return;
+	am_mcp_watch_stop(m);
 	am_mcp_streams_stop(m); /* their threads end before the server they write to */
 	am_http_server_free(m->srv);
 	pthread_mutex_destroy(&m->mu);

@@ -16,6 +16,22 @@
 #define MCP_STREAMS 256   /* calls answered as streams at once (each holds a connection) */
 
 struct mcp_stream_call;
+#define MCP_WATCHERS 64 /* open notification streams (GET, subscriptions/listen) */
+#define MCP_SUBS 256    /* resources/subscribe entries, all sessions */
+#define AM_MCP_INBOX_URI "am-mesh://inbox"
+#define AM_MCP_SCAN_URI "am-mesh://mesh_scan"
+#define AM_MCP_JOB_URI "am-mesh://jobs/"
+
+/* one notification stream (mcp_watch.c) */
+struct mcp_watcher {
+	am_http_stream *st;
+	char session[33];      /* 2025-era: the session whose subscriptions it carries */
+	json_t *listen_id;     /* 2026-07-28: the subscriptions/listen request id (NULL: 2025) */
+	json_t *uris;          /* 2026-07-28: the resources its filter names */
+	bool tools;            /* tools/list_changed wanted */
+	char caller[65];
+	uint64_t last_write_ms;
+};
 
 struct am_mcp {
 	am_http_server *srv;
@@ -31,6 +47,17 @@ struct am_mcp {
 	size_t next_session; /* ring position */
 	struct mcp_stream_call *streams[MCP_STREAMS]; /* in flight, for notifications/cancelled */
 	size_t nstreams;
+	/* mcp_watch.c, under mu */
+	struct mcp_watcher *watchers[MCP_WATCHERS];
+	size_t nwatchers;
+	struct {
+		char session[33];
+		char uri[96];
+	} subs[MCP_SUBS];
+	size_t nsubs;
+	uint64_t inbox_seen, catalog_seen;
+	json_t *job_seen;             /* watched job uri -> its last state */
+	atomic_uint_fast64_t catalog_gen;
 	atomic_bool stopping; /* read by a call's thread under its own lock, not mu */
 };
 
@@ -55,5 +82,17 @@ int am_mcp_stream_call(am_mcp *m, am_http_ex *ex, json_t *id, const char *job, c
 void am_mcp_cancel(am_mcp *m, const char *caller, json_t *request_id);
 /* at stop: every stream call ended, and waited for */
 void am_mcp_streams_stop(am_mcp *m);
+
+/* mcp_watch.c: a 2025-era session's GET stream (AM_EEXIST when it has
+ * one); a 2026-07-28 subscriptions/listen stream for request id with its
+ * filter; a session's resources/subscribe (on) or unsubscribe; a
+ * listen's notifications/cancelled (true when it was one); a session's
+ * end; and at stop, every stream ended (listens with their result) */
+int am_mcp_watch_session(am_mcp *m, am_http_ex *ex, const char *session) AM_MUST_CHECK;
+int am_mcp_watch_listen(am_mcp *m, am_http_ex *ex, json_t *id, json_t *filter, const char *caller) AM_MUST_CHECK;
+int am_mcp_subscribe(am_mcp *m, const char *session, const char *uri, bool on) AM_MUST_CHECK;
+bool am_mcp_watch_cancel(am_mcp *m, const char *caller, json_t *request_id);
+void am_mcp_session_ended(am_mcp *m, const char *session);
+void am_mcp_watch_stop(am_mcp *m);
 
 #endif

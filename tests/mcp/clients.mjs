@@ -9,12 +9,18 @@
 import { Client as Client1 } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as Http1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioClientTransport as Stdio1 } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema }
+  from "@modelcontextprotocol/sdk/types.js";
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { Client as Client2, StreamableHTTPClientTransport as Http2 } from "@modelcontextprotocol/client";
 import { StdioClientTransport as Stdio2 } from "@modelcontextprotocol/client/stdio";
 
 // AGENT_MESH TOKEN_FILE: the stdio bridge, `agent-mesh mcp --gateway URL --token @FILE`
-const [url, token, node, agentMesh, tokenFile] = process.argv.slice(2);
+// NODE_API GATEWAY_ID: to send the gateway a message (its inbox changes);
+// SECOND_NODE (env): the command that starts a second node (the tool list
+// changes), its pid written to SECOND_NODE_PID
+const [url, token, node, agentMesh, tokenFile, nodeApi, gatewayId] = process.argv.slice(2);
 const bridge = { command: agentMesh, args: ["mcp", "--gateway", url, "--token", `@${tokenFile}`], stderr: "inherit" };
 let fails = 0;
 const check = (what, cond, extra = "") => {
@@ -74,6 +80,21 @@ async function exercise(label, client, v2 = false) {
     else await sleep(250);
   }
   check(`${label}: the cancelled call's job completes anyway`, done?.content?.[0]?.text?.includes("slept"), done?.content?.[0]?.text);
+
+  // resources: the inbox, the scan, the jobs
+  const { resources } = await client.listResources();
+  const uris = resources.map((r) => r.uri);
+  check(`${label}: resources/list has the inbox, mesh_scan and the jobs`, uris.includes("am-mesh://inbox") &&
+    uris.includes("am-mesh://mesh_scan") && uris.includes(`am-mesh://jobs/${job}`), uris.slice(0, 4).join(","));
+  const scan = await client.readResource({ uri: "am-mesh://mesh_scan" });
+  check(`${label}: resources/read mesh_scan: crane-1's catalog`,
+    Object.values(JSON.parse(scan.contents?.[0]?.text ?? "{}").catalogs ?? {}).some((c) => c.node_name === node));
+  const jr = await client.readResource({ uri: `am-mesh://jobs/${job}` });
+  check(`${label}: resources/read of the cancelled call's job: done`, JSON.parse(jr.contents?.[0]?.text ?? "{}").status === "done");
+  let missing = null;
+  try { await client.readResource({ uri: "am-mesh://jobs/" + "0".repeat(64) }); } catch (e) { missing = e; }
+  check(`${label}: resources/read of a job not here: an error naming the uri`, missing !== null && /no such resource/.test(String(missing?.message)),
+    String(missing?.message));
 }
 
 // 1.x, 2025-era
@@ -118,6 +139,53 @@ async function exercise(label, client, v2 = false) {
     String(c.getNegotiatedProtocolVersion?.()));
   await exercise("client 2.x (2026-07-28) over stdio", c, true);
   await c.close();
+}
+// watching: four clients at once (both eras, HTTP and stdio), each told
+// when the gateway's inbox changes and when the tool list does
+{
+  const watchers = [];
+  const add = async (label, c, transport, v2) => {
+    const w = { label, c, updates: [], listChanged: 0 };
+    if (v2) {
+      c.setNotificationHandler("notifications/resources/updated", (n) => w.updates.push(n.params.uri));
+      c.setNotificationHandler("notifications/tools/list_changed", () => w.listChanged++);
+      await c.connect(transport);
+      w.sub = await c.listen({ toolsListChanged: true, resourceSubscriptions: ["am-mesh://inbox"] });
+      check(`${label}: subscriptions/listen acknowledged with the filter`,
+        w.sub.honoredFilter?.toolsListChanged === true && w.sub.honoredFilter?.resourceSubscriptions?.includes("am-mesh://inbox"),
+        JSON.stringify(w.sub.honoredFilter));
+    } else {
+      c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => w.updates.push(n.params.uri));
+      c.setNotificationHandler(ToolListChangedNotificationSchema, () => w.listChanged++);
+      await c.connect(transport);
+      await c.subscribeResource({ uri: "am-mesh://inbox" });
+    }
+    watchers.push(w);
+  };
+  const pin = { versionNegotiation: { mode: { pin: "2026-07-28" } } };
+  await add("sdk 1.x watching", new Client1({ name: "w1", version: "1" }), new Http1(new URL(url), { requestInit: auth }), false);
+  await add("sdk 1.x over stdio watching", new Client1({ name: "w2", version: "1" }), new Stdio1(bridge), false);
+  await add("client 2.x (2026-07-28) watching", new Client2({ name: "w3", version: "2" }, pin), new Http2(new URL(url), { requestInit: auth }), true);
+  await add("client 2.x (2026-07-28) over stdio watching", new Client2({ name: "w4", version: "2" }, pin), new Stdio2(bridge), true);
+  await sleep(1000); // the 2025-era clients open their session streams on their own
+  const sent = await fetch(`${nodeApi}/v1/messages`, { method: "POST", headers: { ...auth.headers, "Content-Type": "application/json" },
+    body: JSON.stringify({ to: gatewayId, text: "watched message" }) });
+  check("a node sends the gateway a message", sent.status === 202 || sent.status === 200, String(sent.status));
+  for (let i = 0; i < 100 && !watchers.every((w) => w.updates.includes("am-mesh://inbox")); i++) await sleep(100);
+  for (const w of watchers)
+    check(`${w.label}: notifications/resources/updated for the inbox`, w.updates.includes("am-mesh://inbox"), JSON.stringify(w.updates));
+  const inbox = await watchers[0].c.readResource({ uri: "am-mesh://inbox" });
+  check("... and the inbox resource holds the message", /watched message/.test(inbox.contents?.[0]?.text ?? ""));
+  // a second node comes: its catalog changes the tool list
+  const second = spawn("/bin/sh", ["-c", process.env.SECOND_NODE], { stdio: "ignore", detached: true });
+  writeFileSync(process.env.SECOND_NODE_PID, String(second.pid));
+  for (let i = 0; i < 300 && !watchers.every((w) => w.listChanged > 0); i++) await sleep(100);
+  for (const w of watchers)
+    check(`${w.label}: notifications/tools/list_changed when a node's tools arrived`, w.listChanged > 0, String(w.listChanged));
+  const { tools } = await watchers[2].c.listTools();
+  check("... and tools/list now has office-1's", tools.some((t) => t.name === "office-1__echo"), tools.map((t) => t.name).join(","));
+  await watchers[2].sub.close();
+  for (const w of watchers) await w.c.close();
 }
 // an unsupported revision, in each era's way
 {

@@ -8,7 +8,7 @@
 # (tests/mcp/clients.mjs says what each check is).
 # usage: mcp_clients.sh AGENT_MESH NODE GATEWAY
 set -u
-AM=$(realpath "$1") NODE=$2 GW=$3
+AM=$(realpath "$1") NODE=$(realpath "$2") GW=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 scratch am-mcp-clients
@@ -18,6 +18,11 @@ MCPDIR=$(cd "$HERE/../mcp" && pwd)
 "$AM" keygen --network-key --output "$T/net.key" 2>/dev/null
 G=$("$AM" init --store "$T/g" 2>/dev/null)
 "$AM" init --store "$T/c1" >/dev/null 2>&1
+"$AM" init --store "$T/o1" >/dev/null 2>&1
+mkdir -p "$T/o1/tools"
+cat >"$T/o1/tools/echo.json" <<'EOF'
+{"name": "echo", "description": "says what it is told", "command": ["/bin/echo", "{word}"], "timeout": "5s"}
+EOF
 ADMIN=$("$AM" token issue --data "$T/g" --role admin --valid 1h)
 mkdir -p "$T/c1/tools"
 cat >"$T/c1/tools/echo.json" <<'EOF'
@@ -29,7 +34,7 @@ cat >"$T/c1/tools/long.json" <<EOF
 {"name": "long", "description": "sleeps, then says so", "command": ["/bin/sh", "-c", "sleep \"\$1\"; echo slept", "sh", "{secs}"],
  "timeout": "30s", "input_schema": {"type": "object", "properties": {"secs": {"type": "integer", "minimum": 0, "maximum": 20}}}}
 EOF
-GP=$(port) LP=$(port) MP=$(port) CP=$(port)
+GP=$(port) LP=$(port) MP=$(port) CP=$(port) OP=$(port)
 "$GW" --data "$T/g" --network-key "@$T/net.key" --listen "tcp://127.0.0.1:$LP" --port "$GP" --mcp-port "$MP" \
     --no-discovery --name site-gw >"$T/g.log" 2>&1 &
 PIDS+=($!)
@@ -41,13 +46,18 @@ catalog() { [ "$(ls "$T/g/catalogs" 2>/dev/null | grep -c json)" -ge 1 ]; }
 check "crane-1 linked and its catalog reached the gateway" until_ok 300 catalog
 
 echo "$ADMIN" >"$T/token"
-out=$(cd "$MCPDIR" && timeout 240 node clients.mjs "http://127.0.0.1:$MP/mcp" "$ADMIN" crane-1 "$AM" "$T/token" 2>&1)
+# the second node, started by the clients while they watch (the tool list changes)
+export SECOND_NODE="exec '$NODE' --data '$T/o1' --network-key '@$T/net.key' --port $OP --no-discovery --name office-1 --trust-key $G --gateway tcp://127.0.0.1:$LP >'$T/o1.log' 2>&1"
+export SECOND_NODE_PID=$T/o1.pid
+AT_EXIT='[ -s "$T/o1.pid" ] && kill -TERM "$(cat "$T/o1.pid")" 2>/dev/null; sleep 0.5'
+out=$(cd "$MCPDIR" && timeout 300 node clients.mjs "http://127.0.0.1:$MP/mcp" "$ADMIN" crane-1 "$AM" "$T/token" \
+    "http://127.0.0.1:$CP" "$G" 2>&1)
 rc=$?
 echo "$out" | sed 's/^/  /'
 n_ok=$(grep -c '^ok:' <<<"$out") n_fail=$(grep -c '^FAIL:' <<<"$out")
 # the bridge's stderr is the clients' (ASan builds: a report there fails this)
 check "no sanitizer report from the bridge under the clients" bash -c '! grep -q "Sanitizer" <<<"$1"' _ "$out"
-check "the clients ran to the end (rc $rc, $n_ok ok, $n_fail failed)" test "$rc" = 0 -a "$n_fail" = 0 -a "$n_ok" -ge 46
+check "the clients ran to the end (rc $rc, $n_ok ok, $n_fail failed)" test "$rc" = 0 -a "$n_fail" = 0 -a "$n_ok" -ge 70
 # the official Inspector, CLI mode (pinned in tests/mcp-inspector)
 INSP="$HERE/../mcp-inspector/node_modules/.bin/mcp-inspector"
 insp() { MCP_CATALOG_PATH="$T/insp.json" HOME="$T" timeout 60 "$INSP" --cli "http://127.0.0.1:$MP/mcp" \

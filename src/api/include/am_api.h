@@ -94,7 +94,8 @@ const am_http_limits *am_http_server_limits(const am_http_server *s);
 /* http_stream.c: an answer whose body follows in pieces (chunked), for
  * server-sent events. open answers ex now (the stream is the caller's
  * until close); write from any thread (AM_EIO once the client is gone,
- * or when it leaves 1 MiB unread); close ends the body. */
+ * or when it leaves 1 MiB unread); close ends the body. am_http_local
+ * has no connection: open refuses (AM_EINVAL). */
 typedef struct am_http_stream am_http_stream;
 int am_http_stream_open(am_http_ex *ex, unsigned status, const char *type, const char *session, am_http_stream **out)
     AM_MUST_CHECK;

@@ -68,6 +68,10 @@ int am_mcp_start(am_mcp **out, am_calls *calls, const char *host, int port) AM_M
 int am_mcp_open(am_mcp **out, am_calls *calls, const char *host, int port) AM_MUST_CHECK;
 void am_mcp_stop(am_mcp *m);
 am_http_server *am_mcp_http(am_mcp *m); /* its HTTP server, for the metrics */
+/* the gateway's tick: what MCP clients watch is checked and notified
+ * (m may be NULL); a node's catalog arrived (the tool list changed) */
+void am_mcp_tick(am_mcp *m, uint64_t now_ms);
+void am_mcp_catalog_changed(am_mcp *m);
 
 /* The gateway's feature (gateway.c): the jobs in DATA/jobs, the routes
  * above on the daemon's HTTP server, MCP on --mcp-port; takes tool_result

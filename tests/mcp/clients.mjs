@@ -102,6 +102,9 @@ async function exercise(label, client, v2 = false) {
   const c = new Client1({ name: "agent-mesh-test-sdk1", version: "1.0.0" });
   await c.connect(new Http1(new URL(url), { requestInit: auth }));
   check("sdk 1.x: initialize names the server", c.getServerVersion()?.name === "agent-mesh-gateway");
+  // a workflow_id argument tags the call (the test reads the audit log for it)
+  const wf = await c.callTool({ name: `${node}__echo`, arguments: { word: "tagged", workflow_id: "wf-mcp-arg" } });
+  check("sdk 1.x: a call with a workflow_id argument answers", !wf.isError, JSON.stringify(wf.content));
   await exercise("sdk 1.x", c);
   await c.close();
 }

@@ -58,6 +58,10 @@ n_ok=$(grep -c '^ok:' <<<"$out") n_fail=$(grep -c '^FAIL:' <<<"$out")
 # the bridge's stderr is the clients' (ASan builds: a report there fails this)
 check "no sanitizer report from the bridge under the clients" bash -c '! grep -q "Sanitizer" <<<"$1"' _ "$out"
 check "the clients ran to the end (rc $rc, $n_ok ok, $n_fail failed)" test "$rc" = 0 -a "$n_fail" = 0 -a "$n_ok" -ge 70
+# (failed without 82b49f2's change: only _meta.workflow_id tagged a node tool call)
+check "the workflow_id argument of a node tool lands in the gateway's audit record of the call" \
+    bash -c "jq -c 'select(.workflow_id == \"wf-mcp-arg\")' '$T/g/audit/audit.log' | grep -q ."
+
 # the official Inspector, CLI mode (pinned in tests/mcp-inspector)
 INSP="$HERE/../mcp-inspector/node_modules/.bin/mcp-inspector"
 insp() { MCP_CATALOG_PATH="$T/insp.json" HOME="$T" timeout 60 "$INSP" --cli "http://127.0.0.1:$MP/mcp" \

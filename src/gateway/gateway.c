@@ -30,6 +30,11 @@ calls_open(void **state, const am_daemon_view *d)
 	mkdir(g->catalogs, 0755);
 	if ((rc = am_jobs_open(&g->jobs, path)) != 0)
 		goto fail;
+	if (d->shared_state != NULL) {
+		if ((rc = am_shared_open(&g->shared, d->shared_state)) != 0)
+			goto fail;
+		am_jobs_share(g->jobs, g->shared);
+	}
 	g->calls = (am_calls){d->api, g->jobs};
 	if ((rc = am_toolapi_register(d->http, &g->calls)) != 0)
 		goto fail;
@@ -44,6 +49,7 @@ calls_open(void **state, const am_daemon_view *d)
 	return 0;
 fail:
 	am_jobs_close(g->jobs);
+	am_shared_close(g->shared);
 	free(g);
 	return rc;
 }
@@ -99,6 +105,23 @@ calls_scan(void *state, json_t *self, json_t *peers)
 	json_decref(cats);
 }
 
+/* /health: the shared state's, when there is one ("up" or "down") */
+static void
+calls_health(void *state, json_t *h)
+{
+	struct gateway *g = state;
+	size_t queued = 0;
+	uint64_t dropped = 0;
+
+	if (g->shared == NULL)
+		return;
+	am_shared_counts(g->shared, &queued, &dropped);
+	json_object_set_new(h, "shared_state", json_string(am_shared_up(g->shared) ? "up" : "down"));
+	json_object_set_new(h, "shared_state_url", json_string(am_shared_shown(g->shared)));
+	json_object_set_new(h, "shared_state_queued", json_integer((json_int_t) queued));
+	json_object_set_new(h, "shared_state_dropped", json_integer((json_int_t) dropped));
+}
+
 static am_http_server *
 calls_server(void *state, const char **name)
 {
@@ -127,6 +150,7 @@ calls_close(void *state)
 
 	am_mcp_stop(g->mcp);
 	am_jobs_close(g->jobs);
+	am_shared_close(g->shared); /* after the jobs: their last saves are mirrored */
 	free(g);
 }
 
@@ -139,6 +163,7 @@ const am_feature am_gateway_calls = {
     .on_envelope = on_envelope,
     .tick = calls_tick,
     .scan = calls_scan,
+    .health = calls_health,
     .server = calls_server,
     .stop = calls_stop,
     .close = calls_close,

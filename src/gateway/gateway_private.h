@@ -12,6 +12,7 @@ struct gateway {
 	am_jobs *jobs;
 	am_calls calls;           /* {d->api, jobs}: the routes' data */
 	am_mcp *mcp;              /* --mcp-port, else NULL */
+	am_shared *shared;        /* --shared-state, else NULL */
 	char catalogs[4096];      /* DATA/catalogs */
 };
 

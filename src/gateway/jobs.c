@@ -34,7 +34,22 @@ struct am_jobs {
 	struct waiter w[MAX_WAITERS];
 	size_t nw;
 	bool stopping; /* am_jobs_stop: no request waits any more */
+	am_shared *shared; /* the pair's Redis: every save is mirrored there (may be NULL) */
 };
+
+#define SHARED_JOB_TTL_MS (7ull * 24 * 3600 * 1000)
+
+void
+am_jobs_share(am_jobs *j, am_shared *s)
+{
+	j->shared = s;
+}
+
+static void
+shared_key(char *out, size_t cap, const char *id)
+{
+	snprintf(out, cap, "agent-mesh:job:%s", id);
+}
 
 static void
 save(am_jobs *j, const char *id, json_t *job)
@@ -46,6 +61,12 @@ save(am_jobs *j, const char *id, json_t *job)
 	snprintf(path, sizeof(path), "%s/%s.json", j->dir, id);
 	if (am_file_write_atomic(path, text, strlen(text), 0600, true) != 0)
 		fprintf(stderr, "jobs: %s\n", am_error_detail()); /* memory still has it */
+	if (j->shared != NULL) { /* the other gateway of the pair serves it too */
+		char key[128];
+		shared_key(key, sizeof(key), id);
+		if (am_shared_set(j->shared, key, text, strlen(text), SHARED_JOB_TTL_MS) != 0)
+			fprintf(stderr, "jobs: shared state: %s\n", am_error_detail());
+	}
 	free(text);
 }
 
@@ -203,6 +224,16 @@ am_jobs_get(am_jobs *j, const char *id)
 	copy = job ? json_deep_copy(job) : NULL;
 	json_decref(job); /* (jansson reads the count unlocked in json_incref) */
 	pthread_mutex_unlock(&j->mu);
+	/* a job the other gateway of the pair made: as it last saved it */
+	if (copy == NULL && j->shared != NULL && strlen(id) == AM_ID_HEX_LEN &&
+	    strspn(id, "0123456789abcdef") == AM_ID_HEX_LEN) {
+		char key[128], *text = NULL;
+		size_t len = 0;
+		shared_key(key, sizeof(key), id);
+		if (am_shared_get(j->shared, key, &text, &len) == 0)
+			copy = json_loadb(text, len, 0, NULL);
+		free(text);
+	}
 	return copy;
 }
 

@@ -144,6 +144,7 @@ struct daemon_config {
 	bool gateway;
 	const char *prog;
 	const char *join;         /* --join GATEWAY:PORT/CODE */
+	const char *shared_state; /* --shared-state redis://… (gateway) */
 	bool trust_mode_default;  /* no --trust-mode or TRUST_MODE: a pairing bundle may make it pki */
 	const char *identity, *dir, *key, *host, *name, *trust_mode, *provision, *env_file, *position;
 	const char *peers[MAX_DIALERS], *zones[AM_GEO_MAX_TAGS], *groups[AM_QUEUE_MAX_GROUPS];

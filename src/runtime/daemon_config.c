@@ -49,6 +49,8 @@ usage(FILE *f, bool gateway)
 	    gateway ? "agent-mesh-gateway" : "agent-mesh-node", gateway ? "" : "\n  --gateway URL         the same, for the gateway",
 	    gateway ? "gateway" : "node", gateway ? "GATEWAY_HOST/GATEWAY_PORT" : "NODE_PORT", gateway ? "8787" : "8000",
 	    gateway ? "  --mcp-port 8790       serve the Model Context Protocol (streamable HTTP) on this port (MCP_PORT)\n"
+	              "  --shared-state redis://[user:pass@]host:port[/db]\n"
+	              "                        the state a gateway pair shares, in Redis (SHARED_STATE)\n"
 	            : "  --join GW:PORT/CODE   join a gateway on another machine with the code agent-mesh pair printed\n");
 }
 
@@ -149,6 +151,7 @@ parse_flags(struct node *n, struct daemon_config *c, int argc, char **argv)
 	    {"env-file", required_argument, NULL, 'E'}, {"link-timeout", required_argument, NULL, 'L'},
 	    {"trust-key", required_argument, NULL, 'K'}, {"provision", required_argument, NULL, 'V'},
 	    {"mcp-port", required_argument, NULL, 'M'}, {"join", required_argument, NULL, 'J'},
+	    {"shared-state", required_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'v'}, {"check-config", no_argument, NULL, 'C'}, {0, 0, 0, 0}};
 	const char *prog = c->prog;
@@ -214,6 +217,14 @@ parse_flags(struct node *n, struct daemon_config *c, int argc, char **argv)
 				sodium_memzero(code, sizeof(code));
 			}
 			c->join = optarg;
+			break;
+		case 'S':
+			if (!c->gateway) {
+				fprintf(stderr, "%s: --shared-state: the state a gateway pair shares is the gateways' "
+				                "(agent-mesh-gateway --shared-state %s)\n", prog, optarg);
+				return 2;
+			}
+			c->shared_state = optarg;
 			break;
 		case 'M':
 			if (!c->gateway) {
@@ -340,7 +351,18 @@ apply_environment(struct node *n, struct daemon_config *c)
 		c->key = getenv("MESH_NETWORK_KEY");
 	if (c->dir == NULL && getenv("MESH_DATA_DIR") != NULL && getenv("MESH_DATA_DIR")[0])
 		c->dir = getenv("MESH_DATA_DIR");
-	/* a node leaves MCP_PORT to the gateway (one .env may serve both) */
+	/* a node leaves SHARED_STATE and MCP_PORT to the gateway (one .env may serve both) */
+	if (c->gateway && c->shared_state == NULL && getenv("SHARED_STATE") != NULL && getenv("SHARED_STATE")[0])
+		c->shared_state = getenv("SHARED_STATE");
+	if (c->shared_state != NULL) {
+		am_shared_url u;
+		int bad = am_shared_url_parse(&u, c->shared_state);
+		sodium_memzero(u.pass, sizeof(u.pass));
+		if (bad != 0) {
+			fprintf(stderr, "%s: %s\n", prog, am_error_detail());
+			return 2;
+		}
+	}
 	if (c->gateway && n->mcp_port == 0 && getenv("MCP_PORT") != NULL && parse_port(prog, "MCP_PORT", getenv("MCP_PORT"), &n->mcp_port) != 0)
 		return 2;
 	if (n->listen == NULL)

@@ -33,6 +33,9 @@ on_health(am_http_ex *ex)
 	    (json_int_t) am_hub_links(n->hub), "links_ok", (json_int_t) n->links_ok, "links_failed",
 	    (json_int_t) n->links_failed);
 	pthread_mutex_unlock(&n->mu);
+	for (size_t i = 0; i < n->fopened; i++)
+		if (n->role->features[i]->health != NULL)
+			n->role->features[i]->health(n->fstate[i], j);
 	am_http_reply_json(ex, 200, j);
 }
 

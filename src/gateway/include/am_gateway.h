@@ -37,6 +37,10 @@ struct json_t *am_jobs_get(am_jobs *j, const char *id);             /* a copy (n
 struct json_t *am_jobs_list(am_jobs *j, const char *workflow_id, const char *after, size_t limit,
     char next[AM_ID_HEX_LEN + 1]);
 int am_jobs_wait(am_jobs *j, const char *id, uint64_t deadline_ms, am_job_reply_fn fn, void *ctx);
+/* every save mirrored to the pair's shared state, and a job not held
+ * here read from it (am_jobs_get); set before use */
+typedef struct am_shared am_shared;
+void am_jobs_share(am_jobs *j, am_shared *s);
 void am_jobs_tick(am_jobs *j, uint64_t now_ms);
 
 /* What a call is made with: the API (store, identity, token checks) and
@@ -59,6 +63,21 @@ int am_tools_call(const am_calls *calls, am_api_auth *a, const struct json_t *re
 /* the catalogs known here (answers.c): {node id: {"node_name", "tools":
  * [...], "created_ms"}} (new reference) */
 struct json_t *am_catalogs_load(const char *data_dir);
+
+/* The state a gateway pair shares (shared.c): Redis over hiredis, from
+ * --shared-state redis://[user:pass@]host:port[/db]. Writes while Redis
+ * is down are queued and replayed in order when it is back; a read then
+ * fails at once (AM_EIO), AM_ENOTFOUND for a key not there. */
+/* connects (down is not an error: it retries each second) */
+int am_shared_open(am_shared **out, const char *url) AM_MUST_CHECK;
+void am_shared_close(am_shared *s);
+bool am_shared_up(am_shared *s); /* s may be NULL (false) */
+const char *am_shared_shown(const am_shared *s);
+void am_shared_counts(am_shared *s, size_t *queued, uint64_t *dropped);
+/* ttl_ms 0: no expiry */
+int am_shared_set(am_shared *s, const char *key, const void *val, size_t len, uint64_t ttl_ms) AM_MUST_CHECK;
+int am_shared_del(am_shared *s, const char *key) AM_MUST_CHECK;
+int am_shared_get(am_shared *s, const char *key, char **val, size_t *len) AM_MUST_CHECK;
 
 /* The MCP server (mcp.c) on its own port, over the same calls. */
 typedef struct am_mcp am_mcp;

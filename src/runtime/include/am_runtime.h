@@ -55,6 +55,7 @@ typedef struct am_daemon_view {
 	const char *data_dir;
 	const char *host;          /* where the HTTP API listens */
 	int mcp_port;              /* --mcp-port (0: none) */
+	const char *shared_state;  /* --shared-state / SHARED_STATE (gateway; NULL: none) */
 	am_queue *q;
 	const am_identity *me;
 	const am_peer_info *self;  /* name, role, and (PKI) our certificate */
@@ -96,6 +97,8 @@ typedef struct am_feature {
 	 * feature says): add to our own entry and to the peers' (an array of
 	 * objects with "id") */
 	void (*scan)(void *state, struct json_t *self, struct json_t *peers);
+	/* /health, once it is built: add what the feature knows (the shared state) */
+	void (*health)(void *state, struct json_t *h);
 	/* a server of its own, counted in the metrics under name ("mcp") */
 	am_http_server *(*server)(void *state, const char **name);
 	/* stop: end its threads and answer what waits (the HTTP server may
@@ -103,6 +106,16 @@ typedef struct am_feature {
 	void (*stop)(void *state);
 	void (*close)(void *state);
 } am_feature;
+
+/* shared_url.c: a --shared-state URL, redis://[user:pass@]host:port[/db]
+ * (port 6379 and db 0 when not given); errors name what is wrong */
+typedef struct {
+	char host[256];
+	int port, db;
+	char user[128], pass[256];
+	char shown[300]; /* for logs and /health: no password */
+} am_shared_url;
+int am_shared_url_parse(am_shared_url *u, const char *text) AM_MUST_CHECK;
 
 /* A role: what agent-mesh-gateway and agent-mesh-node each run. */
 typedef struct am_role {

@@ -34,8 +34,20 @@ calls_open(void **state, const am_daemon_view *d)
 		if ((rc = am_shared_open(&g->shared, d->shared_state)) != 0)
 			goto fail;
 		am_jobs_share(g->jobs, g->shared);
+		/* --dev-token: one token for the pair, whichever gateway started first */
+		char won[sizeof(d->api->token)];
+		if (d->api->token[0] && am_shared_claim(g->shared, "agent-mesh:dev-token", d->api->token, won, sizeof(won)) == 0 &&
+		    strcmp(won, d->api->token) != 0) {
+			char path[4200];
+			snprintf(d->api->token, sizeof(d->api->token), "%s", won);
+			printf("DEVELOPMENT TOKEN (the gateway pair's, from the shared state): %s\n", d->api->token);
+			fflush(stdout);
+			snprintf(path, sizeof(path), "%s/dev-token", d->data_dir);
+			if (am_file_write_atomic(path, d->api->token, strlen(d->api->token), 0600, true) != 0)
+				am_say("could not write %s: %s", path, am_error_detail());
+		}
 	}
-	g->calls = (am_calls){d->api, g->jobs};
+	g->calls = (am_calls){d->api, g->jobs, g->shared};
 	if ((rc = am_toolapi_register(d->http, &g->calls)) != 0)
 		goto fail;
 	if (d->mcp_port > 0) {

@@ -52,7 +52,7 @@ shared_key(char *out, size_t cap, const char *id)
 }
 
 static void
-save(am_jobs *j, const char *id, json_t *job)
+save_to(am_jobs *j, const char *id, json_t *job, bool mirror)
 {
 	char path[4096], *text = json_dumps(job, JSON_COMPACT); /* its own key order, as served */
 
@@ -61,13 +61,19 @@ save(am_jobs *j, const char *id, json_t *job)
 	snprintf(path, sizeof(path), "%s/%s.json", j->dir, id);
 	if (am_file_write_atomic(path, text, strlen(text), 0600, true) != 0)
 		fprintf(stderr, "jobs: %s\n", am_error_detail()); /* memory still has it */
-	if (j->shared != NULL) { /* the other gateway of the pair serves it too */
+	if (mirror && j->shared != NULL) { /* the other gateway of the pair serves it too */
 		char key[128];
 		shared_key(key, sizeof(key), id);
 		if (am_shared_set(j->shared, key, text, strlen(text), SHARED_JOB_TTL_MS) != 0)
 			fprintf(stderr, "jobs: shared state: %s\n", am_error_detail());
 	}
 	free(text);
+}
+
+static void
+save(am_jobs *j, const char *id, json_t *job)
+{
+	save_to(j, id, job, true);
 }
 
 int
@@ -110,6 +116,43 @@ finished(const json_t *job)
 {
 	const char *s = json_string_value(json_object_get(job, "status"));
 	return s != NULL && (strcmp(s, "done") == 0 || strcmp(s, "expired") == 0);
+}
+
+static size_t
+results_in(const json_t *job)
+{
+	return json_array_size(json_object_get(job, "results"));
+}
+
+/* A gateway pair: the job as Redis has it, when that is further along
+ * than ours (the other gateway took a result, or saw it expire), is
+ * adopted; else ours (Redis down, or not there: ours). Under j->mu. */
+static json_t *
+fresh(am_jobs *j, const char *id)
+{
+	json_t *job = find(j, id), *rj = NULL;
+	char key[128], *text = NULL;
+	size_t len = 0;
+
+	if (j->shared == NULL || !am_shared_up(j->shared) || strlen(id) != AM_ID_HEX_LEN ||
+	    strspn(id, "0123456789abcdef") != AM_ID_HEX_LEN)
+		return job;
+	shared_key(key, sizeof(key), id);
+	if (am_shared_get(j->shared, key, &text, &len) == 0)
+		rj = json_loadb(text, len, 0, NULL);
+	free(text);
+	if (!json_is_object(rj)) {
+		json_decref(rj);
+		return job;
+	}
+	if (job == NULL || (finished(rj) && !finished(job)) || results_in(rj) > results_in(job)) {
+		json_object_set(j->jobs, id, rj);
+		save_to(j, id, rj, false); /* Redis has it already */
+		json_decref(job);
+		return rj;
+	}
+	json_decref(rj);
+	return job;
 }
 
 /* answer the waiters of a job that is done (or of every job, at stop) */
@@ -186,7 +229,7 @@ am_jobs_result(am_jobs *j, const char *id, json_t *result, uint64_t now_ms)
 	int rc = 0;
 
 	pthread_mutex_lock(&j->mu);
-	if ((job = find(j, id)) == NULL) {
+	if ((job = fresh(j, id)) == NULL) {
 		rc = am_error_set(AM_ENOTFOUND, "no job %s here", id);
 		goto out;
 	}
@@ -220,20 +263,10 @@ am_jobs_get(am_jobs *j, const char *id)
 	/* a copy, made under the lock: the job in memory changes as results
 	 * come in, and the caller reads (serialises) what it got unlocked */
 	pthread_mutex_lock(&j->mu);
-	job = find(j, id);
+	job = fresh(j, id); /* a pair: also a job the other gateway made, as far as it is */
 	copy = job ? json_deep_copy(job) : NULL;
 	json_decref(job); /* (jansson reads the count unlocked in json_incref) */
 	pthread_mutex_unlock(&j->mu);
-	/* a job the other gateway of the pair made: as it last saved it */
-	if (copy == NULL && j->shared != NULL && strlen(id) == AM_ID_HEX_LEN &&
-	    strspn(id, "0123456789abcdef") == AM_ID_HEX_LEN) {
-		char key[128], *text = NULL;
-		size_t len = 0;
-		shared_key(key, sizeof(key), id);
-		if (am_shared_get(j->shared, key, &text, &len) == 0)
-			copy = json_loadb(text, len, 0, NULL);
-		free(text);
-	}
 	return copy;
 }
 
@@ -287,7 +320,7 @@ am_jobs_wait(am_jobs *j, const char *id, uint64_t deadline_ms, am_job_reply_fn f
 	int rc = 0;
 
 	pthread_mutex_lock(&j->mu);
-	job = find(j, id);
+	job = fresh(j, id);
 	if (job != NULL && finished(job)) {
 		fn(ctx, job, false);
 	} else if (j->stopping) {
@@ -313,6 +346,27 @@ am_jobs_tick(am_jobs *j, uint64_t now_ms)
 	json_t *job;
 
 	pthread_mutex_lock(&j->mu);
+	/* a pair: what a waiter waits for may have come to the other gateway,
+	 * and a job about to expire here may be done there */
+	if (j->shared != NULL && am_shared_up(j->shared)) {
+		json_t *ids = json_array();
+		json_object_foreach(j->jobs, id, job) {
+			bool waited = false;
+			for (size_t i = 0; i < j->nw && !waited; i++)
+				waited = strcmp(j->w[i].job, id) == 0;
+			if (!finished(job) && (waited || (uint64_t) json_integer_value(json_object_get(job, "deadline_ms")) <= now_ms))
+				json_array_append_new(ids, json_string(id));
+		}
+		size_t k;
+		json_t *v;
+		json_array_foreach(ids, k, v) {
+			json_t *f = fresh(j, json_string_value(v));
+			if (f != NULL && finished(f))
+				wake(j, json_string_value(v), f, now_ms, false);
+			json_decref(f);
+		}
+		json_decref(ids);
+	}
 	/* at its deadline a fan-out job is done with what came; a job to one
 	 * node that had no answer is expired: no job stays pending forever */
 	json_object_foreach(j->jobs, id, job) {

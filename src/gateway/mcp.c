@@ -123,6 +123,12 @@ session_add(am_mcp *m, const char *id)
 	snprintf(m->sessions[m->next_session].id, 33, "%s", id);
 	m->sessions[m->next_session].at_ms = am_now_ms();
 	m->sessions[m->next_session].log_level = -1;
+	if (m->calls->shared != NULL) { /* the other gateway of a pair takes it too */
+		char key[80];
+		snprintf(key, sizeof(key), "agent-mesh:mcp-session:%s", id);
+		if (am_shared_set(m->calls->shared, key, "1", 1, 24ull * 3600 * 1000) != 0)
+			am_say("MCP: shared state: %s", am_error_detail());
+	}
 	m->next_session = (m->next_session + 1) % MCP_SESSIONS;
 	pthread_mutex_unlock(&m->mu);
 }
@@ -141,6 +147,21 @@ session_known(am_mcp *m, const char *id, bool drop)
 				m->sessions[i].id[0] = '\0';
 		}
 	pthread_mutex_unlock(&m->mu);
+	/* a gateway pair: a session the other gateway gave out is one too
+	 * (kept 24 h in the shared state), and ending it ends it for both */
+	if (m->calls->shared != NULL && strlen(id) <= 32 && strspn(id, "0123456789abcdef") == strlen(id)) {
+		char key[80], *v = NULL;
+		size_t len = 0;
+		snprintf(key, sizeof(key), "agent-mesh:mcp-session:%s", id);
+		if (!found && am_shared_get(m->calls->shared, key, &v, &len) == 0) {
+			found = true;
+			if (!drop)
+				session_add(m, id);
+		}
+		free(v);
+		if (found && drop && am_shared_del(m->calls->shared, key) != 0)
+			am_say("MCP: shared state: %s", am_error_detail());
+	}
 	return found;
 }
 

@@ -344,6 +344,40 @@ out:
 	return rc;
 }
 
+int
+am_shared_claim(am_shared *s, const char *key, const char *val, char *winner, size_t cap)
+{
+	redisReply *r;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->c == NULL) {
+		rc = am_error_set(AM_EIO, "shared state %s is down", s->url.shown);
+		goto out;
+	}
+	/* the first to set it wins; everyone then reads what won */
+	if ((r = redisCommand(s->c, "SET %s %s NX", key, val)) == NULL) {
+		drop_connection(s);
+		rc = am_error_set(AM_EIO, "shared state %s: lost", s->url.shown);
+		goto out;
+	}
+	freeReplyObject(r);
+	if ((r = redisCommand(s->c, "GET %s", key)) == NULL) {
+		drop_connection(s);
+		rc = am_error_set(AM_EIO, "shared state %s: lost", s->url.shown);
+		goto out;
+	}
+	if (r->type == REDIS_REPLY_STRING && r->len < cap) {
+		memcpy(winner, r->str, r->len);
+		winner[r->len] = '\0';
+	} else
+		rc = am_error_set(AM_EIO, "shared state %s: %s is not a value this gateway can take", s->url.shown, key);
+	freeReplyObject(r);
+out:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
 const char *
 am_shared_shown(const am_shared *s)
 {

@@ -268,6 +268,12 @@ describe_self(struct node *n, const struct daemon_config *c)
 	else
 		snprintf(n->info.name, sizeof(n->info.name), "%s-%.16s", c->gateway ? "gateway" : "node", n->node_id);
 	snprintf(n->info.role, sizeof(n->info.role), "%s", c->gateway ? "gateway" : "node");
+	{ /* this run: the other gateway of a pair has our key, not our instance */
+		uint8_t r[8];
+		randombytes_buf(r, sizeof(r));
+		sodium_bin2hex(n->info.instance, sizeof(n->info.instance), r, sizeof(r));
+	}
+	n->in_pair = c->gateway && c->shared_state != NULL;
 	snprintf(n->info.listen, sizeof(n->info.listen), "%s", n->listen ? n->listen : "");
 	(void) am_queue_get_position(n->q, &n->info.pos);
 	if (am_queue_get_groups(n->q, n->info.groups, &ng) == 0)

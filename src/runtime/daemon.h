@@ -97,6 +97,7 @@ struct node {
 	am_discovery *disc;
 	am_audit *audit;
 	int mcp_port;
+	bool in_pair;             /* a gateway with --shared-state: its pair shares its key */
 	const char *listen;
 	char link_inner[160];      /* when links share the HTTP port: the loopback listener they are relayed to */
 	bool monitor_public;       /* /metrics, /v1/metrics, /v1/mesh_scan without a token */

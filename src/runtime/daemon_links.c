@@ -115,8 +115,15 @@ on_peer(void *ctx, const am_link_report *r)
 	int rc, i;
 
 	preauth_done(c); /* it proved a key and said who it is */
-	if (memcmp(r->peer, am_identity_pk(n->me), AM_PK_BYTES) == 0)
-		return am_error_set(AM_EINVAL, "that is this node itself");
+	if (memcmp(r->peer, am_identity_pk(n->me), AM_PK_BYTES) == 0) {
+		/* our own key: this daemon dialled itself, or (a gateway pair,
+		 * --shared-state) the other gateway, which runs with the same
+		 * identity and proved it holds the key: the pair's link */
+		if (!n->in_pair || strcmp(r->info.role, "gateway") != 0 || r->info.instance[0] == '\0' ||
+		    strcmp(r->info.instance, n->info.instance) == 0)
+			return am_error_set(AM_EINVAL, "that is this node itself");
+		return 0;
+	}
 	if (n->pki) {
 		if ((rc = am_pki_check_peer(r->info.cert, r->peer, r->info.name, n->api.trusted, n->api.ntrusted, n->q,
 		         am_now_ms())) != 0)

@@ -28,7 +28,11 @@ am_peer_info_encode(uint8_t **out, size_t *out_len, const am_peer_info *pi)
 	*out_len = 0;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, (pi->pos.has_fix ? 8 : 6) + (pi->cert[0] ? 1 : 0));
+	msgpack_pack_map(&pk, (pi->pos.has_fix ? 8 : 6) + (pi->cert[0] ? 1 : 0) + (pi->instance[0] ? 1 : 0));
+	if (pi->instance[0]) {
+		pack_str(&pk, "instance");
+		pack_str(&pk, pi->instance);
+	}
 	if (pi->cert[0]) {
 		pack_str(&pk, "cert");
 		pack_str(&pk, pi->cert);
@@ -150,6 +154,11 @@ am_peer_info_decode(am_peer_info *pi, const uint8_t *buf, size_t len)
 			rc = copy_str(pi->listen, sizeof(pi->listen), v, "listen", false);
 		else if (KEY("cert"))
 			rc = copy_str(pi->cert, sizeof(pi->cert), v, "cert", false);
+		else if (KEY("instance")) {
+			if ((rc = copy_str(pi->instance, sizeof(pi->instance), v, "instance", false)) == 0 &&
+			    (strlen(pi->instance) != 16 || strspn(pi->instance, "0123456789abcdef") != 16))
+				rc = am_error_set(AM_EFIELD, "peer info: instance must be 16 hex digits");
+		}
 		else if (KEY("lat")) {
 			if (number(&pi->pos.lat, v) != 0 || !(pi->pos.lat >= -90 && pi->pos.lat <= 90))
 				rc = am_error_set(AM_EFIELD, "peer info: lat must be a number in -90..90");

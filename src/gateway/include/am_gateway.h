@@ -48,6 +48,7 @@ void am_jobs_tick(am_jobs *j, uint64_t now_ms);
 typedef struct am_calls {
 	am_api *api;
 	am_jobs *jobs;
+	am_shared *shared; /* a gateway pair's shared state (NULL: none) */
 } am_calls;
 
 /* toolapi.c: GET /v1/tools (every catalog known here), POST
@@ -78,6 +79,9 @@ void am_shared_counts(am_shared *s, size_t *queued, uint64_t *dropped);
 int am_shared_set(am_shared *s, const char *key, const void *val, size_t len, uint64_t ttl_ms) AM_MUST_CHECK;
 int am_shared_del(am_shared *s, const char *key) AM_MUST_CHECK;
 int am_shared_get(am_shared *s, const char *key, char **val, size_t *len) AM_MUST_CHECK;
+/* key set to val unless it is set already; winner gets what it holds
+ * then (ours, or the other gateway's); AM_EIO when Redis is down */
+int am_shared_claim(am_shared *s, const char *key, const char *val, char *winner, size_t cap) AM_MUST_CHECK;
 
 /* The MCP server (mcp.c) on its own port, over the same calls. */
 typedef struct am_mcp am_mcp;

@@ -263,6 +263,8 @@ typedef struct am_peer_info {
 	char groups[AM_QUEUE_MAX_GROUPS][AM_TAG_MAX + 1];
 	uint64_t outbox;              /* envelopes it carries */
 	char cert[AM_PEER_CERT_MAX + 1]; /* PKI: its provisioning certificate (a token), "" none */
+	char instance[17];            /* this run of the daemon (16 hex), "" none: tells the
+	                               * two gateways of a pair, which share one key, apart */
 } am_peer_info;
 
 /* am_peer_info_encode: *out malloc'd (caller frees). */

@@ -179,11 +179,40 @@ beacon_ws_vector(const char *path)
 	free(bytes);
 }
 
+/* instance: carried when set, 16 hex or refused by name; an older peer
+ * without it decodes to "" */
+static void
+peer_instance(void)
+{
+	am_peer_info in = {0}, out;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	snprintf(in.name, sizeof(in.name), "site-gw");
+	snprintf(in.role, sizeof(in.role), "gateway");
+	snprintf(in.instance, sizeof(in.instance), "0123456789abcdef");
+	CHECK_RC(am_peer_info_encode(&buf, &len, &in), 0);
+	CHECK_RC(am_peer_info_decode(&out, buf, len), 0);
+	CHECK(strcmp(out.instance, "0123456789abcdef") == 0);
+	free(buf);
+	in.instance[0] = '\0';
+	CHECK_RC(am_peer_info_encode(&buf, &len, &in), 0);
+	CHECK_RC(am_peer_info_decode(&out, buf, len), 0);
+	CHECK(out.instance[0] == '\0');
+	free(buf);
+	snprintf(in.instance, sizeof(in.instance), "0123456789ABCDEF");
+	CHECK_RC(am_peer_info_encode(&buf, &len, &in), 0);
+	CHECK_RC(am_peer_info_decode(&out, buf, len), AM_EFIELD);
+	CHECK(strstr(am_error_detail(), "instance") != NULL);
+	free(buf);
+}
+
 int
 main(int argc, char **argv)
 {
 	REQUIRE(am_core_init() == 0);
 	peer_info();
+	peer_instance();
 	beacons();
 	if (argc > 1)
 		beacon_vector(argv[1]);

@@ -66,17 +66,71 @@ fail:
 	return rc;
 }
 
+#define ORPHAN_GRACE_MS (10 * 60 * 1000) /* held this long unplaced: the result is dropped */
+
+/* a pair: is this a result for a job nobody here knows yet? */
+static bool
+orphaned(struct gateway *g, const am_envelope *env)
+{
+	char job[AM_ID_HEX_LEN + 1];
+	json_t *j;
+
+	if (g->shared == NULL || strcmp(env->body.type, "tool_result") != 0 || !env->body.has_ref)
+		return false;
+	am_id_format(job, env->body.ref);
+	if ((j = am_jobs_get(g->jobs, job)) != NULL) {
+		json_decref(j);
+		return false;
+	}
+	return true;
+}
+
 static am_feature_take
 on_envelope(void *state, const am_envelope *env, const uint8_t id[AM_ID_BYTES], uint8_t **raw, size_t len)
 {
 	struct gateway *g = state;
 
-	(void) id, (void) raw, (void) len;
+	/* both gateways of a pair are the result's destination, and the first
+	 * to take it ends it for both (its receipt): one that cannot place it
+	 * yet holds it rather than drop the other's answer */
+	if (orphaned(g, env) && g->norphans < sizeof(g->orphans) / sizeof(g->orphans[0])) {
+		struct orphan *o = &g->orphans[g->norphans++];
+		memcpy(o->id, id, AM_ID_BYTES);
+		o->raw = *raw;
+		o->len = len;
+		o->since_ms = am_now_ms();
+		*raw = NULL;
+		return AM_FEATURE_TAKEN;
+	}
 	if (strcmp(env->body.type, "tool_result") == 0)
 		am_gateway_take_result(g, env);
 	else
 		am_gateway_take_catalog(g, env);
 	return AM_FEATURE_DONE;
+}
+
+/* the held results: taken once their job is known, dropped after the grace */
+static void
+orphans_retry(struct gateway *g, uint64_t now_ms)
+{
+	for (size_t i = 0; i < g->norphans;) {
+		struct orphan *o = &g->orphans[i];
+		am_envelope env;
+		bool decoded = am_envelope_decode_view(&env, o->raw, o->len, o->id) == 0;
+		bool placed = decoded && !orphaned(g, &env);
+		if (!placed && decoded && now_ms - o->since_ms < ORPHAN_GRACE_MS) {
+			i++;
+			continue;
+		}
+		if (placed)
+			am_gateway_take_result(g, &env);
+		else
+			am_say("a tool result for a job neither this gateway nor the shared state knows, held %llu s: dropped",
+			    (unsigned long long) ((now_ms - o->since_ms) / 1000));
+		(void) am_queue_inbox_ack(g->d->q, o->id, now_ms);
+		free(o->raw);
+		g->orphans[i] = g->orphans[--g->norphans];
+	}
 }
 
 static void
@@ -85,6 +139,8 @@ calls_tick(void *state, uint64_t now_ms)
 	struct gateway *g = state;
 
 	am_jobs_tick(g->jobs, now_ms);
+	if (g->norphans > 0)
+		orphans_retry(g, now_ms);
 	am_mcp_tick(g->mcp, now_ms); /* what MCP clients watch */
 }
 
@@ -161,6 +217,9 @@ calls_close(void *state)
 	struct gateway *g = state;
 
 	am_mcp_stop(g->mcp);
+	/* held results stay unacknowledged in the inbox: tried again at the next start */
+	for (size_t i = 0; i < g->norphans; i++)
+		free(g->orphans[i].raw);
 	am_jobs_close(g->jobs);
 	am_shared_close(g->shared); /* after the jobs: their last saves are mirrored */
 	free(g);

@@ -13,6 +13,18 @@ struct gateway {
 	am_calls calls;           /* {d->api, jobs}: the routes' data */
 	am_mcp *mcp;              /* --mcp-port, else NULL */
 	am_shared *shared;        /* --shared-state, else NULL */
+	/* a pair: results for a job neither this gateway nor Redis knows yet
+	 * (the other gateway's call, its job not yet in Redis: Redis down,
+	 * or the node quicker than the write), held and tried again each
+	 * tick; each is acknowledged in the inbox once taken, or after
+	 * ORPHAN_GRACE_MS as not ours (gateway.c) */
+	struct orphan {
+		uint8_t id[AM_ID_BYTES];
+		uint8_t *raw;
+		size_t len;
+		uint64_t since_ms;
+	} orphans[256];
+	size_t norphans;
 	char catalogs[4096];      /* DATA/catalogs */
 };
 

@@ -388,11 +388,18 @@ write_batch(am_queue *q, struct pending *pend, size_t n, size_t limit, am_queue_
 		}
 		r->receipt_due = false;
 		if (receipt_seen(q, txn, p)) {
-			refuse(r, AM_ETOMBSTONE, "delivered already (its receipt was seen here)");
-			mrc = am_q_remove(q, txn, p->id, AM_TOMB_DELIVERED, p->m.expires_ms, p->m.received_ms);
-			if (mrc != 0 && mrc != MDB_NOTFOUND)
-				goto out;
-			mrc = 0;
+			/* Held here with its destination's receipt seen, it is the
+			 * delivered copy (this node is the destination: a carrier's
+			 * copy went when the receipt came), kept until its consumer
+			 * acks it: a second copy by another path is a duplicate and
+			 * must not take the first one away (it did on 5c271d4: a
+			 * gateway pair, or a link then a stick, each bringing it,
+			 * lost the unread message) */
+			MDB_val hk = {AM_ID_BYTES, p->id}, hv;
+			if (mdb_get(txn, q->meta, &hk, &hv) == 0)
+				refuse(r, AM_EDUP, "already held (delivered here, waiting for its consumer)");
+			else
+				refuse(r, AM_ETOMBSTONE, "delivered already (its receipt was seen here)");
 			continue;
 		}
 		mrc = store_one(&cs, p);

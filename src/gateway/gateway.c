@@ -14,6 +14,32 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* am_trust_claim_fn over the shared state: the name's pin and the key's
+ * name, each set when free; what is there decides */
+static int
+pair_claim(void *ctx, const char *name, const char *key_hex, char *why, size_t cap)
+{
+	am_shared *s = ctx;
+	char key[160], won[AM_NODE_ID_LEN + AM_TAG_MAX + 2];
+	int rc;
+
+	snprintf(key, sizeof(key), "agent-mesh:pin:%s", name);
+	if ((rc = am_shared_claim(s, key, key_hex, won, sizeof(won))) != 0)
+		return rc;
+	if (strcmp(won, key_hex) != 0) {
+		snprintf(why, cap, "\"%s\" presented key %.16s… but %.16s… is pinned for it", name, key_hex, won);
+		return AM_EKEYCHANGED;
+	}
+	snprintf(key, sizeof(key), "agent-mesh:pin-key:%s", key_hex);
+	if ((rc = am_shared_claim(s, key, name, won, sizeof(won))) != 0)
+		return rc;
+	if (strcmp(won, name) != 0) {
+		snprintf(why, cap, "key %.16s… is pinned as \"%s\" and now claims \"%s\"", key_hex, won, name);
+		return AM_EKEYCHANGED;
+	}
+	return 0;
+}
+
 static int
 calls_open(void **state, const am_daemon_view *d)
 {
@@ -34,6 +60,8 @@ calls_open(void **state, const am_daemon_view *d)
 		if ((rc = am_shared_open(&g->shared, d->shared_state)) != 0)
 			goto fail;
 		am_jobs_share(g->jobs, g->shared);
+		if (d->trust != NULL)
+			am_trust_share(d->trust, pair_claim, g->shared);
 		/* --dev-token: one token for the pair, whichever gateway started first */
 		char won[sizeof(d->api->token)];
 		if (d->api->token[0] && am_shared_claim(g->shared, "agent-mesh:dev-token", d->api->token, won, sizeof(won)) == 0 &&
@@ -221,6 +249,8 @@ calls_close(void *state)
 	for (size_t i = 0; i < g->norphans; i++)
 		free(g->orphans[i].raw);
 	am_jobs_close(g->jobs);
+	if (g->shared != NULL && g->d->trust != NULL)
+		am_trust_share(g->d->trust, NULL, NULL); /* no pin asks the shared state from here on */
 	am_shared_close(g->shared); /* after the jobs: their last saves are mirrored */
 	free(g);
 }

@@ -332,7 +332,7 @@ static int
 open_features(struct node *n, const struct daemon_config *c)
 {
 	n->view = (am_daemon_view){c->prog, c->dir, c->host, n->mcp_port, c->shared_state, n->q, n->me, &n->info, n->hub,
-	    n->audit, &n->api, n->http, n->pki, &n->results_refused};
+	    n->audit, n->trust, &n->api, n->http, n->pki, &n->results_refused};
 	for (size_t i = 0; i < n->role->nfeatures && i < MAX_FEATURES; i++, n->fopened++) {
 		const am_feature *f = n->role->features[i];
 		int rc = f->open != NULL ? f->open(&n->fstate[i], &n->view) : 0;

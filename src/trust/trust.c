@@ -32,7 +32,18 @@ struct am_trust {
 	json_t *doc;   /* the whole file */
 	json_t *peers; /* borrowed from doc */
 	struct stat seen; /* the file as last read or written here */
+	am_trust_claim_fn claim; /* a gateway pair's shared pins (NULL: none) */
+	void *claim_ctx;
 };
+
+void
+am_trust_share(am_trust *t, am_trust_claim_fn claim, void *ctx)
+{
+	pthread_mutex_lock(&t->mu);
+	t->claim = claim;
+	t->claim_ctx = ctx;
+	pthread_mutex_unlock(&t->mu);
+}
 
 static bool
 same_file(const struct stat *a, const struct stat *b)
@@ -183,6 +194,15 @@ am_trust_check(am_trust *t, const char *name, const uint8_t pk[static AM_PK_BYTE
 		if (pinned != NULL && strcmp(pinned, hex) == 0) {
 			rc = am_error_set(AM_EKEYCHANGED, "trust: key %.16s… is pinned as \"%s\" and now claims \"%s\"", hex,
 			    other, name);
+			goto out;
+		}
+	}
+	/* a pair: the other gateway's pin for this name (or key) counts too,
+	 * so a key change refused on one is refused on both */
+	if (t->claim != NULL) {
+		char why[300] = "";
+		if (t->claim(t->claim_ctx, name, hex, why, sizeof(why)) == AM_EKEYCHANGED) {
+			rc = am_error_set(AM_EKEYCHANGED, "trust: %s (the gateway pair's pin, in the shared state)", why);
 			goto out;
 		}
 	}

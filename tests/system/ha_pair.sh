@@ -9,6 +9,7 @@
 #  - 100 mixed requests through nginx (messages, tool calls, job polls,
 #    mesh_scan with the dev token, MCP initialize + tools/call) all
 #    succeed, and nginx's log shows both gateways served them
+#  - TOFU pins are the pair's: an impostor crane-1 is refused by B
 # usage: ha_pair.sh AGENT_MESH NODE GATEWAY
 set -u
 AM=$1 NODE=$2 GW=$3
@@ -35,4 +36,15 @@ served() { grep -c "^127.0.0.1:$1 " "$T/nginx-up.log"; }
 echo "  served: A api $(served "$PA"), B api $(served "$PB"), A mcp $(served "$MA"), B mcp $(served "$MB")"
 check "... served by both gateways (A $(served "$PA"), B $(served "$PB"))" test "$(served "$PA")" -ge 20 -a "$(served "$PB")" -ge 20
 check "... MCP by both too" test "$(served "$MA")" -ge 5 -a "$(served "$MB")" -ge 5
+# TOFU pins are the pair's: A pinned crane-1; another key calling itself
+# crane-1 is refused by B, which never met crane-1 (without the shared pin
+# B would have pinned the impostor)
+"$AM" init --store "$T/imp" >/dev/null 2>&1
+GID=$(req GET "http://127.0.0.1:$PA/health" | field "d['node_id']")
+"$NODE" --data "$T/imp" --network-key "@$T/net.key" --port "$(port)" --no-discovery --name crane-1 --trust-key "$GID" \
+    --gateway "tcp://127.0.0.1:$LB" >"$T/imp.log" 2>&1 &
+PIDS+=($!)
+refused() { grep -q 'refused.*crane-1.*pinned for it.*the gateway pair' "$T/gb.log"; }
+check "an impostor crane-1 (another key) is refused by B, from the pair's pin" until_ok 150 refused
+check "... and B pinned nothing for it" bash -c '! jq -e ".peers[\"crane-1\"]" "$1/gb/trust/trust_store.json" >/dev/null 2>&1' _ "$T"
 finish ha-pair

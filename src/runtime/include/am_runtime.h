@@ -61,6 +61,7 @@ typedef struct am_daemon_view {
 	const am_peer_info *self;  /* name, role, and (PKI) our certificate */
 	am_hub *hub;
 	am_audit *audit;
+	am_trust *trust;           /* TOFU pins (a gateway pair shares them) */
 	am_api *api;               /* the token checks; api->trusted: the gateway keys */
 	am_http_server *http;      /* the daemon's HTTP server: add routes at open */
 	bool pki;                  /* trust mode pki: certificates, not TOFU */

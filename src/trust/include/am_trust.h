@@ -34,6 +34,14 @@ struct json_t *am_trust_list(am_trust *t);
 int am_trust_forget(am_trust *t, const char *name_or_key, char *forgotten, size_t cap) AM_MUST_CHECK;
 int am_trust_check(am_trust *t, const char *name, const uint8_t pk[static AM_PK_BYTES],
     const char *address, uint64_t now_ms, bool *pinned_now) AM_MUST_CHECK;
+/* am_trust_share: pins a gateway pair shares (set by the gateway). Before a
+ * first pin, claim(ctx, name, key_hex, why) is asked: 0 when the pair has
+ * the name free or pinned to that key (and now claims it); AM_EKEYCHANGED
+ * with why when the other gateway pinned another key for the name, or the
+ * key under another name (refused here too); any other error (the shared
+ * state is down): this gateway decides alone, as without a pair. */
+typedef int (*am_trust_claim_fn)(void *ctx, const char *name, const char *key_hex, char *why, size_t cap);
+void am_trust_share(am_trust *t, am_trust_claim_fn claim, void *ctx);
 
 /* ----------------------------------------------------------------- pki --- */
 

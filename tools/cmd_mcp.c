@@ -193,6 +193,22 @@ on_body(char *buf, size_t size, size_t n, void *ctx)
 	return len;
 }
 
+/* what every exchange with the gateway sets: where, the headers, and the
+ * answer's headers and body into x */
+static void
+exchange_options(CURL *c, struct curl_slist *h, struct exchange *x)
+{
+	curl_easy_setopt(c, CURLOPT_URL, B.url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+}
+
 static void *
 forward(void *arg)
 {
@@ -232,18 +248,10 @@ forward(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&B.mu);
-	curl_easy_setopt(c, CURLOPT_URL, B.url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	exchange_options(c, h, x);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, x->line);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) strlen(x->line));
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	CURLcode cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK && !x->too_big) {
@@ -340,17 +348,9 @@ listen_session(void *arg)
 			h = curl_slist_append(h, hdr);
 		}
 		pthread_mutex_unlock(&B.mu);
-		curl_easy_setopt(c, CURLOPT_URL, B.url);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-		curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+		exchange_options(c, h, x);
 		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 		(void) curl_easy_perform(c);
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 		curl_slist_free_all(h);

@@ -61,12 +61,37 @@ struct am_mcp {
 	atomic_bool stopping; /* read by a call's thread under its own lock, not mu */
 };
 
+/* mcp.c: what one POST is: its era, who sent it, what it accepts, and the HTTP
+ * status its answer gets (400 for a revision refused) */
+typedef struct {
+	bool modern;
+	bool sse;              /* Accept names text/event-stream */
+	unsigned status;
+	char caller[65];       /* hash of token and session: who may cancel a call */
+	const char *session;   /* Mcp-Session-Id (2025-era), else NULL */
+	int log_level;         /* notifications/message from here up; -1 none */
+} mcp_req;
 /* mcp.c */
+
 extern const char *const am_mcp_log_levels[8]; /* debug .. emergency, as RFC 5424 */
 json_t *am_mcp_rpc_error(json_t *id, int code, const char *msg);
 json_t *am_mcp_rpc_result(json_t *id, json_t *result, bool modern);
-/* a finished (or waited-for) job as a tools/call result */
+json_t *am_mcp_text_content(const char *text, bool is_error, json_t *structured);
+
+/* mcp_tools.c: tools/list; tools/call (NULL with *deferred when the
+ * answer comes later); a finished (or waited-for) job as a tools/call
+ * result; the first 100 inbox entries (mesh_inbox, the inbox resource) */
+json_t *am_mcp_tools_list(am_mcp *m, json_t *id, json_t *params);
+json_t *am_mcp_tools_call(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, am_http_ex *ex, mcp_req *rq,
+    bool *deferred);
 json_t *am_mcp_job_content(json_t *job);
+json_t *am_mcp_inbox_messages(am_mcp *m);
+
+/* mcp_resources.c: the right a resource takes (NULL: not one of ours);
+ * resources/list; resources/read */
+const char *am_mcp_resource_right(const char *uri);
+json_t *am_mcp_resources_list(am_mcp *m, json_t *id, json_t *params);
+json_t *am_mcp_resources_read(am_mcp *m, am_api_auth *a, json_t *id, json_t *params, bool modern);
 
 /* mcp_stream.c: answer the tools/call id (job made, not done) as
  * text/event-stream: a notifications/progress each second while it waits
@@ -78,6 +103,8 @@ json_t *am_mcp_job_content(json_t *job);
  * level up (the call sent, answered, or not), -1 none. */
 int am_mcp_stream_call(am_mcp *m, am_http_ex *ex, json_t *id, const char *job, const char *node, json_t *progress,
     uint64_t wait_ms, bool modern, const char *caller, int log_level) AM_MUST_CHECK;
+/* one JSON-RPC message as a server-sent event on st (consumes msg) */
+int am_mcp_send_event(am_http_stream *st, json_t *msg); /* AM_EIO: the client is gone */
 /* notifications/cancelled: the caller's call request_id stops waiting */
 void am_mcp_cancel(am_mcp *m, const char *caller, json_t *request_id);
 /* at stop: every stream call ended, and waited for */

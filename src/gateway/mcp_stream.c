@@ -46,6 +46,20 @@ call_unref(struct mcp_stream_call *c)
 	free(c);
 }
 
+/* c no longer in flight (am_mcp_streams_stop waits for none to be) */
+static void
+unlist(am_mcp *m, struct mcp_stream_call *c)
+{
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < m->nstreams; i++)
+		if (m->streams[i] == c) {
+			m->streams[i] = m->streams[--m->nstreams];
+			break;
+		}
+	pthread_cond_broadcast(&m->idle);
+	pthread_mutex_unlock(&m->mu);
+}
+
 /* the jobs' callback (their lock held): keep a copy, wake the thread */
 static void
 job_answered(void *ctx, json_t *job, bool stopping)
@@ -66,8 +80,8 @@ job_answered(void *ctx, json_t *job, bool stopping)
 	call_unref(c);
 }
 
-static int
-send_event(am_http_stream *st, json_t *msg)
+int
+am_mcp_send_event(am_http_stream *st, json_t *msg)
 {
 	char *text = json_dumps(msg, JSON_COMPACT);
 	int rc;
@@ -94,7 +108,7 @@ send_log(struct mcp_stream_call *c, int level, const char *text)
 {
 	if (c->log_level < 0 || level < c->log_level)
 		return 0;
-	return send_event(c->st, json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "jsonrpc", "2.0", "method",
+	return am_mcp_send_event(c->st, json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "jsonrpc", "2.0", "method",
 	    "notifications/message", "params", "level", am_mcp_log_levels[level], "logger", "agent-mesh-gateway", "data",
 	    text));
 }
@@ -108,7 +122,7 @@ send_progress(struct mcp_stream_call *c, uint64_t waited_s, uint64_t total_s)
 		return am_http_stream_write(c->st, ": waiting\n\n", 11); /* an SSE comment: keeps the line, finds a leaver */
 	snprintf(msg, sizeof(msg), "waiting for %s to run it (job %s, %llu s)", c->node, c->job,
 	    (unsigned long long) waited_s);
-	return send_event(c->st, json_pack("{s:s, s:s, s:{s:O, s:I, s:I, s:s}}", "jsonrpc", "2.0", "method",
+	return am_mcp_send_event(c->st, json_pack("{s:s, s:s, s:{s:O, s:I, s:I, s:s}}", "jsonrpc", "2.0", "method",
 	    "notifications/progress", "params", "progressToken", c->progress, "progress", (json_int_t) waited_s, "total",
 	    (json_int_t) total_s, "message", msg));
 }
@@ -148,21 +162,14 @@ call_thread(void *arg)
 		    result == NULL ? "the gateway is stopping" : st != NULL && strcmp(st, "done") == 0 ? "the node answered" : st ? st : "ended");
 		(void) send_log(c, result != NULL && st != NULL && strcmp(st, "done") == 0 ? 1 : 3, line);
 		if (result != NULL)
-			(void) send_event(c->st, am_mcp_rpc_result(c->id, result, c->modern));
+			(void) am_mcp_send_event(c->st, am_mcp_rpc_result(c->id, result, c->modern));
 		else if (!answered || c->result == NULL)
-			(void) send_event(c->st, am_mcp_rpc_error(c->id, -32603, "the gateway is stopping; poll mesh_job_status later"));
+			(void) am_mcp_send_event(c->st, am_mcp_rpc_error(c->id, -32603, "the gateway is stopping; poll mesh_job_status later"));
 	} else
 		json_decref(result);
 	/* a cancelled call gets no answer (the spec's rule); its job goes on */
 	am_http_stream_close(c->st);
-	pthread_mutex_lock(&m->mu);
-	for (size_t i = 0; i < m->nstreams; i++)
-		if (m->streams[i] == c) {
-			m->streams[i] = m->streams[--m->nstreams];
-			break;
-		}
-	pthread_cond_broadcast(&m->idle);
-	pthread_mutex_unlock(&m->mu);
+	unlist(m, c);
 	call_unref(c);
 	return NULL;
 }
@@ -221,26 +228,13 @@ cancel:
 	 * drops its own reference then */
 	;
 unlist:
-	pthread_mutex_lock(&m->mu);
-	for (size_t i = 0; i < m->nstreams; i++)
-		if (m->streams[i] == c) {
-			m->streams[i] = m->streams[--m->nstreams];
-			break;
-		}
-	pthread_mutex_unlock(&m->mu);
+	unlist(m, c);
 	call_unref(c);
 	return rc;
 cancel_answered:
 	/* ex is answered (the stream, now ended): report 0 so nobody answers twice */
-	pthread_mutex_lock(&m->mu);
-	for (size_t i = 0; i < m->nstreams; i++)
-		if (m->streams[i] == c) {
-			m->streams[i] = m->streams[--m->nstreams];
-			break;
-		}
-	pthread_mutex_unlock(&m->mu);
+	unlist(m, c);
 	call_unref(c);
-	(void) rc;
 	return 0;
 fail:
 	call_unref(c);

@@ -25,27 +25,6 @@ str_or(const char *s, const char *otherwise)
 
 #define MCP_KEEPALIVE_MS 15000 /* an SSE comment on a quiet stream: finds a client that left */
 
-static int
-send_msg(am_http_stream *st, json_t *msg)
-{
-	char *text = json_dumps(msg, JSON_COMPACT);
-	json_decref(msg);
-	if (text == NULL)
-		return am_error_set(AM_ENOMEM, "out of memory");
-	size_t n = strlen(text);
-	char *ev = malloc(n + 32);
-	int rc;
-	if (ev == NULL) {
-		free(text);
-		return am_error_set(AM_ENOMEM, "out of memory");
-	}
-	int len = snprintf(ev, n + 32, "event: message\ndata: %s\n\n", text);
-	rc = am_http_stream_write(st, ev, (size_t) len);
-	free(ev);
-	free(text);
-	return rc;
-}
-
 /* a notification for watcher w (2026-07-28: stamped with its subscription) */
 static int
 notify(struct mcp_watcher *w, const char *method, json_t *params)
@@ -55,7 +34,7 @@ notify(struct mcp_watcher *w, const char *method, json_t *params)
 	if (w->listen_id != NULL)
 		json_object_set_new(params, "_meta", json_pack("{s:O}", "io.modelcontextprotocol/subscriptionId", w->listen_id));
 	w->last_write_ms = am_now_ms();
-	return send_msg(w->st, json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method, "params", params));
+	return am_mcp_send_event(w->st, json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method, "params", params));
 }
 
 static bool
@@ -86,7 +65,7 @@ watcher_free(struct mcp_watcher *w, bool graceful)
 	/* a 2026-07-28 subscription that ends from our side says so: the
 	 * empty result (the client then knows it was not a disconnect) */
 	if (graceful && w->listen_id != NULL)
-		(void) send_msg(w->st, json_pack("{s:s, s:O, s:{s:{s:O}, s:s}}", "jsonrpc", "2.0", "id", w->listen_id, "result",
+		(void) am_mcp_send_event(w->st, json_pack("{s:s, s:O, s:{s:{s:O}, s:s}}", "jsonrpc", "2.0", "id", w->listen_id, "result",
 		    "_meta", "io.modelcontextprotocol/subscriptionId", w->listen_id, "resultType", "complete"));
 	am_http_stream_close(w->st);
 	json_decref(w->listen_id);

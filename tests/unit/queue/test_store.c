@@ -393,8 +393,9 @@ test_receipts(void)
 }
 
 /* The destination's own copy, delivered and not yet acked, stays when a
- * second copy comes by another path after its receipt (failed on
- * 5c271d4: the second copy removed the first from the inbox) */
+ * second copy comes by another path after its receipt. One at a time the
+ * duplicate check before the write catches it (this passed on 5c271d4
+ * too); test_own_receipt_race below is the case that failed there. */
 static void
 test_own_receipt_dup(void)
 {
